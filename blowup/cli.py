@@ -1,0 +1,142 @@
+"""`blowup COMMAND [OVERRIDES]`: Hydra apps behind one console script.
+
+Overrides are checked before Hydra runs, so bad input costs one line on stderr and exit code 2
+instead of a traceback, for single runs and for every value of a sweep.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from blowup.config import ConfigError, config_dir, group_options, validate
+
+# command -> (help, Hydra config name or None for a plain argparse command, "module:function")
+COMMANDS = {
+    "train": ("train a PINN (blowup train --help lists config groups and keys)", "train", "blowup.trainer:train"),
+    "bench": ("time derivative backends and training steps (blowup bench --help)", "bench", "blowup.bench:run"),
+    "report": ("tabulate and plot run dirs: blowup report PATH ...", None, "blowup.report:main"),
+}
+USAGE = "usage: blowup {" + ",".join(COMMANDS) + "} [OVERRIDES ...]\n" + "\n".join(
+    f"  {name:8s}{text}" for name, (text, _, _) in COMMANDS.items())
+# Hydra flags that take a value, and those that only show things (no run, nothing to check)
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+               "--config-dir", "-cd", "--experimental-rerun"}
+SHOW_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+
+
+def fail(message: str) -> None:
+    print(f"blowup: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra flags with their values, overrides)."""
+    flags, overrides, it = [], [], iter(args)
+    for arg in it:
+        if arg.startswith("-"):
+            flags.append(arg)
+            if arg in VALUE_FLAGS:
+                flags.append(next(it, ""))
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Compose and validate the config for every value each sweep takes; ConfigError on bad input."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        raise ConfigError(str(err).splitlines()[0]) from None
+    choices = []
+    for override, text in zip(parsed, overrides):
+        key = override.get_key_element().lstrip("+~")
+        if override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+        else:
+            values = [text.split("=", 1)[1]] if "=" in text else [None]
+        options = group_options(key)
+        for value in values:
+            if options and value is not None and value not in options and value != "null":
+                raise ConfigError(f"{key}={value!r} is invalid: allowed one of {', '.join(options)}")
+        choices.append([f"{text.split('=', 1)[0]}={v}" if v is not None else text for v in values])
+    # every value of every sweep, the others at their first value: len(sum of values) compositions
+    combos = [[c[0] for c in choices]] + [
+        [c[0] for c in choices[:i]] + [v] + [c[0] for c in choices[i + 1:]]
+        for i, c in enumerate(choices) for v in c[1:]]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        for combo in combos:
+            try:
+                cfg = compose(config_name=config_name, overrides=combo)
+            except (HydraException, OmegaConfBaseException) as err:
+                raise ConfigError(_one_line(err)) from None
+            validate(cfg)
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [str(err).splitlines()[0]]
+    if err.__cause__ is not None:
+        lines.append(str(err.__cause__).splitlines()[0])
+    return ": ".join(line.strip() for line in lines if line.strip())
+
+
+def load(target: str):
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def run_hydra_app(config_name: str, target: str) -> None:
+    """Run `target(cfg, run_dir) -> summary` as a Hydra app (runs, sweeps, launchers, --help)."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    def task(cfg: DictConfig) -> dict:
+        try:
+            validate(cfg) if config_name == "train" else None
+        except ConfigError as err:
+            fail(str(err))
+        summary = load(target)(cfg, Path(HydraConfig.get().runtime.output_dir))
+        if summary.get("status") == "interrupted":
+            sys.exit(130)
+        return summary
+
+    hydra.main(config_path=str(config_dir()), config_name=config_name, version_base=None)(task)()
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        fail(f"command {command!r} is invalid: allowed one of {', '.join(COMMANDS)}")
+    _, config_name, target = COMMANDS[command]
+    if config_name is None:
+        sys.exit(load(target)(rest))
+    register_resolvers()
+    flags, overrides = split_args(rest)
+    if config_name == "train" and not SHOW_FLAGS.intersection(flags):
+        try:
+            check_overrides(config_name, overrides)
+        except ConfigError as err:
+            fail(str(err))
+    sys.argv = [f"blowup {command}"] + rest
+    run_hydra_app(config_name, target)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Typed config schema (Hydra structured configs) and the checks that turn bad input into one line."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from blowup.derivatives import BACKENDS
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class AdamConfig:
+    steps: int = 1000
+    lr: float = 1e-3
+
+
+@dataclass
+class LBFGSConfig:
+    steps: int = 1000
+    lr: float = 1.0
+    history: int = 50
+
+
+@dataclass
+class LMConfig:
+    steps: int = 200
+    damping: float = 1e-3
+
+
+@dataclass
+class OptimConfig:
+    adam: AdamConfig = field(default_factory=AdamConfig)
+    lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+
+
+@dataclass
+class BackendConfig:
+    name: str = "ntp"
+
+
+@dataclass
+class TrainConfig:
+    equation: Any = None  # each equation validates its own group against its dataclass
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    profile: int = 0
+    sobolev: int = 1
+    device: str = "auto"
+    dtype: str = "float64"
+    seed: int = 0
+    resume: Optional[str] = None
+    checkpoint_every: int = 500
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """Bad input: the message is the one line the user sees."""
+
+
+def config_dir() -> Path:
+    """Hydra's config dir: the copy installed with the package, else the repo's conf/."""
+    packaged = Path(str(resources.files("blowup"))) / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    folder = config_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Semantic checks after composition; raises ConfigError naming the key and allowed values."""
+    from blowup.equations import EQUATIONS, check_equation
+
+    _require(cfg.equation is not None and cfg.equation.get("name") in EQUATIONS, "equation",
+             cfg.equation and cfg.equation.get("name"), "one of " + ", ".join(EQUATIONS))
+    _require(cfg.backend.name in BACKENDS, "backend", cfg.backend.name, "one of " + ", ".join(BACKENDS))
+    _require(cfg.profile >= 0, "profile", cfg.profile, "an integer >= 0")
+    _require(cfg.sobolev >= 0, "sobolev", cfg.sobolev, "an integer >= 0")
+    _require(cfg.device in DEVICES, "device", cfg.device, "one of " + ", ".join(DEVICES))
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' is invalid: no CUDA GPU is visible; allowed auto, cpu")
+    _require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
+    _require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
+    for phase in ("adam", "lbfgs", "lm"):
+        _require(cfg.optim[phase].steps >= 0, f"optim.{phase}.steps", cfg.optim[phase].steps, "an integer >= 0")
+    total = sum(cfg.optim[p].steps for p in ("adam", "lbfgs", "lm"))
+    _require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
+    if cfg.resume is not None:
+        _require((Path(cfg.resume) / "checkpoint.pt").is_file(), "resume", cfg.resume, "a run dir with checkpoint.pt")
+    check_equation(cfg)
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
