@@ -51,7 +51,7 @@ def make_optimizer(phase: str, cfg: DictConfig, problem: Problem):
     if phase == "lbfgs":
         return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, history_size=cfg.history,
                                  tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-    return LevenbergMarquardt(problem, damping=cfg.damping)
+    return LevenbergMarquardt(problem, **{k: v for k, v in cfg.items() if k != "steps"})
 
 
 def take_step(phase: str, optimizer, problem: Problem, clock: Clock) -> tuple[torch.Tensor, dict, float]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-EQUATIONS = ("burgers",)
+import importlib
+
+# name -> module; each module defines `check_config(cfg)` (raises ConfigError) and `build(cfg) -> Problem`
+EQUATIONS = {"burgers": "blowup.equations.burgers"}
 
 
 class Problem(nn.Module):
@@ -28,17 +31,9 @@ class Problem(nn.Module):
 
 def check_equation(cfg: DictConfig) -> None:
     """Type- and value-check the equation group (raises ConfigError) without building anything."""
-    if cfg.equation.name == "burgers":
-        from blowup.equations.burgers import check_config
-
-        check_config(cfg)
+    importlib.import_module(EQUATIONS[cfg.equation.name]).check_config(cfg)
 
 
 def build_problem(cfg: DictConfig) -> Problem:
     """The problem named by cfg.equation.name, on the configured backend."""
-    name = cfg.equation.name
-    if name == "burgers":
-        from blowup.equations.burgers import Burgers
-
-        return Burgers.from_config(cfg)
-    raise ValueError(f"equation={name!r} is not one of: {', '.join(EQUATIONS)}")
+    return importlib.import_module(EQUATIONS[cfg.equation.name]).build(cfg)

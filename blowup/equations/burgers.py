@@ -155,10 +155,6 @@ class Burgers(Problem):
         self.register_buffer("sobolev_scale", (q / cfg.points).sqrt())
         self.register_buffer("smooth_scale", torch.full((2 * profile + 4,), (w.smooth / cfg.local_points) ** 0.5))
 
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> "Burgers":
-        return cls(typed_config(cfg), cfg.profile, cfg.sobolev, cfg.backend.name)
-
     @property
     def lam(self) -> Tensor:
         return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(self.lam_raw)
@@ -236,3 +232,7 @@ class Burgers(Problem):
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def build(cfg: DictConfig) -> Burgers:
+    return Burgers(typed_config(cfg), cfg.profile, cfg.sobolev, cfg.backend.name)
