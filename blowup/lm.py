@@ -38,48 +38,61 @@ def pointwise_jacobian(problem: Problem) -> Tensor:
     return torch.cat(blocks)
 
 
-def damped_step(jac: Tensor, r: Tensor, damping: float) -> Tensor:
-    """argmin_d ||J d + r||^2 + damping ||d||^2, solved in the smaller of residual or parameter space."""
-    rows, cols = jac.shape
-    if rows < cols:
-        gram = jac @ jac.T
-        gram.diagonal().add_(damping)
-        return -jac.T @ torch.linalg.solve(gram, r)
-    gram = jac.T @ jac
-    gram.diagonal().add_(damping)
-    return -torch.linalg.solve(gram, jac.T @ r)
+class DampedSolver:
+    """Minimises ||J d + r||^2 + damping ||d||^2 for any damping, by a Cholesky solve of the Gram
+    matrix formed once, in the smaller of residual or parameter space."""
+
+    def __init__(self, jac: Tensor, r: Tensor):
+        self.jac, self.r = jac, r
+        self.residual_space = jac.shape[0] < jac.shape[1]
+        self.gram = jac @ jac.T if self.residual_space else jac.T @ jac
+        self.rhs = r if self.residual_space else jac.T @ r
+        self.eye = torch.eye(len(self.gram), dtype=r.dtype, device=r.device)
+
+    def step(self, damping: float) -> Tensor:
+        factor, info = torch.linalg.cholesky_ex(self.gram + damping * self.eye)
+        if info:  # not positive definite at this damping: let the caller raise it
+            return torch.full_like(self.jac[0], float("nan"))
+        coeffs = torch.cholesky_solve(self.rhs.unsqueeze(1), factor).squeeze(1)
+        return -(self.jac.T @ coeffs if self.residual_space else coeffs)
+
+    def predicted_loss(self, step: Tensor) -> Tensor:
+        return (self.r + self.jac @ step).square().sum()
 
 
 class LevenbergMarquardt:
-    """Levenberg's adaptive damping: shrink it after a step that lowers the loss, grow it otherwise."""
+    """Levenberg-Marquardt with Nielsen's damping update: the gain ratio (actual over predicted
+    decrease) decides how far to trust the Gauss-Newton model next time."""
 
-    def __init__(self, problem: Problem, damping: float = 1e-3, increase: float = 4.0, decrease: float = 3.0,
-                 min_damping: float = 1e-14, max_tries: int = 20):
+    def __init__(self, problem: Problem, damping: float = 1e-3, min_damping: float = 1e-15, max_tries: int = 12):
         self.problem = problem
         self.params = [p for p in problem.parameters() if p.requires_grad]
-        self.damping, self.increase, self.decrease = damping, increase, decrease
-        self.min_damping, self.max_tries = min_damping, max_tries
+        self.damping, self.min_damping, self.max_tries = damping, min_damping, max_tries
+        self.growth = 2.0
 
     def step(self, r: Tensor) -> Tensor:
-        """One accepted step from residuals r (or none, if no damping lowers the loss)."""
-        jac = pointwise_jacobian(self.problem)
+        """One step from residuals r (none is taken if no damping within max_tries lowers the loss)."""
+        solver = DampedSolver(pointwise_jacobian(self.problem), r)
         loss = r.square().sum()
         start = parameters_to_vector(self.params).detach()
         for _ in range(self.max_tries):
-            candidate = start + damped_step(jac, r, self.damping)
+            step = solver.step(self.damping)
             with torch.no_grad():
-                vector_to_parameters(candidate, self.params)
+                vector_to_parameters(start + step, self.params)
             trial = residual_vector(self.problem.residuals()).detach().square().sum()
-            if torch.isfinite(trial) and trial < loss:
-                self.damping = max(self.damping / self.decrease, self.min_damping)
+            gain = (loss - trial) / (loss - solver.predicted_loss(step)).clamp_min(torch.finfo(r.dtype).tiny)
+            if torch.isfinite(trial) and gain > 0:
+                self.damping = max(self.damping * max(1 / 3, 1 - (2 * gain.item() - 1) ** 3), self.min_damping)
+                self.growth = 2.0
                 return loss
-            self.damping *= self.increase
+            self.damping *= self.growth
+            self.growth *= 2
         with torch.no_grad():
             vector_to_parameters(start, self.params)
         return loss
 
     def state_dict(self) -> dict:
-        return {"damping": self.damping}
+        return {"damping": self.damping, "growth": self.growth}
 
     def load_state_dict(self, state: dict) -> None:
-        self.damping = state["damping"]
+        self.damping, self.growth = state["damping"], state["growth"]

@@ -1,0 +1,114 @@
+"""The Burgers residual, its derivatives of every order, the exact profile and λ_k."""
+import numpy as np
+import pytest
+import torch
+
+from blowup.derivatives import input_jet
+from blowup.equations.burgers import Burgers, BurgersConfig, BurgersProfile, ModelConfig, exact_lambda, exact_profile, residual
+from blowup.jet import Jet
+from blowup.losses import residual_vector
+from blowup.lm import pointwise_jacobian
+from blowup.models import MLP
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 6])
+def test_exact_profile_solves_the_implicit_equation(k):
+    x = np.linspace(-2, 2, 1001)
+    u = exact_profile(x, k)
+    assert np.max(np.abs(u + u ** (2 * k + 3) + x)) < 1e-14
+    assert u[0] == pytest.approx(1.0, abs=1e-15) and u[-1] == pytest.approx(-1.0, abs=1e-15)
+
+
+def exact_profile_jet(x: torch.Tensor, k: int, order: int) -> Jet:
+    """Taylor coefficients of the exact profile by implicit differentiation of U + U^p = -X,
+    computed order by order with jet arithmetic (an independent route from the network)."""
+    p = 2 * k + 3
+    u0 = torch.from_numpy(exact_profile(x.numpy().ravel(), k)).view(-1, 1)
+    coeffs = torch.zeros(order + 1, *u0.shape)
+    coeffs[0] = u0
+    for n in range(1, order + 1):
+        # G(U) = U + U^p + X = 0; with coefficient n unknown, G's n-th coefficient is linear in it
+        trial = Jet(coeffs[: n + 1].clone())
+        g = trial + power(trial, p) + Jet.variable(x, n)
+        slope = 1 + p * u0 ** (p - 1)
+        coeffs[n] = -g.coeffs[n] / slope
+    return Jet(coeffs)
+
+
+def power(u: Jet, p: int) -> Jet:
+    out = u
+    for _ in range(p - 1):
+        out = out * u
+    return out
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_residual_and_all_its_derivatives_vanish_on_exact_profile(k):
+    """F = 0 identically for (U_k, λ_k): every Taylor coefficient of F, up to 2k+3, vanishes."""
+    x = torch.linspace(-1.9, 1.9, 23).view(-1, 1)
+    order = 2 * k + 4
+    f = residual(Jet.variable(x, order), exact_profile_jet(x, k, order), exact_lambda(k))
+    assert f.order == 2 * k + 3
+    assert f.coeffs.abs().max() < 1e-10
+
+
+def test_wrong_lambda_breaks_smoothness_at_the_origin():
+    """With λ ≠ λ_k the coefficient ((n-1)λ - 1) U^(n)(0) no longer vanishes: F's Taylor coefficients are non-zero."""
+    x = torch.zeros(1, 1)
+    u = exact_profile_jet(x, 0, 4)
+    good = residual(Jet.variable(x, 4), u, exact_lambda(0)).coeffs.abs().max()
+    bad = residual(Jet.variable(x, 4), u, exact_lambda(0) + 0.01).coeffs.abs().max()
+    assert good < 1e-14 and bad > 1e-3
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_residual_derivatives_agree_between_backends(k):
+    torch.manual_seed(0)
+    problems = {b: Burgers(BurgersConfig(points=21, local_points=5), k, sobolev=2, backend=b) for b in ("ntp", "autograd")}
+    problems["autograd"].load_state_dict(problems["ntp"].state_dict())
+    res = {b: residual_vector(p.residuals()) for b, p in problems.items()}
+    assert torch.allclose(res["ntp"], res["autograd"], rtol=1e-10, atol=1e-12)
+
+
+def test_residual_derivatives_match_finite_differences():
+    """The Sobolev term's first derivative of F equals a central difference of F itself."""
+    torch.manual_seed(1)
+    p = Burgers(BurgersConfig(), 1, sobolev=1, backend="ntp")
+    x, h = torch.linspace(-1.5, 1.5, 7).view(-1, 1), 1e-6
+    f = p.residual_jet(x, 1).derivatives()
+    fd = (p.residual_jet(x + h, 0).coeffs[0] - p.residual_jet(x - h, 0).coeffs[0]) / (2 * h)
+    assert torch.allclose(f[1], fd, atol=1e-7)
+
+
+@pytest.mark.parametrize("embedding", ["odd", "odd_boundary"])
+def test_embeddings_are_odd_and_fix_the_boundary(embedding):
+    torch.manual_seed(2)
+    u = BurgersProfile(MLP(width=8, depth=2), embedding, (-2.0, 2.0), (1.0, -1.0))
+    x = torch.linspace(0, 2, 11).view(-1, 1)
+    assert torch.allclose(u(x), -u(-x), atol=1e-15)
+    if embedding == "odd_boundary":
+        ends = u(torch.tensor([[-2.0], [2.0]])).flatten()
+        assert torch.allclose(ends, torch.tensor([1.0, -1.0]), atol=1e-15)
+    jet = input_jet(u, x, 5, "ntp").derivatives()
+    assert torch.allclose(jet, input_jet(u, x, 5, "autograd").derivatives(), rtol=1e-11, atol=1e-12)
+
+
+def test_lambda_stays_in_its_bracket_and_smoothness_uses_2k_plus_4_derivatives():
+    p = Burgers(BurgersConfig(model=ModelConfig(4, 1)), 2, sobolev=0, backend="ntp")
+    lo, hi = 1 / 7, 1 / 5
+    for raw in (-50.0, 0.0, 50.0):
+        with torch.no_grad():
+            p.lam_raw.fill_(raw)
+        assert lo <= p.lam.item() <= hi
+    assert p(*(["smooth"] + list(p.terms()["smooth"]))).shape == (31, 2 * 2 + 4)
+
+
+def test_pointwise_jacobian_matches_autograd_rows():
+    torch.manual_seed(3)
+    p = Burgers(BurgersConfig(points=15, local_points=5, embedding="none", model=ModelConfig(6, 2)), 1, 1, "ntp")
+    r = residual_vector(p.residuals())
+    jac = pointwise_jacobian(p)
+    params = list(p.parameters())
+    for row in (0, 7, len(r) - 1):
+        grads = torch.autograd.grad(r[row], params, retain_graph=True, materialize_grads=True)
+        assert torch.allclose(jac[row], torch.cat([g.flatten() for g in grads]), atol=1e-14)

@@ -1,0 +1,52 @@
+"""Config composition through Hydra's compose API, and the checks that reject bad values."""
+import pytest
+from hydra import compose, initialize_config_dir
+
+from blowup.config import ConfigError, config_dir, group_options, validate
+
+
+def composed(*overrides):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_defaults_compose_and_validate():
+    cfg = composed()
+    validate(cfg)
+    assert (cfg.equation.name, cfg.backend.name, cfg.profile, cfg.sobolev, cfg.dtype, cfg.device) == (
+        "burgers", "ntp", 0, 1, "float64", "auto")
+    assert cfg.optim.adam.steps > 0 and cfg.optim.lbfgs.steps > 0 and cfg.optim.lm.steps > 0
+
+
+def test_groups_and_top_level_overrides():
+    cfg = composed("backend=autograd", "profile=3", "sobolev=2", "device=cpu", "seed=7", "dtype=float32")
+    validate(cfg)
+    assert (cfg.backend.name, cfg.profile, cfg.sobolev, cfg.device, cfg.seed, cfg.dtype) == (
+        "autograd", 3, 2, "cpu", 7, "float32")
+    assert set(group_options("backend")) >= {"autograd", "ntp"}
+
+
+def test_smoke_experiment_is_tiny():
+    cfg = composed("experiment=smoke")
+    total = sum(cfg.optim[p].steps for p in ("adam", "lbfgs", "lm"))
+    assert total < 100 and cfg.equation.model.width <= 8
+
+
+@pytest.mark.parametrize("override, key", [
+    ("profile=-1", "profile"), ("sobolev=-2", "sobolev"), ("device=tpu", "device"), ("dtype=float16", "dtype"),
+    ("optim.adam.steps=-5", "optim.adam.steps"), ("equation.embedding=even", "equation.embedding"),
+    ("equation.points=1", "equation.points"), ("equation.lambda_bracket=[0.6,0.9]", "equation.lambda_bracket"),
+])
+def test_bad_values_name_their_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(composed(override))
+
+
+def test_zero_total_steps_rejected():
+    with pytest.raises(ConfigError, match="steps"):
+        validate(composed("optim.adam.steps=0", "optim.lbfgs.steps=0", "optim.lm.steps=0"))
+
+
+def test_wrong_type_rejected_at_composition():
+    with pytest.raises(Exception, match="profile"):
+        composed("profile=abc")
