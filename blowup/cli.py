@@ -62,7 +62,7 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
             values = list(override.sweep_string_iterator())
         else:
             values = [text.split("=", 1)[1]] if "=" in text else [None]
-        options = group_options(key)
+        options = [] if key.startswith("hydra/") else group_options(key)
         for value in values:
             if options and value is not None and value not in options and value != "null":
                 raise ConfigError(f"{key}={value!r} is invalid: allowed one of {', '.join(options)}")
@@ -101,9 +101,9 @@ def run_hydra_app(config_name: str, target: str) -> None:
     def task(cfg: DictConfig) -> dict:
         try:
             validate(cfg) if config_name == "train" else None
+            summary = load(target)(cfg, Path(HydraConfig.get().runtime.output_dir))
         except ConfigError as err:
             fail(str(err))
-        summary = load(target)(cfg, Path(HydraConfig.get().runtime.output_dir))
         if summary.get("status") == "interrupted":
             sys.exit(130)
         return summary
@@ -114,7 +114,8 @@ def run_hydra_app(config_name: str, target: str) -> None:
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
-    OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+    # cached: sweep workers re-resolve the sweep dir and must get the launching process's pid
+    OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,7 @@ class LBFGSConfig:
 
 @dataclass
 class LMConfig:
-    steps: int = 200
+    steps: int = 300
     damping: float = 1e-3
 
 

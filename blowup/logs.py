@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import math
+import os
+import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console(stderr=True)
+# versions recorded with every run: the ones whose changes can move a result
+PACKAGES = ("blowup", "torch", "numpy", "scipy", "pandas", "hydra-core", "omegaconf", "matplotlib", "rich")
 
 
 class MetricsLog:
@@ -33,23 +39,82 @@ class MetricsLog:
     def close(self) -> None:
         self.file.close()
 
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def restore_metrics(history: Path, path: Path, columns: list[str], step: int) -> None:
+    """Rewrite `path` as the complete rows of `history` (the same file, or the log of the run being
+    resumed) with step < `step`. Rows after the checkpoint are about to be logged again, and a kill
+    may have cut the last one short; without this the log would not be one row per step."""
+    rows = []
+    if step > 0 and Path(history).is_file():
+        with open(history, newline="") as file:
+            rows = [row for row in csv.DictReader(file)  # short rows get None values, long ones a None key
+                    if None not in row and None not in row.values() and row["step"].isdigit() and int(row["step"]) < step]
+    tmp = Path(path).with_suffix(".tmp")
+    with open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
 
 def write_json(path: Path, data: dict) -> None:
     Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def git_commit() -> str | None:
-    """HEAD of the repository this package runs from, with '-dirty' if it has local changes."""
+def git_state() -> tuple[str | None, bool | None]:
+    """(HEAD, whether tracked files differ from it) of the repository this package runs from."""
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if head.returncode:
-            return None
+            return None, None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
-        return head.stdout.strip() + ("-dirty" if dirty else "")
+        return head.stdout.strip(), bool(dirty)
     except (OSError, subprocess.SubprocessError):
-        return None
+        return None, None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def cpu_name() -> str:
+    """The CPU model (what CPU timings depend on); platform.processor() is often just the architecture."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def hydra_overrides() -> list[str] | None:
+    """The command-line overrides of this Hydra job: `blowup train <these>` reproduces it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
+def environment() -> dict:
+    """Where and with what code a run ran (the composed config is in config.yaml beside it)."""
+    commit, dirty = git_state()
+    return {"git_commit": commit, "git_dirty": dirty, "packages": package_versions(),
+            "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(),
+            "hostname": platform.node(),
+            "overrides": hydra_overrides(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def progress_bar() -> Progress:
@@ -61,6 +126,8 @@ def progress_bar() -> Progress:
 def summary_table(summary: dict) -> Table:
     table = Table(title="run summary", show_header=False)
     for key, value in summary.items():
+        if key == "meta":
+            continue
         if isinstance(value, float) and math.isfinite(value) and value != 0 and not 1e-3 <= abs(value) < 1e6:
             value = f"{value:.6e}"
         table.add_row(key, str(value))

@@ -1,14 +1,27 @@
 """The training loop: Adam, then L-BFGS, then Levenberg-Marquardt, one row of metrics per step.
 
-Read top to bottom: set up, (maybe) resume, run the phases, write the outputs. Ctrl-C or SIGTERM
-stops at the current step and still writes the checkpoint and the summary; a non-finite loss stops
-the run as "diverged" and keeps the last good checkpoint.
+Read top to bottom: set up, resume from a checkpoint if there is one, run the phases, write the outputs.
+
+Resuming. checkpoint.pt holds everything the next step depends on (network, λ, the current phase's
+optimiser, RNG states, step counters), so a resumed run ends where an uninterrupted one would.
+A checkpoint already in the run dir (`hydra.run.dir=<dir>` again, a requeued SLURM job) is continued
+in place; otherwise `resume=<dir>` continues that run in this run's own dir, copying its log up to the
+checkpoint and leaving the old dir as it was (so one checkpoint can be continued more than one way).
+Either way metrics.csv is cut back to the checkpoint's step: rows logged after it are about to be
+logged again.
+
+Stopping. The first SIGINT or SIGTERM finishes the current step, then checkpoints and writes the
+summary with status "interrupted"; a second one aborts at once. A NaN or inf in the loss or the
+parameters (or a singular linear solve) stops the run as "diverged": the last good checkpoint stays,
+and the outputs describe it.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +31,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from blowup import logs
+from blowup.config import ConfigError
 from blowup.equations import Problem, build_problem
 from blowup.lm import LevenbergMarquardt
 from blowup.losses import loss_terms, residual_vector
 
 PHASES = ("adam", "lbfgs", "lm")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# what a checkpoint must share with the run continuing it: the problem (optimiser settings and step counts may change)
+SAME_PROBLEM = ("equation", "profile", "sobolev", "dtype")
+LINE_SEARCH_EVALS = 25  # most loss evaluations in one L-BFGS step (torch's default for 20 iterations)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,12 +61,37 @@ class Clock:
         return time.perf_counter()
 
 
+class StopOnSignal:
+    """The first SIGINT or SIGTERM asks the loop to stop after the current step, so the checkpoint
+    and the log agree; a second one aborts at once. Python only lets the main thread install
+    handlers: elsewhere signals keep their usual meaning."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> "StopOnSignal":
+        self.requested, self.previous = False, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logs.console.print(f"{signal.Signals(signum).name}: stopping after this step (send it again to abort now)")
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def make_optimizer(phase: str, cfg: DictConfig, problem: Problem):
     params = [p for p in problem.parameters() if p.requires_grad]
     if phase == "adam":
         return torch.optim.Adam(params, lr=cfg.lr)
-    if phase == "lbfgs":
-        return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, history_size=cfg.history,
+    if phase == "lbfgs":  # one iteration per step; max_eval is the line search's budget (torch's default
+        # for max_iter=1 leaves it none: a rejected first trial then gives a zero step, every step)
+        return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, max_eval=LINE_SEARCH_EVALS, history_size=cfg.history,
                                  tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
     return LevenbergMarquardt(problem, **{k: v for k, v in cfg.items() if k != "steps"})
 
@@ -85,10 +127,43 @@ def take_step(phase: str, optimizer, problem: Problem, clock: Clock) -> tuple[to
     return first["loss"], first["terms"], deriv_time
 
 
+def all_finite(loss: torch.Tensor, problem: Problem) -> bool:
+    """False once the loss or any parameter is NaN or inf: the run has diverged (one sync, not one per tensor)."""
+    values = [loss.reshape(1)] + [p.detach().flatten() for p in problem.parameters()]
+    return bool(torch.isfinite(torch.cat(values)).all())
+
+
+def rng_state(device: torch.device) -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())  # map_location moved it to the run's device
+    np.random.set_state(state["numpy"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device) -> dict | None:
+    """The checkpoint to continue from (None: start fresh); refuses one trained on another problem."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    was = _flatten({k: state["config"].get(k) for k in SAME_PROBLEM})
+    now = _flatten({k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in SAME_PROBLEM})
+    changed = [f"{k}={was.get(k)!r} (this run: {now.get(k)!r})" for k in sorted(set(was) | set(now))
+               if was.get(k) != now.get(k)]
+    if changed:
+        raise ConfigError(f"cannot resume {path}: it was trained with {', '.join(changed)}; keep "
+                          f"{', '.join(SAME_PROBLEM)} as they were, or start in a new run dir")
+    return state
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint whole
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -100,89 +175,105 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     np.random.seed(cfg.seed)
     clock = Clock(device)
     problem = build_problem(cfg).to(device)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
 
-    checkpoint_path = run_dir / "checkpoint.pt"
-    resume_from = Path(cfg.resume) / "checkpoint.pt" if cfg.resume else checkpoint_path
-    state = torch.load(resume_from, map_location=device, weights_only=False) if resume_from.exists() else None
-    if state is not None:
+    # resume: this run dir's own checkpoint first (a requeued job must not go back to where it branched
+    # off), else resume=<dir>'s, continued in this run dir
+    own = (run_dir / "checkpoint.pt").is_file()
+    source = Path(cfg.resume) if cfg.resume and not own else run_dir
+    state = load_checkpoint(source / "checkpoint.pt", cfg, device)
+    phase, phase_step, optimizer, step, elapsed = PHASES[0], 0, None, 0, 0.0
+    if state:
         problem.load_state_dict(state["problem"])
-        torch.set_rng_state(state["rng"])
-        logs.console.print(f"resuming from {resume_from} at step {state['step']} ({state['phase']})")
-    step, elapsed = (state["step"], state["wall_time_s"]) if state else (0, 0.0)
+        set_rng_state(state["rng"], device)
+        phase, step, elapsed = state["phase"], state["step"], state["wall_time_s"]
+        logs.console.print(f"resuming {source} at step {step} ({phase})")
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    meta = {**logs.environment(), "device_name": _device_name(device), "cuda": torch.version.cuda,
+            "threads": torch.get_num_threads(), "seed": cfg.seed,
+            "resumed_from": str(source) if state else None, "resumed_at_step": step if state else None}
 
     scalar_names = list(problem.scalars())
     columns = (["step", "phase", "loss"] + [f"loss_{t}" for t in problem.terms()] + scalar_names
                + ["wall_time_s", "step_time_s", "deriv_time_s"])
-    metrics = logs.MetricsLog(run_dir / "metrics.csv", columns)
-    status, phase, phase_step, optimizer = "completed", None, 0, None
-    previous_sigterm = _sigterm_as_interrupt()
+    logs.restore_metrics(source / "metrics.csv", run_dir / "metrics.csv", columns, step)
+    checkpoint_path = run_dir / "checkpoint.pt"
     started = clock() - elapsed
 
     def snapshot() -> dict:
         return {"problem": problem.state_dict(), "phase": phase, "phase_step": phase_step, "step": step,
-                "optimizer": optimizer.state_dict() if optimizer else None, "rng": torch.get_rng_state(),
-                "wall_time_s": clock() - started}
+                "optimizer": optimizer.state_dict() if optimizer else None, "rng": rng_state(device),
+                "wall_time_s": clock() - started, "config": OmegaConf.to_container(cfg, resolve=True)}
 
-    try:
-        with logs.progress_bar() as bar:
-            for phase in PHASES:
-                phase_cfg = cfg.optim[phase]
-                done_phases = PHASES[: PHASES.index(state["phase"])] if state else ()
-                if phase_cfg.steps <= 0 or phase in done_phases:
-                    continue
-                optimizer = make_optimizer(phase, phase_cfg, problem)
-                phase_step = 0
-                if state and state["phase"] == phase:
-                    phase_step = state["phase_step"]
-                    if state["optimizer"]:
-                        optimizer.load_state_dict(state["optimizer"])
-                task = bar.add_task(phase, total=phase_cfg.steps, completed=phase_step, loss=float("nan"), scalars="")
-                while phase_step < phase_cfg.steps:
-                    t0 = clock()
+    save_checkpoint(checkpoint_path, state or snapshot())  # a last good checkpoint from the start
+    status = None  # "interrupted" or "diverged" once the run stops early
+    with (logs.MetricsLog(run_dir / "metrics.csv", columns) as metrics, logs.progress_bar() as bar,
+          StopOnSignal() as stop):
+        for phase in PHASES[PHASES.index(phase):]:
+            phase_cfg = cfg.optim[phase]
+            optimizer = make_optimizer(phase, phase_cfg, problem)
+            phase_step = 0
+            if state and state["phase"] == phase:
+                phase_step = state["phase_step"]
+                if state["optimizer"] is not None:
+                    optimizer.load_state_dict(state["optimizer"])
+            task = bar.add_task(phase, total=phase_cfg.steps, completed=min(phase_step, phase_cfg.steps),
+                                visible=phase_cfg.steps > 0, loss=float("nan"), scalars="")
+            while phase_step < phase_cfg.steps and not status:
+                t0 = clock()
+                try:
                     loss, terms, deriv_time = take_step(phase, optimizer, problem, clock)
-                    if not torch.isfinite(loss):
-                        status = "diverged"
-                        raise StopIteration
-                    now = clock()
-                    scalars = {k: v.item() for k, v in problem.scalars().items()}
-                    metrics.write({"step": step, "phase": phase, "loss": loss.item(),
-                                   **{f"loss_{k}": v.item() for k, v in terms.items()}, **scalars,
-                                   "wall_time_s": now - started, "step_time_s": now - t0, "deriv_time_s": deriv_time})
-                    step, phase_step = step + 1, phase_step + 1
-                    if phase_step % cfg.checkpoint_every == 0:
-                        save_checkpoint(checkpoint_path, snapshot())
-                    bar.update(task, advance=1, loss=loss.item(),
-                               scalars="  ".join(f"{k} {v:.12g}" for k, v in scalars.items()))
-                state = None
+                    diverged = not all_finite(loss, problem)
+                except torch.linalg.LinAlgError:  # a singular solve: the state has blown up
+                    diverged = True
+                if diverged:
+                    status = "diverged"
+                    break
+                now = clock()
+                scalars = {k: v.item() for k, v in problem.scalars().items()}
+                metrics.write({"step": step, "phase": phase, "loss": loss.item(),
+                               **{f"loss_{k}": v.item() for k, v in terms.items()}, **scalars,
+                               "wall_time_s": now - started, "step_time_s": now - t0, "deriv_time_s": deriv_time})
+                step, phase_step = step + 1, phase_step + 1
+                if stop.requested:
+                    status = "interrupted"
+                if status or step % cfg.checkpoint_every == 0:
+                    save_checkpoint(checkpoint_path, snapshot())
+                bar.update(task, advance=1, loss=loss.item(),
+                           scalars="  ".join(f"{k} {v:.12g}" for k, v in scalars.items()))
+            if status:
+                break
+        else:  # every phase ran to its end
+            status = "completed"
             save_checkpoint(checkpoint_path, snapshot())
-    except KeyboardInterrupt:
-        status = "interrupted"
-        save_checkpoint(checkpoint_path, snapshot())
-    except StopIteration:
-        pass  # diverged: the last good checkpoint stays
-    finally:
-        metrics.close()
-        signal.signal(signal.SIGTERM, previous_sigterm) if previous_sigterm is not None else None
 
-    summary = write_outputs(cfg, problem, run_dir, status, clock() - started, device)
+    checkpoint_step = step
+    if status == "diverged":  # the outputs describe the last good checkpoint, where a resume would start
+        good = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        problem.load_state_dict(good["problem"])
+        checkpoint_step = good["step"]
+        logs.console.print(f"[red]diverged at step {step}[/red] (loss or parameters not finite): "
+                           f"outputs and checkpoint.pt are from step {checkpoint_step}")
+    summary = write_outputs(cfg, problem, run_dir, status, clock() - started, device,
+                            meta | {"checkpoint_step": checkpoint_step})
     logs.console.print(logs.summary_table(summary))
     return summary
 
 
 def write_outputs(cfg: DictConfig, problem: Problem, run_dir: Path, status: str, wall_time: float,
-                  device: torch.device) -> dict:
+                  device: torch.device, meta: dict) -> dict:
     history = pd.read_csv(run_dir / "metrics.csv")
     problem.solution().to_csv(run_dir / "solution.csv", index=False)
     with torch.enable_grad():
         final_loss = sum(loss_terms(problem.residuals()).values()).item()
+    commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")
     summary = {
         "equation": cfg.equation.name, "backend": cfg.backend.name, "sobolev": cfg.sobolev,
         "device": str(device), "device_name": _device_name(device), "dtype": cfg.dtype, "seed": cfg.seed,
         **problem.evaluate(), "loss": final_loss, "steps": len(history), "wall_time_s": wall_time,
         "step_time_median_s": _median(history, "step_time_s"), "deriv_time_median_s": _median(history, "deriv_time_s"),
         "torch_version": torch.__version__, "python_version": platform.python_version(),
-        "threads": torch.get_num_threads(), "git_commit": logs.git_commit(), "status": status,
+        "threads": torch.get_num_threads(), "git_commit": commit, "status": status,
+        "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     }
     logs.write_json(run_dir / "summary.json", summary)
     problem.plot(history, run_dir / "profile.png")
@@ -197,11 +288,12 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
 
 
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler's kill) gets the same clean stop as Ctrl-C."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. some launchers): leave signals alone
-        return None
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"equation": {"model": {"width": 8}}} -> {"equation.model.width": 8}: names what changed."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,185 @@
+"""Resume, divergence guard and signals: a stopped run, resumed, ends where an uninterrupted one does."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from blowup import trainer
+from blowup.config import ConfigError, config_dir
+from blowup.equations.burgers import Burgers
+
+# 8 Adam, 4 L-BFGS and 2 LM steps, a checkpoint every 3: small enough to run many times
+TINY = ["experiment=smoke", "optim.adam.steps=8", "optim.lbfgs.steps=4", "optim.lm.steps=2", "checkpoint_every=3",
+        "equation.points=21", "equation.local_points=9", "equation.eval_points=1001", "device=cpu"]
+TOTAL = 14
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_plots():
+    """profile.png takes longer than these runs themselves; nothing here looks at it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Burgers, "plot", lambda self, history, path: None)
+        yield
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose("train", overrides=TINY + list(overrides))
+
+
+def checkpoint_step(run_dir) -> int:
+    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"]
+
+
+def stop_at(monkeypatch, step: int, how):
+    """Make the step with this index call `how` after it runs (a signal, an exception, a NaN)."""
+    real, calls = trainer.take_step, []
+
+    def take_step(*args):
+        out = real(*args)
+        calls.append(1)
+        if len(calls) == step + 1:
+            how(args[2])
+        return out
+
+    monkeypatch.setattr(trainer, "take_step", take_step)
+
+
+class Killed(Exception):
+    """A hard kill: the run dies without its clean stop (no final checkpoint, no summary)."""
+
+
+def kill(problem):
+    raise Killed
+
+
+def assert_same_run(a, b):
+    """Same final λ (to round-off) and the same log, one row per step, as the uninterrupted run."""
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sb["status"] == "completed" and sb["steps"] == sa["steps"] == TOTAL
+    assert sb["lambda"] == pytest.approx(sa["lambda"], rel=1e-12, abs=1e-14)
+    ma, mb = (pd.read_csv(d / "metrics.csv") for d in (a, b))
+    assert list(mb.step) == list(range(TOTAL))
+    assert list(mb.phase) == list(ma.phase)
+    for column in ("loss", "lambda"):
+        assert mb[column].to_numpy() == pytest.approx(ma[column].to_numpy(), rel=1e-10, abs=1e-14)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference")
+    trainer.train(config(), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("step, phase", [(3, "adam"), (9, "lbfgs"), (12, "lm")])
+def test_interrupt_then_resume_in_place(tmp_path, monkeypatch, reference, step, phase):
+    stop_at(monkeypatch, step, lambda problem: os.kill(os.getpid(), signal.SIGINT))
+    summary = trainer.train(config(), tmp_path)
+    assert summary["status"] == "interrupted" and summary["steps"] == step + 1
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert (state["step"], state["phase"]) == (step + 1, phase)  # the stopping step is logged and checkpointed
+    monkeypatch.undo()
+    summary = trainer.train(config(), tmp_path)
+    assert summary["meta"]["resumed_at_step"] == step + 1
+    assert_same_run(reference, tmp_path)
+
+
+def test_kill_between_checkpoints_drops_rows_logged_after_the_checkpoint(tmp_path, monkeypatch, reference):
+    stop_at(monkeypatch, 10, kill)
+    with pytest.raises(Killed):
+        trainer.train(config(), tmp_path)
+    assert checkpoint_step(tmp_path) == 9  # checkpoint_every=3: step 9 is only in the log
+    with open(tmp_path / "metrics.csv", "a") as log:
+        log.write("10,lbfgs,0.12")  # and the kill cut the next row short
+    monkeypatch.undo()
+    trainer.train(config(), tmp_path)
+    assert_same_run(reference, tmp_path)
+
+
+def test_resume_from_another_dir_copies_the_log_and_leaves_it_alone(tmp_path, monkeypatch, reference):
+    old, new = tmp_path / "old", tmp_path / "new"
+    stop_at(monkeypatch, 5, lambda problem: os.kill(os.getpid(), signal.SIGTERM))
+    trainer.train(config(), old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    stop_at(monkeypatch, 3, lambda problem: os.kill(os.getpid(), signal.SIGTERM))  # steps 6..9, then stop
+    summary = trainer.train(config(f"resume={old}"), new)
+    assert summary["meta"]["resumed_from"] == str(old) and summary["steps"] == 10
+    monkeypatch.undo()
+    summary = trainer.train(config(f"resume={old}"), new)  # the same command again, as a requeued job would
+    assert summary["meta"]["resumed_from"] == str(new) and summary["meta"]["resumed_at_step"] == 10
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert_same_run(reference, new)
+
+
+def test_resume_refuses_another_problem(tmp_path, reference):
+    with pytest.raises(ConfigError, match=r"profile=0 \(this run: 1\)"):
+        trainer.train(config(f"resume={reference}", "profile=1"), tmp_path)
+
+
+def test_more_steps_continue_a_finished_run(tmp_path, reference):
+    shutil.copytree(reference, tmp_path, dirs_exist_ok=True)
+    summary = trainer.train(config("optim.lm.steps=4"), tmp_path)
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    assert summary["steps"] == TOTAL + 2 and list(log.step) == list(range(TOTAL + 2))
+    assert list(log.phase[-4:]) == ["lm"] * 4
+
+
+def nan_parameter(problem):
+    with torch.no_grad():
+        next(problem.parameters()).fill_(float("nan"))
+
+
+def singular_solve(problem):
+    raise torch.linalg.LinAlgError("The solver failed because the input matrix is singular.")
+
+
+@pytest.mark.parametrize("blow_up", [nan_parameter, singular_solve])
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, blow_up):
+    stop_at(monkeypatch, 7, blow_up)
+    summary = trainer.train(config(), tmp_path)
+    assert summary["status"] == "diverged"
+    assert checkpoint_step(tmp_path) == summary["meta"]["checkpoint_step"] == 6
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(log.step) == list(range(7))  # the step that blew up is not logged
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in state["problem"].values())
+    assert summary["lambda"] == pytest.approx(log["lambda"][5], rel=1e-12)  # the outputs are the checkpoint's
+
+
+def start(run_dir, *overrides):
+    return subprocess.Popen(["blowup", "train", *TINY, f"hydra.run.dir={run_dir}", *overrides],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigint_and_sigterm_stop_cleanly_and_resume_finishes(tmp_path):
+    """Real signals to real `blowup train` processes (both at once: they take seconds to start)."""
+    adam = "optim.adam.steps=80"  # long enough to be caught running
+    runs = {sig: (tmp_path / sig.name, start(tmp_path / sig.name, adam)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = time.time() + 60
+    for sig, (run_dir, proc) in runs.items():
+        log = run_dir / "metrics.csv"
+        while not (log.is_file() and len(log.read_text().splitlines()) > 3):
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+    for sig, (run_dir, proc) in runs.items():
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        summary = json.loads((run_dir / "summary.json").read_text())
+        log = pd.read_csv(run_dir / "metrics.csv")
+        assert summary["status"] == "interrupted" and 3 <= summary["steps"] < 80 + 6
+        assert list(log.step) == list(range(summary["steps"])) == list(range(checkpoint_step(run_dir)))
+    run_dir = runs[signal.SIGTERM][0]
+    summary = trainer.train(config(adam), run_dir)
+    assert summary["status"] == "completed" and summary["steps"] == 80 + 6
+    assert list(pd.read_csv(run_dir / "metrics.csv").step) == list(range(80 + 6))
