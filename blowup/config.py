@@ -24,14 +24,14 @@ class AdamConfig:
 
 @dataclass
 class LBFGSConfig:
-    steps: int = 1000
+    steps: int = 300
     lr: float = 1.0
     history: int = 50
 
 
 @dataclass
 class LMConfig:
-    steps: int = 300
+    steps: int = 500
     damping: float = 1e-3
 
 
@@ -57,6 +57,7 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "float64"
     seed: int = 0
+    threads: Optional[int] = None  # torch CPU threads; None leaves torch's default
     resume: Optional[str] = None
     checkpoint_every: int = 500
 
@@ -97,6 +98,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' is invalid: no CUDA GPU is visible; allowed auto, cpu")
     _require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
+    _require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
     _require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
     for phase in ("adam", "lbfgs", "lm"):
         _require(cfg.optim[phase].steps >= 0, f"optim.{phase}.steps", cfg.optim[phase].steps, "an integer >= 0")

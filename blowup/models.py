@@ -1,9 +1,19 @@
 """Networks. Each forward accepts a tensor or a `Jet`, so one definition serves both backends."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from blowup.jet import Jet, propagate
+
+
+@dataclass
+class ModelConfig:
+    """The MLP's size, as an equation config group spells it (`equation.model.width=...`)."""
+
+    width: int = 24
+    depth: int = 3
 
 
 class MLP(nn.Sequential):

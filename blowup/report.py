@@ -102,6 +102,7 @@ def record(run_dir: Path, summary: dict, history: pd.DataFrame) -> dict:
         row[name] = summary.get(name, history[name].iloc[-1] if len(history) else None)
         if key := error_key(summary, name):
             row[key] = summary[key]
+    row |= {k: summary[k] for k in ("profile_max_error", "residual_max") if k in summary}  # profile runs
     return row | {k: summary.get(k) for k in ("loss", "steps", "wall_time_s", "step_time_median_s", "deriv_time_median_s")}
 
 

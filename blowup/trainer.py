@@ -171,6 +171,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     torch.set_default_dtype(DTYPES[cfg.dtype])
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     clock = Clock(device)

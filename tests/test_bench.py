@@ -18,14 +18,6 @@ from blowup.jet import Jet
 from blowup.models import MLP
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 # --- the command -------------------------------------------------------------------------------
 def test_smoke_run_writes_csv_plots_and_reasons(tmp_path):
     result = subprocess.run(["blowup", "bench", "bench=smoke", "orders=[0,1,2,5]", "max_order.autograd=2",

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from blowup.derivatives import input_jet
-from blowup.equations.burgers import Burgers, BurgersConfig, BurgersProfile, ModelConfig, exact_lambda, exact_profile, residual
+from blowup.equations.burgers import Burgers, BurgersConfig, BurgersProfile, exact_lambda, exact_profile, residual
 from blowup.jet import Jet
 from blowup.losses import residual_vector
 from blowup.lm import pointwise_jacobian
-from blowup.models import MLP
+from blowup.models import MLP, ModelConfig
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 6])

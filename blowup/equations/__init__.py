@@ -9,13 +9,16 @@ The trainer also uses ``scalars()`` (unknowns logged every step), ``evaluate()``
 """
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
+
+from blowup.config import ConfigError
 
 import importlib
 
 # name -> module; each module defines `check_config(cfg)` (raises ConfigError) and `build(cfg) -> Problem`
-EQUATIONS = {"burgers": "blowup.equations.burgers"}
+EQUATIONS = {"burgers": "blowup.equations.burgers", "sir": "blowup.equations.sir"}
 
 
 class Problem(nn.Module):
@@ -27,6 +30,22 @@ class Problem(nn.Module):
     def residuals(self) -> dict[str, Tensor]:
         """Every term's weighted residuals, flattened point-major (the order `blowup.lm` uses)."""
         return {name: self(name, *inputs).flatten() for name, inputs in self.terms().items()}
+
+
+def typed_equation_config(cfg: DictConfig, schema: type):
+    """The equation group merged onto its dataclass schema; a wrong type or unknown key is a ConfigError."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg.equation))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(f"equation.{key}: {str(err).splitlines()[0]}") from None
+
+
+def require_all(checks: list[tuple]) -> None:
+    """Rows of (key under equation., value, ok, allowed): the first failing row is a ConfigError."""
+    for key, value, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"equation.{key}={value!r} is invalid: allowed {allowed}")
 
 
 def check_equation(cfg: DictConfig) -> None:

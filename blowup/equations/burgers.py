@@ -11,21 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from blowup.derivatives import input_jet
-from blowup.equations import Problem
+from blowup.equations import Problem, require_all, typed_equation_config
 from blowup.jet import Jet
-from blowup.models import MLP
+from blowup.models import MLP, ModelConfig
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
-
-
-@dataclass
-class ModelConfig:
-    width: int = 24
-    depth: int = 3
 
 
 @dataclass
@@ -52,39 +46,27 @@ class BurgersConfig:
 
 
 def typed_config(cfg: DictConfig) -> BurgersConfig:
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BurgersConfig), cfg.equation))
+    return typed_equation_config(cfg, BurgersConfig)
 
 
 def check_config(cfg: DictConfig) -> None:
-    from omegaconf.errors import OmegaConfBaseException
-
-    from blowup.config import ConfigError
-
-    try:
-        eq = typed_config(cfg)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "?"
-        raise ConfigError(f"equation.{key}: {str(err).splitlines()[0]}") from None
-    checks = [
-        ("equation.embedding", eq.embedding, eq.embedding in EMBEDDINGS, "one of " + ", ".join(EMBEDDINGS)),
-        ("equation.points", eq.points, eq.points >= 2, "an integer >= 2"),
-        ("equation.local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
-        ("equation.local_radius", eq.local_radius, eq.local_radius > 0, "a number > 0"),
-        ("equation.eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
-        ("equation.model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
-        ("equation.model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
-        ("equation.domain", eq.domain, eq.domain[0] < eq.domain[1], "(left, right) with left < right"),
-    ]
-    for key, value, ok, allowed in checks:
-        if not ok:
-            raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
+    eq = typed_config(cfg)
     lo, hi = lambda_bracket(eq, cfg.profile)
-    if not lo < exact_lambda(cfg.profile) < hi:
-        raise ConfigError(f"equation.lambda_bracket=({lo}, {hi}) is invalid: allowed an interval containing "
-                          f"lambda_k = {exact_lambda(cfg.profile)}")
-    if eq.embedding != "none" and (eq.domain[0] != -eq.domain[1] or eq.boundary[0] != -eq.boundary[1]):
-        raise ConfigError(f"equation.embedding={eq.embedding!r} is invalid for an asymmetric domain or boundary: "
-                          "allowed none")
+    k_lambda = exact_lambda(cfg.profile)
+    require_all([
+        ("embedding", eq.embedding, eq.embedding in EMBEDDINGS, "one of " + ", ".join(EMBEDDINGS)),
+        ("points", eq.points, eq.points >= 2, "an integer >= 2"),
+        ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
+        ("local_radius", eq.local_radius, eq.local_radius > 0, "a number > 0"),
+        ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
+        ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
+        ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+        ("domain", eq.domain, eq.domain[0] < eq.domain[1], "(left, right) with left < right"),
+        ("lambda_bracket", (lo, hi), lo < k_lambda < hi, f"an interval containing lambda_k = {k_lambda}"),
+        ("embedding", eq.embedding, eq.embedding == "none" or (eq.domain[0] == -eq.domain[1]
+                                                               and eq.boundary[0] == -eq.boundary[1]),
+         "none for an asymmetric domain or boundary"),
+    ])
 
 
 def exact_lambda(k: int) -> float:
