@@ -26,7 +26,7 @@ EMBEDDINGS = ("none", "odd", "odd_boundary")
 class BurgersWeights:
     residual: float = 1.0  # Q_0: the residual itself on the global points
     sobolev: float = 1.0  # Q_j, j >= 1: its derivatives on the global points
-    smooth: float = 1.0  # residual Taylor coefficients F^(j)(x)/j! near the origin
+    smooth: float = 100.0  # residual Taylor coefficients F^(j)(x)/j! near the origin
     boundary: float = 1.0  # U(-2) = 1, U(2) = -1 (unused when the embedding builds them in)
 
 
