@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from blowup.derivatives import BACKENDS
 
@@ -80,7 +80,8 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _require(ok: bool, key: str, value, allowed: str) -> None:
+def require(ok: bool, key: str, value, allowed: str) -> None:
+    """The one shape of a bad-value error: key=value is invalid: allowed ..."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
 
@@ -89,25 +90,21 @@ def validate(cfg: DictConfig) -> None:
     """Semantic checks after composition; raises ConfigError naming the key and allowed values."""
     from blowup.equations import EQUATIONS, check_equation
 
-    _require(cfg.equation is not None and cfg.equation.get("name") in EQUATIONS, "equation",
+    require(cfg.equation is not None and cfg.equation.get("name") in EQUATIONS, "equation",
              cfg.equation and cfg.equation.get("name"), "one of " + ", ".join(EQUATIONS))
-    _require(cfg.backend.name in BACKENDS, "backend", cfg.backend.name, "one of " + ", ".join(BACKENDS))
-    _require(cfg.profile >= 0, "profile", cfg.profile, "an integer >= 0")
-    _require(cfg.sobolev >= 0, "sobolev", cfg.sobolev, "an integer >= 0")
-    _require(cfg.device in DEVICES, "device", cfg.device, "one of " + ", ".join(DEVICES))
+    require(cfg.backend.name in BACKENDS, "backend", cfg.backend.name, "one of " + ", ".join(BACKENDS))
+    require(cfg.profile >= 0, "profile", cfg.profile, "an integer >= 0")
+    require(cfg.sobolev >= 0, "sobolev", cfg.sobolev, "an integer >= 0")
+    require(cfg.device in DEVICES, "device", cfg.device, "one of " + ", ".join(DEVICES))
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' is invalid: no CUDA GPU is visible; allowed auto, cpu")
-    _require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
-    _require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
-    _require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
+    require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
+    require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
+    require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
     for phase in ("adam", "lbfgs", "lm"):
-        _require(cfg.optim[phase].steps >= 0, f"optim.{phase}.steps", cfg.optim[phase].steps, "an integer >= 0")
+        require(cfg.optim[phase].steps >= 0, f"optim.{phase}.steps", cfg.optim[phase].steps, "an integer >= 0")
     total = sum(cfg.optim[p].steps for p in ("adam", "lbfgs", "lm"))
-    _require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
+    require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:
-        _require((Path(cfg.resume) / "checkpoint.pt").is_file(), "resume", cfg.resume, "a run dir with checkpoint.pt")
+        require((Path(cfg.resume) / "checkpoint.pt").is_file(), "resume", cfg.resume, "a run dir with checkpoint.pt")
     check_equation(cfg)
-
-
-def to_container(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)

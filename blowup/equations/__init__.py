@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 
-from blowup.config import ConfigError
+from blowup.config import ConfigError, require
 
 import importlib
 
@@ -44,8 +44,7 @@ def typed_equation_config(cfg: DictConfig, schema: type):
 def require_all(checks: list[tuple]) -> None:
     """Rows of (key under equation., value, ok, allowed): the first failing row is a ConfigError."""
     for key, value, ok, allowed in checks:
-        if not ok:
-            raise ConfigError(f"equation.{key}={value!r} is invalid: allowed {allowed}")
+        require(ok, f"equation.{key}", value, allowed)
 
 
 def check_equation(cfg: DictConfig) -> None:
