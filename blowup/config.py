@@ -31,8 +31,9 @@ class LBFGSConfig:
 
 @dataclass
 class LMConfig:
-    steps: int = 500
+    steps: int = 800
     damping: float = 1e-3
+    acceleration: float = 0.75
 
 
 @dataclass

@@ -100,7 +100,19 @@ def test_lambda_stays_in_its_bracket_and_smoothness_uses_2k_plus_4_derivatives()
         with torch.no_grad():
             p.lam_raw.fill_(raw)
         assert lo <= p.lam.item() <= hi
-    assert p(*(["smooth"] + list(p.terms()["smooth"]))).shape == (31, 2 * 2 + 4)
+    assert p(*(["smooth"] + list(p.terms()["smooth"]))).shape == (16, 2 * 2 + 4)
+
+
+def test_odd_embeddings_collocate_on_the_nonnegative_half_only():
+    """The residual of an odd U is odd: the X >= 0 half (X = 0 included) carries every condition."""
+    torch.manual_seed(4)
+    full = Burgers(BurgersConfig(points=21, local_points=7, embedding="none", model=ModelConfig(6, 2)), 1, 1, "ntp")
+    half = Burgers(BurgersConfig(points=21, local_points=7, model=ModelConfig(6, 2)), 1, 1, "ntp")
+    assert torch.equal(half.x_global.flatten(), torch.linspace(0, 2, 11))
+    assert half.x_local[0].item() == 0.0 and len(half.x_local) == 4
+    left, right = half("residual", -half.x_global), half("residual", half.x_global)  # columns F, F'
+    assert torch.allclose(left[:, 0], -right[:, 0], atol=1e-14) and torch.allclose(left[:, 1], right[:, 1], atol=1e-14)
+    assert len(full.x_global) == 21
 
 
 def test_pointwise_jacobian_matches_autograd_rows():

@@ -136,15 +136,21 @@ class Burgers(Problem):
         net = MLP(1, 1, cfg.model.width, cfg.model.depth)
         self.u = BurgersProfile(net, cfg.embedding, cfg.domain, cfg.boundary)
         dtype = torch.get_default_dtype()
-        self.register_buffer("x_global", torch.linspace(*cfg.domain, cfg.points, dtype=dtype).view(-1, 1))
         r = cfg.local_radius
-        self.register_buffer("x_local", torch.linspace(-r, r, cfg.local_points, dtype=dtype).view(-1, 1))
+        if cfg.embedding == "none":
+            x_global = torch.linspace(*cfg.domain, cfg.points, dtype=dtype)
+            x_local = torch.linspace(-r, r, cfg.local_points, dtype=dtype)
+        else:  # U odd makes the residual odd: points at -X repeat those at X (and make J rank-deficient)
+            x_global = torch.linspace(0, cfg.domain[1], cfg.points // 2 + 1, dtype=dtype)
+            x_local = torch.linspace(0, r, cfg.local_points // 2 + 1, dtype=dtype)
+        self.register_buffer("x_global", x_global.view(-1, 1))
+        self.register_buffer("x_local", x_local.view(-1, 1))
         self.register_buffer("x_boundary", torch.tensor(cfg.domain, dtype=dtype).view(-1, 1))
         self.register_buffer("u_boundary", torch.tensor(cfg.boundary, dtype=dtype).view(-1, 1))
         w = cfg.weights
         q = torch.tensor([w.residual] + [w.sobolev] * sobolev, dtype=dtype)
-        self.register_buffer("sobolev_scale", (q / cfg.points).sqrt())
-        self.register_buffer("smooth_scale", torch.full((2 * profile + 4,), (w.smooth / cfg.local_points) ** 0.5))
+        self.register_buffer("sobolev_scale", (q / len(x_global)).sqrt())
+        self.register_buffer("smooth_scale", torch.full((2 * profile + 4,), (w.smooth / len(x_local)) ** 0.5))
 
     @property
     def lam(self) -> Tensor:
