@@ -31,7 +31,7 @@ class LBFGSConfig:
 
 @dataclass
 class LMConfig:
-    steps: int = 800
+    steps: int = 1000
     damping: float = 1e-3
     acceleration: float = 0.75
 

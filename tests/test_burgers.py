@@ -115,6 +115,14 @@ def test_odd_embeddings_collocate_on_the_nonnegative_half_only():
     assert len(full.x_global) == 21
 
 
+@pytest.mark.parametrize("k, radius", [(0, 0.075), (4, 0.075), (5, 0.3), (6, 0.3)])
+def test_smoothness_points_widen_for_high_profiles_unless_set(k, radius):
+    small = ModelConfig(4, 1)
+    assert Burgers(BurgersConfig(model=small), k, 0, "ntp").x_local.max().item() == pytest.approx(radius)
+    set_radius = BurgersConfig(model=small, local_radius=0.2)
+    assert Burgers(set_radius, k, 0, "ntp").x_local.max().item() == pytest.approx(0.2)
+
+
 def test_pointwise_jacobian_matches_autograd_rows():
     torch.manual_seed(3)
     p = Burgers(BurgersConfig(points=15, local_points=5, embedding="none", model=ModelConfig(6, 2)), 1, 1, "ntp")
