@@ -79,9 +79,9 @@ class LevenbergMarquardt:
             vector_to_parameters(vector, self.params)
 
     def _residuals(self, at: Tensor) -> Tensor:
+        """Residuals at parameters `at` (with grad on: the autograd backend differentiates inputs)."""
         self._set(at)
-        with torch.no_grad():
-            return residual_vector(self.problem.residuals())
+        return residual_vector(self.problem.residuals()).detach()
 
     def step(self, r: Tensor) -> Tensor:
         """One step from residuals r (none is taken if no damping within max_tries lowers the loss)."""
