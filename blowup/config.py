@@ -104,6 +104,9 @@ def validate(cfg: DictConfig) -> None:
     require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
     for phase in ("adam", "lbfgs", "lm"):
         require(cfg.optim[phase].steps >= 0, f"optim.{phase}.steps", cfg.optim[phase].steps, "an integer >= 0")
+    require(cfg.optim.lm.damping > 0, "optim.lm.damping", cfg.optim.lm.damping, "a number > 0")
+    require(cfg.optim.lm.acceleration >= 0, "optim.lm.acceleration", cfg.optim.lm.acceleration,
+            "a number >= 0 (0: no geodesic acceleration)")
     total = sum(cfg.optim[p].steps for p in ("adam", "lbfgs", "lm"))
     require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:

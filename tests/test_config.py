@@ -36,6 +36,8 @@ def test_smoke_experiment_is_tiny():
     ("profile=-1", "profile"), ("sobolev=-2", "sobolev"), ("device=tpu", "device"), ("dtype=float16", "dtype"),
     ("optim.adam.steps=-5", "optim.adam.steps"), ("equation.embedding=even", "equation.embedding"),
     ("equation.points=1", "equation.points"), ("equation.lambda_bracket=[0.6,0.9]", "equation.lambda_bracket"),
+    ("optim.lm.acceleration=-1", "optim.lm.acceleration"), ("optim.lm.damping=0", "optim.lm.damping"),
+    ("equation.weights.origin=-1", "equation.weights.origin"), ("equation.local_radius=0", "equation.local_radius"),
 ])
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
