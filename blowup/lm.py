@@ -96,13 +96,10 @@ class LevenbergMarquardt:
                 curvature = 2 / h * ((self._residuals(start + h * velocity) - r) / h - solver.jac @ velocity)
                 accel = solver.solve(curvature, self.damping)
                 step = velocity + accel / 2 if 2 * accel.norm() <= self.acceleration * velocity.norm() else None
-            if step is not None:
-                trial = self._residuals(start + step).square().sum()
-                predicted = (r + solver.jac @ velocity).square().sum()
-                gain = (loss - trial) / (loss - predicted).clamp_min(torch.finfo(r.dtype).tiny)
-                if torch.isfinite(trial) and trial < loss and gain > 0:
-                    self.damping = max(self.damping / 3, self.min_damping)
-                    return loss
+            # a damped step never raises the model loss, so a lower trial loss is the whole test (NaN is not lower)
+            if step is not None and self._residuals(start + step).square().sum() < loss:
+                self.damping = max(self.damping / 3, self.min_damping)
+                return loss
             self.damping *= 2
         self._set(start)
         return loss

@@ -148,7 +148,7 @@ class Burgers(Problem):
         net = MLP(1, 1, cfg.model.width, cfg.model.depth)
         self.u = BurgersProfile(net, cfg.embedding, cfg.domain, cfg.boundary)
         dtype = torch.get_default_dtype()
-        r = cfg.local_radius or local_radius_for(profile)
+        r = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
         if cfg.embedding == "none":
             x_global = torch.linspace(*cfg.domain, cfg.points, dtype=dtype)
             x_local = torch.linspace(-r, r, cfg.local_points, dtype=dtype)
@@ -184,10 +184,10 @@ class Burgers(Problem):
     def forward(self, term: str, x: Tensor, *targets: Tensor) -> Tensor:
         if term == "residual":  # F and its first `sobolev` derivatives on the global points
             return self.residual_jet(x, self.sobolev).derivatives()[..., 0].T * self.sobolev_scale
-        if term == "smooth":  # Taylor coefficients F^(j)/j!, j = 0..2k+3: the condition selecting λ_k
-            return self.residual_jet(x, 2 * self.k + 3).coeffs[..., 0].T * self.smooth_scale
-        if term == "origin":  # the same at X = 0 alone, weighted up: |λ - λ_k| follows F^(2k+3)(0) directly
-            return self.residual_jet(x, 2 * self.k + 3).coeffs[..., 0].T * self.cfg.weights.origin**0.5
+        if term in ("smooth", "origin"):  # Taylor coefficients F^(j)/j!, j = 0..2k+3: the condition selecting
+            # λ_k; "origin" is X = 0 alone, weighted up, since |λ - λ_k| follows F^(2k+3)(0) directly
+            scale = self.smooth_scale if term == "smooth" else self.cfg.weights.origin**0.5
+            return self.residual_jet(x, 2 * self.k + 3).coeffs[..., 0].T * scale
         if term == "boundary":
             return (self.u(x) - targets[0]) * self.cfg.weights.boundary**0.5
         raise KeyError(term)
