@@ -5,9 +5,10 @@ summary.json, metrics.csv or checkpoint.pt is a run. A run that cannot be read w
 summary.json, a run still going or killed before its summary, a truncated metrics.csv) is named on
 one line and left out, so a report over a sweep that is still running works on the runs done so far.
 
-Writes report.csv (one row per run), and where the runs allow: speedup.csv/.png (n-TangentProp over
-nested autograd, runs paired by equation, profile, sobolev, seed and device), error_vs_time.png
-(each unknown's error against wall time, per run) and loss_curves.png.
+Writes report.csv (one row per run), report.md (the same table as Markdown, for a README), and where
+the runs allow: speedup.csv/.png (n-TangentProp over nested autograd, runs paired by equation,
+profile, sobolev, seed and device), error_vs_time.png (each unknown's error against wall time, per
+run) and loss_curves.png.
 """
 from __future__ import annotations
 
@@ -200,14 +201,14 @@ def _save(fig, path: Path) -> None:
 def _cell(column: str, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if column.endswith("_error"):
+    if column.endswith("_error") or column == "residual_max":
         return f"{value:.2e}"
     if column == "wall_time_s":
         return f"{value:.1f}"
     if column.endswith("median_s"):
         return f"{value * 1e3:.2f}"
     if isinstance(value, float):
-        return f"{value:.10g}"
+        return f"{value:.13g}"
     return str(value)
 
 
@@ -215,18 +216,33 @@ def _heading(column: str) -> str:
     name = column.removesuffix("_rel_error").removesuffix("_error")
     symbol = GREEK.get(name, name)
     headings = {"wall_time_s": "wall s", "step_time_median_s": "step ms", "deriv_time_median_s": "deriv ms",
-                "sobolev": "m", f"{name}_error": f"|{symbol} err|", f"{name}_rel_error": f"{symbol} rel err"}
+                "sobolev": "m", f"{name}_error": f"|{symbol} err|", f"{name}_rel_error": f"{symbol} rel err",
+                "profile_max_error": "max |U - U_exact|", "residual_max": "max |residual|"}
     return headings.get(column, GREEK.get(column, column))
 
 
+def _shown(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in ("run_dir", "device_name", "seed", "loss")]
+
+
 def render(frame: pd.DataFrame) -> Table:
-    columns = [c for c in frame.columns if c not in ("run_dir", "device_name", "seed", "loss")]
     table = Table(title=f"{len(frame)} runs", header_style="bold")
-    for column in columns:
+    for column in _shown(frame):
         table.add_column(_heading(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
     for _, row in frame.iterrows():
-        table.add_row(*(_cell(c, row[c]) for c in columns))
+        table.add_row(*(_cell(c, row[c]) for c in _shown(frame)))
     return table
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """The terminal table as Markdown, so a README shows exactly what the command printed."""
+    def line(cells) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |\n"
+
+    columns = _shown(frame)
+    align = ["---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in columns]
+    return (line(map(_heading, columns)) + "|" + "|".join(align) + "|\n"
+            + "".join(line(_cell(c, row[c]) for c in columns) for _, row in frame.iterrows()))
 
 
 def main(args: list[str]) -> int:
@@ -255,7 +271,8 @@ def main(args: list[str]) -> int:
     out = opts.out or (opts.paths[0] if opts.paths[0].is_dir() else Path.cwd())
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "report.csv", index=False)
-    written = ["report.csv"]
+    (out / "report.md").write_text(markdown(frame))
+    written = ["report.csv", "report.md"]
 
     import matplotlib
 

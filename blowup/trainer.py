@@ -212,6 +212,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
           StopOnSignal() as stop):
         for phase in PHASES[PHASES.index(phase):]:
             phase_cfg = cfg.optim[phase]
+            problem.start_phase(phase)
             optimizer = make_optimizer(phase, phase_cfg, problem)
             phase_step = 0
             if state and state["phase"] == phase:

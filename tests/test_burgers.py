@@ -132,3 +132,37 @@ def test_pointwise_jacobian_matches_autograd_rows():
     for row in (0, 7, len(r) - 1):
         grads = torch.autograd.grad(r[row], params, retain_graph=True, materialize_grads=True)
         assert torch.allclose(jac[row], torch.cat([g.flatten() for g in grads]), atol=1e-14)
+
+
+def test_levenberg_marquardt_phase_weighs_the_global_rows_up_and_the_others_as_before():
+    torch.manual_seed(5)
+    p = Burgers(BurgersConfig(points=21, local_points=7, model=ModelConfig(6, 2)), 1, 1, "ntp")
+    p.start_phase("adam")
+    before, jac_before = {name: r.detach() for name, r in p.residuals().items()}, pointwise_jacobian(p)
+    p.start_phase("lm")  # lm_weights: residual and sobolev 100 (10x the rows), smooth and origin null (as before)
+    during, jac_during = {name: r.detach() for name, r in p.residuals().items()}, pointwise_jacobian(p)
+    assert torch.allclose(during["residual"], 10 * before["residual"], rtol=1e-14, atol=0)
+    assert torch.equal(during["smooth"], before["smooth"]) and torch.equal(during["origin"], before["origin"])
+    n = len(before["residual"])  # the Jacobian LM solves with follows the same rows
+    assert torch.allclose(jac_during[:n], 10 * jac_before[:n], rtol=1e-12, atol=0)
+    assert torch.equal(jac_during[n:], jac_before[n:])
+    p.start_phase("lbfgs")
+    assert torch.equal(p.residuals()["residual"].detach(), before["residual"])
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_training_finds_lambda_k_and_the_exact_profile(k, tmp_path, monkeypatch):
+    """A small end-to-end run (about 10 s): all three phases, then λ and U against the exact ones."""
+    from hydra import compose, initialize_config_dir
+
+    from blowup import trainer
+    from blowup.config import config_dir
+
+    monkeypatch.setattr(Burgers, "plot", lambda self, history, path: None)
+    overrides = [f"profile={k}", "device=cpu", "equation.model.width=12", "equation.model.depth=2",
+                 "equation.points=41", "optim.adam.steps=300", "optim.lbfgs.steps=100", "optim.lm.steps=150"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        summary = trainer.train(compose("train", overrides=overrides), tmp_path)
+    assert summary["status"] == "completed"
+    assert abs(summary["lambda"] - 1 / (2 * k + 2)) < 1e-7  # the bracket is (1/(2k+3), 1/(2k+1)): wide of this
+    assert summary["profile_max_error"] < 1e-6

@@ -38,6 +38,8 @@ def test_smoke_experiment_is_tiny():
     ("equation.points=1", "equation.points"), ("equation.lambda_bracket=[0.6,0.9]", "equation.lambda_bracket"),
     ("optim.lm.acceleration=-1", "optim.lm.acceleration"), ("optim.lm.damping=0", "optim.lm.damping"),
     ("equation.weights.origin=-1", "equation.weights.origin"), ("equation.local_radius=0", "equation.local_radius"),
+    ("equation.lm_weights.residual=-1", "equation.lm_weights.residual"),
+    ("equation.lm_weights.smooth=-2", "equation.lm_weights.smooth"),
 ])
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -61,6 +61,11 @@ def test_report_reads_good_runs_and_skips_broken_ones(sweep, tmp_path, capsys):
     assert row["lambda"] == summary["lambda"] and row.lambda_error == summary["lambda_error"]
     assert row.steps == 9 and row.step_time_median_s == summary["step_time_median_s"]
 
+    lines = (tmp_path / "report.md").read_text().splitlines()  # the same rows as Markdown, pipes escaped
+    assert len(lines) == 2 + 3 and lines[0].startswith("| equation | profile | backend |") and "\\|λ err\\|" in lines[0]
+    assert all(line.count(" | ") == lines[0].count(" | ") for line in lines[2:])
+    assert any(f"| {summary['lambda_error']:.2e} |" in line and "| ntp |" in line for line in lines[2:])
+
     pairs = pd.read_csv(tmp_path / "speedup.csv")
     assert len(pairs) == 1 and pairs.profile[0] == 0 and pairs.step_speedup[0] > 0
     for plot in ("speedup.png", "error_vs_time.png", "loss_curves.png"):

@@ -27,6 +27,9 @@ class Problem(nn.Module):
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
         raise NotImplementedError
 
+    def start_phase(self, phase: str) -> None:
+        """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
+
     def residuals(self) -> dict[str, Tensor]:
         """Every term's weighted residuals, flattened point-major (the order `blowup.lm` uses)."""
         return {name: self(name, *inputs).flatten() for name, inputs in self.terms().items()}
