@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -76,8 +77,23 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
             try:
                 cfg = compose(config_name=config_name, overrides=combo)
             except (HydraException, OmegaConfBaseException) as err:
-                raise ConfigError(_one_line(err)) from None
+                raise ConfigError(_one_line(err) + _known_keys(config_name, combo, err)) from None
             validate(cfg)
+
+
+def _known_keys(config_name: str, combo: list[str], err: Exception) -> str:
+    """For an override of a key the config lacks: the keys its parent has (composed without that override)."""
+    from hydra import compose
+    from omegaconf import DictConfig, OmegaConf
+
+    found = re.match(r"Could not override '([^']+)'", str(err))
+    if not found or "not in" not in _one_line(err):
+        return ""
+    key = found.group(1)
+    parent = key.rpartition(".")[0]
+    node = compose(config_name=config_name, overrides=[o for o in combo if o.split("=", 1)[0].lstrip("+~") != key])
+    node = OmegaConf.select(node, parent) if parent else node
+    return f"; allowed keys: {', '.join(map(str, node))}" if isinstance(node, DictConfig) else ""
 
 
 def _one_line(err: BaseException) -> str:

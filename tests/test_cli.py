@@ -55,6 +55,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path, override, key):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("override, allowed", [
+    ("optim.lm.bogus=1", "steps, damping, acceleration"),
+    ("equation.lm_weights.smoth=1", "residual, sobolev, smooth, origin, boundary"),
+])
+def test_unknown_key_names_the_keys_its_group_has(tmp_path, override, allowed):
+    result = blowup("train", override, f"hydra.run.dir={tmp_path / 'x'}")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert override.split("=")[0] in result.stderr and result.stderr.strip().endswith(f"allowed keys: {allowed}")
+
+
 def test_bad_value_inside_a_sweep_is_caught_before_any_run(tmp_path):
     result = blowup("train", "-m", "profile=0,-1", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 2 and "profile" in result.stderr and not any(tmp_path.iterdir())
