@@ -226,11 +226,12 @@ def _shown(frame: pd.DataFrame) -> list[str]:
 
 
 def render(frame: pd.DataFrame) -> Table:
+    columns = _shown(frame)
     table = Table(title=f"{len(frame)} runs", header_style="bold")
-    for column in _shown(frame):
+    for column in columns:
         table.add_column(_heading(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
     for _, row in frame.iterrows():
-        table.add_row(*(_cell(c, row[c]) for c in _shown(frame)))
+        table.add_row(*(_cell(c, row[c]) for c in columns))
     return table
 
 
