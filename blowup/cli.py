@@ -108,11 +108,25 @@ def load(target: str):
     return getattr(importlib.import_module(module), function)
 
 
+# exit codes of `blowup train` by final status (bad input: 2); a sweep exits with the largest of its runs'
+EXIT_CODES = {"completed": 0, "not_converged": 3, "diverged": 4, "interrupted": 130}
+
+
+def exit_code(summary: dict, allow_not_converged: bool = False) -> int:
+    status = summary.get("status", "completed")
+    return 0 if status == "not_converged" and allow_not_converged else EXIT_CODES.get(status, 1)
+
+
 def run_hydra_app(config_name: str, target: str) -> None:
-    """Run `target(cfg, run_dir) -> summary` as a Hydra app (runs, sweeps, launchers, --help)."""
+    """Run `target(cfg, run_dir) -> summary` as a Hydra app (runs, sweeps, launchers, --help).
+
+    A run that ends other than "completed" sets the exit code (EXIT_CODES) once every run of a sweep
+    has finished; Ctrl-C stops a sweep at once."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
+
+    codes = [0]
 
     def task(cfg: DictConfig) -> dict:
         try:
@@ -120,11 +134,14 @@ def run_hydra_app(config_name: str, target: str) -> None:
             summary = load(target)(cfg, Path(HydraConfig.get().runtime.output_dir))
         except ConfigError as err:
             fail(str(err))
-        if summary.get("status") == "interrupted":
-            sys.exit(130)
+        code = exit_code(summary, bool(cfg.get("allow_not_converged")))
+        if code == 130:
+            sys.exit(code)
+        codes.append(code)
         return summary
 
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base=None)(task)()
+    sys.exit(max(codes))
 
 
 def register_resolvers() -> None:

@@ -18,8 +18,10 @@ DTYPES = ("float32", "float64")
 
 @dataclass
 class AdamConfig:
-    steps: int = 1000
+    steps: int = 1000  # the most steps; the phase ends earlier once converged (patience, rtol)
     lr: float = 1e-3
+    patience: int = 200
+    rtol: float = 1e-2
 
 
 @dataclass
@@ -27,20 +29,28 @@ class LBFGSConfig:
     steps: int = 300
     lr: float = 1.0
     history: int = 50
+    patience: int = 50
+    rtol: float = 1e-3
 
 
 @dataclass
 class LMConfig:
-    steps: int = 1000
+    steps: int = 150
     damping: float = 1e-3
     acceleration: float = 0.75
+    patience: int = 30
+    rtol: float = 1e-2
 
 
 @dataclass
 class OptimConfig:
+    guess: LMConfig = field(default_factory=lambda: LMConfig(steps=30, patience=5))
     adam: AdamConfig = field(default_factory=AdamConfig)
     lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
     lm: LMConfig = field(default_factory=LMConfig)
+
+
+PHASES = ("guess", "adam", "lbfgs", "lm")
 
 
 @dataclass
@@ -61,6 +71,7 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads; None leaves torch's default
     resume: Optional[str] = None
     checkpoint_every: int = 500
+    allow_not_converged: bool = False  # true: a run that ends "not_converged" still exits 0 (tiny test runs)
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -102,12 +113,20 @@ def validate(cfg: DictConfig) -> None:
     require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
     require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
     require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
-    for phase in ("adam", "lbfgs", "lm"):
-        require(cfg.optim[phase].steps >= 0, f"optim.{phase}.steps", cfg.optim[phase].steps, "an integer >= 0")
-    require(cfg.optim.lm.damping > 0, "optim.lm.damping", cfg.optim.lm.damping, "a number > 0")
-    require(cfg.optim.lm.acceleration >= 0, "optim.lm.acceleration", cfg.optim.lm.acceleration,
-            "a number >= 0 (0: no geodesic acceleration)")
-    total = sum(cfg.optim[p].steps for p in ("adam", "lbfgs", "lm"))
+    for phase in PHASES:
+        opt = cfg.optim[phase]
+        require(opt.steps >= 0, f"optim.{phase}.steps", opt.steps, "an integer >= 0")
+        require(opt.patience >= 1, f"optim.{phase}.patience", opt.patience, "an integer >= 1")
+        require(0 <= opt.rtol < 1, f"optim.{phase}.rtol", opt.rtol, "a number in [0, 1) (0: run all steps)")
+        if "lr" in opt:
+            require(opt.lr > 0, f"optim.{phase}.lr", opt.lr, "a number > 0")
+        if "history" in opt:
+            require(opt.history >= 1, f"optim.{phase}.history", opt.history, "an integer >= 1")
+        if "damping" in opt:
+            require(opt.damping > 0, f"optim.{phase}.damping", opt.damping, "a number > 0")
+            require(opt.acceleration >= 0, f"optim.{phase}.acceleration", opt.acceleration,
+                    "a number >= 0 (0: no geodesic acceleration)")
+    total = sum(cfg.optim[p].steps for p in PHASES)
     require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:
         require((Path(cfg.resume) / "checkpoint.pt").is_file(), "resume", cfg.resume, "a run dir with checkpoint.pt")

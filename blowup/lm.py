@@ -73,6 +73,7 @@ class LevenbergMarquardt:
         self.params = [p for p in problem.parameters() if p.requires_grad]
         self.damping, self.acceleration = damping, acceleration
         self.min_damping, self.max_tries = min_damping, max_tries
+        self.stalled = False  # the last step found no damping that lowers the loss
 
     def _set(self, vector: Tensor) -> None:
         with torch.no_grad():
@@ -99,9 +100,11 @@ class LevenbergMarquardt:
             # a damped step never raises the model loss, so a lower trial loss is the whole test (NaN is not lower)
             if step is not None and self._residuals(start + step).square().sum() < loss:
                 self.damping = max(self.damping / 3, self.min_damping)
+                self.stalled = False
                 return loss
             self.damping *= 2
         self._set(start)
+        self.stalled = True
         return loss
 
     def state_dict(self) -> dict:

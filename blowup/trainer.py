@@ -31,15 +31,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from blowup import logs
-from blowup.config import ConfigError
+from blowup.config import PHASES, ConfigError
 from blowup.equations import Problem, build_problem
 from blowup.lm import LevenbergMarquardt
 from blowup.losses import loss_terms, residual_vector
+from blowup.stopping import Convergence
 
-PHASES = ("adam", "lbfgs", "lm")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # what a checkpoint must share with the run continuing it: the problem (optimiser settings and step counts may change)
 SAME_PROBLEM = ("equation", "profile", "sobolev", "dtype")
+MAY_CHANGE = ("equation.refine", "equation.tolerance.", "equation.eval_points")  # how the result is evaluated
 LINE_SEARCH_EVALS = 25  # most loss evaluations in one L-BFGS step (torch's default for 20 iterations)
 
 
@@ -93,7 +94,7 @@ def make_optimizer(phase: str, cfg: DictConfig, problem: Problem):
         # for max_iter=1 leaves it none: a rejected first trial then gives a zero step, every step)
         return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, max_eval=LINE_SEARCH_EVALS, history_size=cfg.history,
                                  tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-    return LevenbergMarquardt(problem, **{k: v for k, v in cfg.items() if k != "steps"})
+    return LevenbergMarquardt(problem, damping=cfg.damping, acceleration=cfg.acceleration)
 
 
 def take_step(phase: str, optimizer, problem: Problem, clock: Clock) -> tuple[torch.Tensor, dict, float]:
@@ -111,7 +112,7 @@ def take_step(phase: str, optimizer, problem: Problem, clock: Clock) -> tuple[to
         first.setdefault("terms", {k: v.detach() for k, v in terms.items()})
         return residuals, sum(terms.values())
 
-    if phase == "lm":
+    if isinstance(optimizer, LevenbergMarquardt):
         residuals, loss = evaluate()
         optimizer.step(residual_vector(residuals).detach())
         return loss.detach(), first["terms"], deriv_time
@@ -153,7 +154,7 @@ def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device) -> dict |
     was = _flatten({k: state["config"].get(k) for k in SAME_PROBLEM})
     now = _flatten({k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in SAME_PROBLEM})
     changed = [f"{k}={was.get(k)!r} (this run: {now.get(k)!r})" for k in sorted(set(was) | set(now))
-               if was.get(k) != now.get(k)]
+               if was.get(k) != now.get(k) and not k.startswith(MAY_CHANGE)]
     if changed:
         raise ConfigError(f"cannot resume {path}: it was trained with {', '.join(changed)}; keep "
                           f"{', '.join(SAME_PROBLEM)} as they were, or start in a new run dir")
@@ -194,55 +195,77 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             "threads": torch.get_num_threads(), "seed": cfg.seed,
             "resumed_from": str(source) if state else None, "resumed_at_step": step if state else None}
 
+    phases = [p for p in PHASES if p in problem.phases]
     scalar_names = list(problem.scalars())
-    columns = (["step", "phase", "loss"] + [f"loss_{t}" for t in problem.terms()] + scalar_names
+    term_names = []
+    for name in phases:  # a problem may use other terms in other phases (the guess fit)
+        problem.start_phase(name)
+        term_names += [t for t in problem.terms() if t not in term_names]
+    columns = (["step", "phase", "loss"] + [f"loss_{t}" for t in term_names] + scalar_names
                + ["wall_time_s", "step_time_s", "deriv_time_s"])
     logs.restore_metrics(source / "metrics.csv", run_dir / "metrics.csv", columns, step)
     checkpoint_path = run_dir / "checkpoint.pt"
     started = clock() - elapsed
+    stop_reasons = dict(state.get("stop_reasons", {})) if state else {}
+    convergence = None
 
     def snapshot() -> dict:
         return {"problem": problem.state_dict(), "phase": phase, "phase_step": phase_step, "step": step,
                 "optimizer": optimizer.state_dict() if optimizer else None, "rng": rng_state(device),
+                "convergence": convergence.state_dict() if convergence else None, "stop_reasons": stop_reasons,
                 "wall_time_s": clock() - started, "config": OmegaConf.to_container(cfg, resolve=True)}
 
     save_checkpoint(checkpoint_path, state or snapshot())  # a last good checkpoint from the start
     status = None  # "interrupted" or "diverged" once the run stops early
     with (logs.MetricsLog(run_dir / "metrics.csv", columns) as metrics, logs.progress_bar() as bar,
           StopOnSignal() as stop):
-        for phase in PHASES[PHASES.index(phase):]:
+        for phase in phases[phases.index(phase) if phase in phases else 0:]:
             phase_cfg = cfg.optim[phase]
             problem.start_phase(phase)
             optimizer = make_optimizer(phase, phase_cfg, problem)
+            convergence = Convergence(phase_cfg.patience, phase_cfg.rtol)
             phase_step = 0
             if state and state["phase"] == phase:
                 phase_step = state["phase_step"]
                 if state["optimizer"] is not None:
                     optimizer.load_state_dict(state["optimizer"])
+                if state.get("convergence"):
+                    convergence.load_state_dict(state["convergence"])
             task = bar.add_task(phase, total=phase_cfg.steps, completed=min(phase_step, phase_cfg.steps),
                                 visible=phase_cfg.steps > 0, loss=float("nan"), scalars="")
-            while phase_step < phase_cfg.steps and not status:
+            prior = stop_reasons.get(phase) if state and state["phase"] == phase else None
+            reason = prior if prior in ("converged", "stalled") else None  # more steps continue a max_steps phase
+            while phase_step < phase_cfg.steps and not status and not reason:
                 t0 = clock()
+                scalars = {k: v.item() for k, v in problem.scalars().items()}  # the state the loss is of
                 try:
                     loss, terms, deriv_time = take_step(phase, optimizer, problem, clock)
                     diverged = not all_finite(loss, problem)
                 except torch.linalg.LinAlgError:  # a singular solve: the state has blown up
                     diverged = True
                 if diverged:
-                    status = "diverged"
+                    status = stop_reasons[phase] = "diverged"
                     break
                 now = clock()
-                scalars = {k: v.item() for k, v in problem.scalars().items()}
                 metrics.write({"step": step, "phase": phase, "loss": loss.item(),
                                **{f"loss_{k}": v.item() for k, v in terms.items()}, **scalars,
                                "wall_time_s": now - started, "step_time_s": now - t0, "deriv_time_s": deriv_time})
                 step, phase_step = step + 1, phase_step + 1
+                if convergence.update(loss.item()):
+                    reason = "converged"
+                elif getattr(optimizer, "stalled", False):
+                    reason = "stalled"  # no damping lowers the loss: Levenberg-Marquardt is at its floor
+                elif phase_step >= phase_cfg.steps:
+                    reason = "max_steps"
                 if stop.requested:
                     status = "interrupted"
-                if status or step % cfg.checkpoint_every == 0:
+                stop_reasons[phase] = status or reason or "running"
+                if status or reason or step % cfg.checkpoint_every == 0:
                     save_checkpoint(checkpoint_path, snapshot())
                 bar.update(task, advance=1, loss=loss.item(),
                            scalars="  ".join(f"{k} {v:.12g}" for k, v in scalars.items()))
+            if reason:
+                bar.update(task, description=f"{phase} ({reason})")
             if status:
                 break
         else:  # every phase ran to its end
@@ -257,25 +280,42 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         logs.console.print(f"[red]diverged at step {step}[/red] (loss or parameters not finite): "
                            f"outputs and checkpoint.pt are from step {checkpoint_step}")
     summary = write_outputs(cfg, problem, run_dir, status, clock() - started, device,
-                            meta | {"checkpoint_step": checkpoint_step})
+                            meta | {"checkpoint_step": checkpoint_step}, stop_reasons)
     logs.console.print(logs.summary_table(summary))
+    logs.console.print(status_line(summary, run_dir))
     return summary
 
 
+def status_line(summary: dict, run_dir: Path) -> str:
+    """One line: how the run ended, the figure that decided it, and where its outputs are."""
+    colour = {"completed": "green", "not_converged": "red", "diverged": "red"}.get(summary["status"], "yellow")
+    why = f": {summary['failure']}" if summary.get("failure") else ""
+    return (f"[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
+            f"outputs in {run_dir}")
+
+
 def write_outputs(cfg: DictConfig, problem: Problem, run_dir: Path, status: str, wall_time: float,
-                  device: torch.device, meta: dict) -> dict:
+                  device: torch.device, meta: dict, stop_reasons: dict) -> dict:
+    """summary.json, solution.csv and the plot. A run that ran every phase is "completed" only if the
+    problem finds its own result acceptable (its error estimates within tolerance), else "not_converged"."""
     history = pd.read_csv(run_dir / "metrics.csv")
     problem.solution().to_csv(run_dir / "solution.csv", index=False)
     with torch.enable_grad():
         final_loss = sum(loss_terms(problem.residuals()).values()).item()
+    evaluation = problem.evaluate()
+    failure = problem.failure(evaluation) if status == "completed" else None
+    if failure:
+        status = "not_converged"
+    last_phase = next((p for p in reversed(PHASES) if p in stop_reasons), None)
     commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")
     summary = {
         "equation": cfg.equation.name, "backend": cfg.backend.name, "sobolev": cfg.sobolev,
         "device": str(device), "device_name": _device_name(device), "dtype": cfg.dtype, "seed": cfg.seed,
-        **problem.evaluate(), "loss": final_loss, "steps": len(history), "wall_time_s": wall_time,
+        **evaluation, "loss": final_loss, "steps": len(history), "wall_time_s": wall_time,
         "step_time_median_s": _median(history, "step_time_s"), "deriv_time_median_s": _median(history, "deriv_time_s"),
         "torch_version": torch.__version__, "python_version": platform.python_version(),
         "threads": torch.get_num_threads(), "git_commit": commit, "status": status,
+        "failure": failure, "stop_reason": stop_reasons.get(last_phase), "stop_reasons": stop_reasons,
         "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     }
     logs.write_json(run_dir / "summary.json", summary)

@@ -40,6 +40,11 @@ def test_smoke_experiment_is_tiny():
     ("equation.weights.origin=-1", "equation.weights.origin"), ("equation.local_radius=0", "equation.local_radius"),
     ("equation.lm_weights.residual=-1", "equation.lm_weights.residual"),
     ("equation.lm_weights.smooth=-2", "equation.lm_weights.smooth"),
+    ("equation.weights.smooth=-1", "equation.weights.smooth"), ("equation.weights.residual=-1", "equation.weights.residual"),
+    ("optim.adam.lr=-1", "optim.adam.lr"), ("optim.lbfgs.lr=0", "optim.lbfgs.lr"), ("optim.lbfgs.history=0", "optim.lbfgs.history"),
+    ("optim.guess.damping=0", "optim.guess.damping"), ("optim.lm.patience=0", "optim.lm.patience"),
+    ("optim.adam.rtol=1", "optim.adam.rtol"), ("equation.initial_guess=zero", "equation.initial_guess"),
+    ("equation.tolerance.lambda_error=0", "equation.tolerance.lambda_error"),
 ])
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -48,7 +53,7 @@ def test_bad_values_name_their_key(override, key):
 
 def test_zero_total_steps_rejected():
     with pytest.raises(ConfigError, match="steps"):
-        validate(composed("optim.adam.steps=0", "optim.lbfgs.steps=0", "optim.lm.steps=0"))
+        validate(composed("optim.guess.steps=0", "optim.adam.steps=0", "optim.lbfgs.steps=0", "optim.lm.steps=0"))
 
 
 def test_wrong_type_rejected_at_composition():

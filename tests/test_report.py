@@ -12,7 +12,7 @@ from blowup import report, trainer
 from blowup.config import config_dir
 from blowup.equations.burgers import Burgers
 
-TINY = ["experiment=smoke", "optim.adam.steps=6", "optim.lbfgs.steps=2", "optim.lm.steps=1", "equation.points=21",
+TINY = ["experiment=smoke", "optim.guess.steps=0", "optim.adam.steps=6", "optim.lbfgs.steps=2", "optim.lm.steps=1", "equation.points=21",
         "equation.local_points=9", "device=cpu"]
 
 

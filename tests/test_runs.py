@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from blowup import report
 from blowup.config import config_dir
 
-TINY = ["experiment=smoke", "optim.adam.steps=4", "optim.lbfgs.steps=2", "optim.lm.steps=1", "equation.points=21",
+TINY = ["experiment=smoke", "optim.guess.steps=0", "optim.adam.steps=4", "optim.lbfgs.steps=2", "optim.lm.steps=1", "equation.points=21",
         "equation.local_points=9", "device=cpu"]
 
 

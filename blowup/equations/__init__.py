@@ -23,12 +23,20 @@ EQUATIONS = {"burgers": "blowup.equations.burgers", "sir": "blowup.equations.sir
 
 class Problem(nn.Module):
     backend: str = "ntp"
+    phases: tuple[str, ...] = ("adam", "lbfgs", "lm")  # the optimiser phases it runs ("guess" needs a guess)
+    phase: str = "adam"
 
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
         raise NotImplementedError
 
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
+        self.phase = phase
+
+    def failure(self, evaluation: dict) -> str | None:
+        """Why the trained result is not acceptable (one line with the figure that decided it), or None.
+        `evaluation` is what `evaluate()` returned. A run that ran every phase is "completed" only if None."""
+        return None
 
     def residuals(self) -> dict[str, Tensor]:
         """Every term's weighted residuals, flattened point-major (the order `blowup.lm` uses)."""

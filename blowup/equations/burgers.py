@@ -18,8 +18,10 @@ from blowup.derivatives import input_jet
 from blowup.equations import Problem, require_all, typed_equation_config
 from blowup.jet import Jet
 from blowup.models import MLP, ModelConfig
+from blowup.newton import Linearization, ProfileSpec, Refinement, refine
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
+GUESSES = ("tanh", "none")
 
 
 @dataclass
@@ -42,6 +44,13 @@ class LMWeights:
 
 
 @dataclass
+class Tolerance:
+    """A run is "completed" only if its error estimates (no exact solution used) are at most these."""
+    lambda_error: float = 1e-6
+    profile_error: float = 1e-6
+
+
+@dataclass
 class BurgersConfig:
     name: str = "burgers"
     domain: tuple[float, float] = (-2.0, 2.0)
@@ -51,6 +60,9 @@ class BurgersConfig:
     local_radius: float | None = None  # default: local_radius_for(k)
     lambda_bracket: tuple[float, float] | None = None  # default (1/(2k+3), 1/(2k+1))
     embedding: str = "odd_boundary"
+    initial_guess: str = "tanh"
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    refine: int = 3  # Newton corrections added to the network in the reported profile (blowup.newton); 0: the network alone
     weights: BurgersWeights = field(default_factory=BurgersWeights)
     lm_weights: LMWeights = field(default_factory=LMWeights)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -67,9 +79,11 @@ def check_config(cfg: DictConfig) -> None:
     k_lambda = exact_lambda(cfg.profile)
     require_all([
         ("embedding", eq.embedding, eq.embedding in EMBEDDINGS, "one of " + ", ".join(EMBEDDINGS)),
+        ("initial_guess", eq.initial_guess, eq.initial_guess in GUESSES, "one of " + ", ".join(GUESSES)),
+        *[(f"tolerance.{key}", value, value > 0, "a number > 0") for key, value in asdict(eq.tolerance).items()],
+        *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
         ("points", eq.points, eq.points >= 2, "an integer >= 2"),
         ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
-        ("weights.origin", eq.weights.origin, eq.weights.origin >= 0, "a number >= 0 (0: no origin term)"),
         ("local_radius", eq.local_radius, eq.local_radius is None or eq.local_radius > 0, "null or a number > 0"),
         ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
         *[(f"lm_weights.{key}", value, value is None or value >= 0, "null (as in weights) or a number >= 0")
@@ -115,6 +129,20 @@ def exact_profile(x: np.ndarray, k: int) -> np.ndarray:
     for _ in range(2):
         u = u - (u + u**p + x) / (1 + p * u ** (p - 1))
     return u
+
+
+def tanh_guess(x: Tensor, right: float, u_right: float) -> Tensor:
+    """-A tanh(X / A) with A tanh(right / A) = -u_right: U'(0) = -1, the slope of every smooth profile.
+
+    From the embedding's own start, U'(0) = -1/2, half the seeds fell to the other root of the
+    order-1 condition U'(0)(1 + U'(0)) = 0 and never found a profile. tanh rather than the stable
+    profile (U + U^3 = -X): that one's singularities at |X| = 0.38 give the high-order smoothness
+    rows, which reach 0.3 from k = 5 on, a start at loss 1e12."""
+    lo, hi = 1e-3, 10 * right  # A tanh(right / A) increases with A: bisection
+    for _ in range(100):
+        a = (lo + hi) / 2
+        lo, hi = (a, hi) if a * np.tanh(right / a) < -u_right else (lo, a)
+    return -a * torch.tanh(x / a)
 
 
 def residual(x: Jet, u: Jet, lam) -> Jet:
@@ -170,6 +198,10 @@ class Burgers(Problem):
             x_local = torch.linspace(0, r, cfg.local_points // 2 + 1, dtype=dtype)
         self.register_buffer("x_global", x_global.view(-1, 1))
         self.register_buffer("x_local", x_local.view(-1, 1))
+        if cfg.initial_guess != "none":
+            self.phases = ("guess",) + self.phases
+            self.register_buffer("u_guess", tanh_guess(x_global, cfg.domain[1], cfg.boundary[1]).view(-1, 1),
+                                 persistent=False)
         self.register_buffer("x_origin", torch.zeros(1, 1, dtype=dtype))
         self.register_buffer("x_boundary", torch.tensor(cfg.domain, dtype=dtype).view(-1, 1))
         self.register_buffer("u_boundary", torch.tensor(cfg.boundary, dtype=dtype).view(-1, 1))
@@ -191,6 +223,7 @@ class Burgers(Problem):
         3e-3 to 1e-2 off with the global rows at 100 from the start). Levenberg-Marquardt needs the global
         rows level with them, or it leaves them behind: at k = 2 the profile error stopped at 5.5e-8 with 1,
         and reached 1.2e-10 with 100 in the same 1000 steps."""
+        super().start_phase(phase)
         lm_weights = {key: value for key, value in asdict(self.cfg.lm_weights).items() if value is not None}
         self.weigh(replace(self.cfg.weights, **lm_weights) if phase == "lm" else self.cfg.weights)
 
@@ -203,6 +236,8 @@ class Burgers(Problem):
         return residual(Jet.variable(x, order + 1), input_jet(self.u, x, order + 1, self.backend), self.lam)
 
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
+        if self.phase == "guess":
+            return {"guess": (self.x_global, self.u_guess)}
         terms = {"residual": (self.x_global,), "smooth": (self.x_local,)}
         if self.cfg.weights.origin:
             terms["origin"] = (self.x_origin,)
@@ -219,6 +254,8 @@ class Burgers(Problem):
             return self.residual_jet(x, 2 * self.k + 3).coeffs[..., 0].T * scale
         if term == "boundary":
             return (self.u(x) - targets[0]) * self.boundary_scale
+        if term == "guess":
+            return (self.u(x) - targets[0]) / len(self.x_global) ** 0.5
         raise KeyError(term)
 
     def scalars(self) -> dict[str, Tensor]:
@@ -228,27 +265,73 @@ class Burgers(Problem):
         x = torch.linspace(*self.cfg.domain, self.cfg.eval_points, dtype=self.x_global.dtype, device=self.x_global.device)
         return x.view(-1, 1)
 
-    @torch.no_grad()
-    def solution(self) -> pd.DataFrame:
+    def linearization(self) -> Linearization:
+        """The residual linearised about the trained network (blowup.newton)."""
+        return Linearization(residual, lambda x, order: input_jet(self.u, x.to(self.x_global), order, "ntp"),
+                             self.lam.item())
+
+    def refinement(self) -> Refinement:
+        """Newton corrections about the trained state (computed once per state: plots and summaries share it)."""
+        key = (self.lam.item(), *[float(p.detach().sum()) for p in self.u.parameters()])
+        if getattr(self, "_refinement", (None,))[0] != key:
+            spec = ProfileSpec(domain=tuple(self.cfg.domain), boundary=dict(zip(self.cfg.domain, self.cfg.boundary)),
+                               smooth_order=2 * self.k + 3, parity=None if self.cfg.embedding == "none" else "odd")
+            if spec.parity == "odd":
+                spec.boundary = {x: u for x, u in spec.boundary.items() if x > 0}
+            self._refinement = (key, refine(self.linearization(), spec, self.cfg.refine))
+        return self._refinement[1]
+
+    def _stages(self) -> dict[str, tuple[float, np.ndarray, np.ndarray, float, float]]:
+        """Per stage ("network", and "refined" if refining): λ, U and |F| on the fine grid, and the
+        estimates of their errors (the size of the next Newton correction, floored at float spacing)."""
         x = self._fine_grid()
-        u = self.u(x).flatten().cpu().numpy()
-        xs = x.flatten().cpu().numpy()
-        return pd.DataFrame({"X": xs, "U": u, "U_exact": exact_profile(xs, self.k)})
+        grid = x.flatten().cpu().numpy()
+        lin, ref = self.linearization(), self.refinement()
+        with torch.no_grad():
+            u = self.u(x).flatten().cpu().double().numpy()
+        corrections = ref.applied + [ref.next]
+        stages = {}
+        for name in ("network", "refined") if self.cfg.refine else ("network",):
+            shift, stage, correction = (0, lin, corrections[0]) if name == "network" else (ref.profile(grid), lin, ref.next)
+            if name == "refined":
+                for applied in ref.applied:
+                    stage = stage.corrected(applied)
+            res = np.abs(stage.residual_and_scalar_column(x.double().cpu(), 0)[0][0].numpy())
+            floor = np.spacing(1.0) * max(1.0, float(np.max(np.abs(u))))
+            stages[name] = (stage.scalar, u + shift, res, max(correction.profile_error(grid), floor),
+                            max(abs(correction.delta_scalar), float(np.spacing(stage.scalar))))
+        return stages
+
+    def solution(self) -> pd.DataFrame:
+        stages = self._stages()
+        xs = self._fine_grid().flatten().cpu().numpy()
+        u = stages["refined" if "refined" in stages else "network"][1]
+        return pd.DataFrame({"X": xs, "U": u, "U_network": stages["network"][1], "U_exact": exact_profile(xs, self.k)})
 
     def evaluate(self) -> dict:
-        sol = self.solution()
-        x = self._fine_grid()
-        with torch.enable_grad():  # the autograd backend differentiates even at evaluation
-            res = self.residual_jet(x, 0).coeffs[0].detach()
-        lam = self.lam.item()
-        return {
-            "profile": self.k,
-            "lambda": lam,
-            "lambda_exact": exact_lambda(self.k),
-            "lambda_error": abs(lam - exact_lambda(self.k)),
-            "profile_max_error": float(np.max(np.abs(sol.U - sol.U_exact))),
-            "residual_max": float(res.abs().max()),
-        }
+        """The reported result (refined if `refine`) and the network's own, each with its error estimates."""
+        exact_u = exact_profile(self._fine_grid().flatten().cpu().numpy(), self.k)
+        out = {"profile": self.k, "lambda_exact": exact_lambda(self.k)}
+        stages = self._stages()
+        for name in ("network", "refined"):
+            if name not in stages:
+                continue
+            lam, u, res, profile_estimate, lambda_estimate = stages[name]
+            fields = {"lambda": lam, "lambda_error": abs(lam - exact_lambda(self.k)),
+                      "profile_max_error": float(np.max(np.abs(u - exact_u))), "residual_max": float(res.max()),
+                      "profile_error_estimate": profile_estimate, "lambda_error_estimate": lambda_estimate}
+            out |= {f"{key}_network": value for key, value in fields.items()} if name == "network" else {}
+            out |= fields  # the last stage is the result
+        return out
+
+    def failure(self, evaluation: dict) -> str | None:
+        if not self.lam_lo < evaluation["lambda"] < self.lam_hi:
+            return f"lambda {evaluation['lambda']:.6g} left its bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g})"
+        for name, limit in asdict(self.cfg.tolerance).items():
+            value = evaluation[f"{name}_estimate"]
+            if not value <= limit:  # NaN fails too
+                return f"{name}_estimate {value:.2e} > tolerance {limit:.0e}"
+        return None
 
     def plot(self, metrics: pd.DataFrame, path) -> None:
         import matplotlib
@@ -256,21 +339,23 @@ class Burgers(Problem):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        stages = self._stages()
         sol = self.solution()
-        x = self._fine_grid()
-        with torch.enable_grad():
-            res = self.residual_jet(x, 0).coeffs[0].detach().abs().flatten().cpu().numpy()
         fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
         ax[0].plot(sol.X, sol.U_exact, "k-", lw=3, alpha=0.35, label="exact")
-        ax[0].plot(sol.X, sol.U, "C0--", label="PINN")
+        ax[0].plot(sol.X, sol.U, "C0--", label="PINN" + (" + Newton correction" if "refined" in stages else ""))
         ax[0].set(title=f"Burgers profile k={self.k}", xlabel="X", ylabel="U")
         ax[0].legend()
-        ax[1].semilogy(sol.X, np.abs(sol.U - sol.U_exact) + 1e-300, label="|U - U_exact|")
-        ax[1].semilogy(sol.X, res + 1e-300, label="|residual|")
-        ax[1].set(title="errors", xlabel="X")
+        floor = 1e-17  # exact zeros (the boundary values are built in) are drawn on the floor as dots
+        for i, (name, (_, u, res, _, _)) in enumerate(stages.items()):
+            for j, (what, values) in enumerate((("|U - U_exact|", np.abs(u - sol.U_exact)), ("|residual|", res))):
+                ax[1].semilogy(sol.X, np.maximum(values, floor), f"C{2 * i + j}-", lw=1, label=f"{what}, {name}")
+                zero = values == 0
+                ax[1].semilogy(sol.X[zero], np.full(zero.sum(), floor), f"C{2 * i + j}o", ms=3)
+        ax[1].set(title="errors (exact zeros drawn at 1e-17)", xlabel="X", ylim=(floor / 2, None))
         ax[1].legend()
         if len(metrics):
-            ax[2].semilogy(metrics.step, (metrics["lambda"] - exact_lambda(self.k)).abs() + 1e-300)
+            ax[2].semilogy(metrics.step, np.maximum((metrics["lambda"] - exact_lambda(self.k)).abs(), floor))
         ax[2].set(title=f"|λ - λ_k|, λ_k = {exact_lambda(self.k):.6g}", xlabel="step")
         fig.tight_layout()
         fig.savefig(path, dpi=110)

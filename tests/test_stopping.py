@@ -1,0 +1,104 @@
+"""How runs end: phases stop by convergence, a run that found no profile says so, and the exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from blowup import trainer
+from blowup.cli import exit_code
+from blowup.config import config_dir
+from blowup.equations.burgers import Burgers
+from blowup.stopping import Convergence
+
+SMOKE = ["experiment=smoke", "device=cpu"]
+ROUND_OFF = 4 * 2.0**-52
+# a run that cannot find a profile: the network as initialised, one LM step, no Newton correction
+HOPELESS = ["equation.refine=0", "equation.initial_guess=none", "optim.adam.steps=0", "optim.lbfgs.steps=0",
+            "optim.lm.steps=1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_plots():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Burgers, "plot", lambda self, history, path: None)
+        yield
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose("train", overrides=SMOKE + list(overrides))
+
+
+def test_convergence_needs_patience_steps_without_enough_progress():
+    conv = Convergence(patience=3, rtol=0.1)
+    assert not any(conv.update(loss) for loss in [8.0, 4.0, 2.0, 1.0, 0.5])  # halving every step: going on
+    assert not conv.update(0.49) and not conv.update(0.48)  # best 1.0, then 0.5, three steps back: still > 10%
+    assert conv.update(0.47)  # 0.5 -> 0.47 over the last 3 steps: less than 10%
+
+
+def test_convergence_follows_the_best_loss_and_rtol_zero_never_stops():
+    noisy = Convergence(patience=2, rtol=0.5)
+    assert not any(noisy.update(loss) for loss in [1.0, 5.0, 0.4])  # a spike does not count as progress lost
+    assert not noisy.update(7.0)  # best 1.0 two steps back, 0.4 now: 60% down
+    assert noisy.update(6.0)  # best 0.4 two steps back and now
+    never = Convergence(patience=1, rtol=0.0)
+    assert not any(never.update(1.0) for _ in range(10))
+
+
+def test_state_round_trips():
+    conv = Convergence(patience=2, rtol=0.5)
+    for loss in [1.0, 0.9]:
+        conv.update(loss)
+    again = Convergence(patience=2, rtol=0.5)
+    again.load_state_dict(conv.state_dict())
+    assert again.update(0.8) == conv.update(0.8) is True
+
+
+def test_a_run_that_found_no_profile_ends_not_converged(tmp_path):
+    summary = trainer.train(config(*HOPELESS), tmp_path)
+    assert summary["status"] == "not_converged" and summary["stop_reason"] == "max_steps"
+    assert summary["failure"].startswith(("lambda_error_estimate", "profile_error_estimate"))
+    assert summary["profile_max_error"] > 1e-2  # it really is wrong, and the estimate says so
+    assert summary["profile_error_estimate"] == pytest.approx(summary["profile_max_error"], rel=0.9)
+
+
+def test_exit_codes_by_status():
+    assert [exit_code({"status": s}) for s in ("completed", "not_converged", "diverged", "interrupted")] == [0, 3, 4, 130]
+    assert exit_code({"status": "not_converged"}, allow_not_converged=True) == 0
+    assert exit_code({"status": "diverged"}, allow_not_converged=True) == 4
+
+
+@pytest.mark.slow
+def test_not_converged_exits_3_and_a_sweep_runs_every_value(tmp_path):
+    args = ["blowup", "train", "-m", *SMOKE, *HOPELESS, "allow_not_converged=false", "seed=0,1",
+            f"hydra.sweep.dir={tmp_path}"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 3, run.stderr
+    statuses = [json.loads((tmp_path / f"{i}_burgers_k0_ntp_m1_s{i}" / "summary.json").read_text())["status"]
+                for i in (0, 1)]
+    assert statuses == ["not_converged"] * 2 and "not_converged: " in run.stderr
+    allowed = subprocess.run(args[:-2] + ["allow_not_converged=true", "seed=0", f"hydra.sweep.dir={tmp_path / 'ok'}"],
+                             capture_output=True, text=True, timeout=300)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_levenberg_marquardt_stops_once_converged(tmp_path):
+    """An easy problem (k = 0, from the guess): LM stops long before its 400-step budget, and says why."""
+    summary = trainer.train(config("optim.lm.steps=400", "optim.lm.patience=5", "optim.lm.rtol=0.5"), tmp_path)
+    lm_steps = summary["steps"] - (5 + 30 + 10)  # guess, adam, lbfgs of experiment=smoke
+    assert summary["stop_reasons"]["lm"] in ("converged", "stalled") and summary["stop_reason"] == summary["stop_reasons"]["lm"]
+    assert 5 < lm_steps < 400
+
+
+def test_error_estimates_match_the_exact_errors_on_a_tiny_run(tmp_path):
+    """The network's estimates (first Newton correction) and the refined result's (the next one)."""
+    summary = trainer.train(config(), tmp_path)
+    for stage in ("_network", ""):
+        for name, true in (("lambda", "lambda_error"), ("profile", "profile_max_error")):
+            estimate, exact = summary[f"{name}_error_estimate{stage}"], summary[f"{true}{stage}"]
+            exact = max(exact, ROUND_OFF)  # a refined λ can be exact; its estimate is then the float spacing
+            assert exact / 10 < estimate < exact * 10, (stage, name, estimate, exact)
+    assert summary["profile_max_error"] < 1e-3 * summary["profile_max_error_network"]  # refining helps
