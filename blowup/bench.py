@@ -10,6 +10,7 @@ are extrapolated from its two highest orders measured so far (nested autograd gr
 `max_order` caps a backend outright. The jax peer (jax.experimental.jet under jit) is imported here
 only, and only when asked for and installed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -36,10 +37,35 @@ from blowup.models import MLP
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BACKENDS = ("autograd", "ntp", "jax")
 TIMERS = ("cpu", "wall")
-COLUMNS = ["kind", "device", "dtype", "backend", "order", "profile", "width", "depth", "points", "status", "reason",
-           "runs", "forward_ms", "forward_iqr_ms", "backward_ms", "backward_iqr_ms", "total_ms", "total_iqr_ms",
-           "total_min_ms", "plain_ms", "ratio_to_plain", "speedup_vs_autograd", "compile_s", "peak_mem_mb",
-           "mem_method", "timer", "threads"]
+COLUMNS = [
+    "kind",
+    "device",
+    "dtype",
+    "backend",
+    "order",
+    "profile",
+    "width",
+    "depth",
+    "points",
+    "status",
+    "reason",
+    "runs",
+    "forward_ms",
+    "forward_iqr_ms",
+    "backward_ms",
+    "backward_iqr_ms",
+    "total_ms",
+    "total_iqr_ms",
+    "total_min_ms",
+    "plain_ms",
+    "ratio_to_plain",
+    "speedup_vs_autograd",
+    "compile_s",
+    "peak_mem_mb",
+    "mem_method",
+    "timer",
+    "threads",
+]
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -48,14 +74,24 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r} is invalid: allowed {allowed}")
 
     require(all(b in BACKENDS for b in cfg.backends), "backends", "a list from " + ", ".join(BACKENDS))
-    require(all(b in ("autograd", "ntp") for b in cfg.train_step.backends), "train_step.backends",
-            "a list from autograd, ntp")
+    require(
+        all(b in ("autograd", "ntp") for b in cfg.train_step.backends),
+        "train_step.backends",
+        "a list from autograd, ntp",
+    )
     require(all(isinstance(n, int) and n >= 0 for n in cfg.orders), "orders", "a list of integers >= 0")
-    require(all(isinstance(k, int) and k >= 0 for k in cfg.train_step.profiles), "train_step.profiles",
-            "a list of integers >= 0")
+    require(
+        all(isinstance(k, int) and k >= 0 for k in cfg.train_step.profiles),
+        "train_step.profiles",
+        "a list of integers >= 0",
+    )
     for key in ("widths", "depths", "points"):
         require(all(isinstance(v, int) and v >= 1 for v in cfg[key]), key, "a list of integers >= 1")
-    require(cfg.devices == "auto" or all(d in ("cpu", "cuda") for d in cfg.devices), "devices", "auto or a list from cpu, cuda")
+    require(
+        cfg.devices == "auto" or all(d in ("cpu", "cuda") for d in cfg.devices),
+        "devices",
+        "auto or a list from cpu, cuda",
+    )
     require(cfg.dtype in DTYPES, "dtype", "one of " + ", ".join(DTYPES))
     require(cfg.timer in TIMERS, "timer", "one of " + ", ".join(TIMERS))
     require(cfg.threads is None or cfg.threads >= 1, "threads", "null or an integer >= 1")
@@ -205,6 +241,7 @@ def _extrapolate(history: list[tuple[int, float, float | None]], order: int) -> 
 def derivative_cell(net: MLP, x: torch.Tensor, order: int, backend: str):
     """(forward -> loss, backward): the scalar loss sum((d^n u / dx^n)^2) and its parameter gradient.
     Order 0 of `plain` is the baseline: net(x) on a tensor, no derivative machinery at all."""
+
     def forward():
         net.zero_grad(set_to_none=True)
         if backend == "plain":
@@ -233,7 +270,9 @@ def jax_cell(net: MLP, x: torch.Tensor, order: int, threads: int | None):
 
     jax.config.update("jax_enable_x64", x.dtype == torch.float64)
     layers = [m for m in net if isinstance(m, torch.nn.Linear)]
-    params = [(jnp.asarray(m.weight.detach().cpu().numpy()), jnp.asarray(m.bias.detach().cpu().numpy())) for m in layers]
+    params = [
+        (jnp.asarray(m.weight.detach().cpu().numpy()), jnp.asarray(m.bias.detach().cpu().numpy())) for m in layers
+    ]
     points = jnp.asarray(x.detach().cpu().numpy())
 
     def mlp(params, h):
@@ -308,8 +347,7 @@ class Bench:
             return f"predicted {memory:.4g} MB > max_memory_mb={cfg.max_memory_mb} (extrapolated from {source})"
         return None
 
-    def run_cell(self, key: tuple, order: int, make, clock: Clock, memory: PeakMemory, baseline=None,
-                 **fields) -> dict:
+    def run_cell(self, key: tuple, order: int, make, clock: Clock, memory: PeakMemory, baseline=None, **fields) -> dict:
         """Measure one cell, or record why not; time and memory feed the next order's prediction."""
         device, backend = fields["device"], fields["backend"]
         base = dict(order=order, timer=clock.name, mem_method=memory.method, **fields)
@@ -336,14 +374,21 @@ class Bench:
         split = backend != "jax"  # jax's jitted value_and_grad is one call: total only
         plain_ms = _ms(timing.plain) if baseline is not None else _ms(timing.total)
         return self.row(
-            status="ok", runs=len(timing.total), compile_s=compile_s, peak_mem_mb=timing.peak_mem_mb,
+            status="ok",
+            runs=len(timing.total),
+            compile_s=compile_s,
+            peak_mem_mb=timing.peak_mem_mb,
             forward_ms=_ms(timing.forward) if split else math.nan,
             forward_iqr_ms=_iqr_ms(timing.forward) if split else math.nan,
             backward_ms=_ms(timing.backward) if split else math.nan,
             backward_iqr_ms=_iqr_ms(timing.backward) if split else math.nan,
-            total_ms=_ms(timing.total), total_iqr_ms=_iqr_ms(timing.total),
-            total_min_ms=min(timing.total) * 1e3, plain_ms=plain_ms, ratio_to_plain=_ms(timing.total) / plain_ms,
-            **base)
+            total_ms=_ms(timing.total),
+            total_iqr_ms=_iqr_ms(timing.total),
+            total_min_ms=min(timing.total) * 1e3,
+            plain_ms=plain_ms,
+            ratio_to_plain=_ms(timing.total) / plain_ms,
+            **base,
+        )
 
     def derivatives(self, device: str, width: int, depth: int, points: int) -> None:
         cfg = self.cfg
@@ -360,12 +405,24 @@ class Bench:
             for order in cfg.orders:
                 if backend == "jax":
                     if not self.has_jax:
-                        self.row(status="skipped", reason="jax is not installed (pip install jax)", order=order,
-                                 backend=backend, timer=clock.name, **shape)
+                        self.row(
+                            status="skipped",
+                            reason="jax is not installed (pip install jax)",
+                            order=order,
+                            backend=backend,
+                            timer=clock.name,
+                            **shape,
+                        )
                         continue
                     if device != "cpu":
-                        self.row(status="skipped", reason="the jax peer runs on cpu only", order=order,
-                                 backend=backend, timer=clock.name, **shape)
+                        self.row(
+                            status="skipped",
+                            reason="the jax peer runs on cpu only",
+                            order=order,
+                            backend=backend,
+                            timer=clock.name,
+                            **shape,
+                        )
                         continue
                     make = lambda order=order: self._checked_jax(net, x, order)  # noqa: E731
                 else:
@@ -396,8 +453,17 @@ class Bench:
             for k in cfg.train_step.profiles:
                 torch.manual_seed(cfg.seed)
                 problem = Burgers(eq, k, cfg.train_step.sobolev, backend).to(dev)
-                self.run_cell(key, 2 * k + 4, lambda problem=problem: train_step_cell(problem), clock, memory,
-                              plain, backend=backend, profile=k, **shape)
+                self.run_cell(
+                    key,
+                    2 * k + 4,
+                    lambda problem=problem: train_step_cell(problem),
+                    clock,
+                    memory,
+                    plain,
+                    backend=backend,
+                    profile=k,
+                    **shape,
+                )
 
     def frame(self) -> pd.DataFrame:
         """All rows, with each cell's speed-up over autograd at the same order and shape, as the ratio
@@ -406,9 +472,12 @@ class Bench:
         df = df.astype({c: "Int64" for c in ("order", "profile", "width", "depth", "points", "runs", "threads")})
         same = ["kind", "device", "width", "depth", "points", "order"]
         autograd = df[(df.backend == "autograd") & (df.status == "ok")].set_index(same).ratio_to_plain
-        df["speedup_vs_autograd"] = [autograd.get(tuple(row[same]), math.nan) / row.ratio_to_plain
-                                     if row.backend not in ("autograd", "plain") and row.status == "ok" else math.nan
-                                     for _, row in df.iterrows()]
+        df["speedup_vs_autograd"] = [
+            autograd.get(tuple(row[same]), math.nan) / row.ratio_to_plain
+            if row.backend not in ("autograd", "plain") and row.status == "ok"
+            else math.nan
+            for _, row in df.iterrows()
+        ]
         return df
 
 
@@ -420,8 +489,12 @@ def console_table(df: pd.DataFrame) -> list[Table]:
     for shape, group in derivs.groupby(["device", "width", "depth", "points"], sort=False):
         plain = group[group.backend == "plain"].total_ms
         backends = [b for b in group.backend.unique() if b != "plain"]
-        title = (f"{shape[0]}  width {shape[1]}  depth {shape[2]}  {shape[3]} points  "
-                 f"(plain order-0 forward+backward {plain.iloc[0]:.3f} ms)" if len(plain) else str(shape))
+        title = (
+            f"{shape[0]}  width {shape[1]}  depth {shape[2]}  {shape[3]} points  "
+            f"(plain order-0 forward+backward {plain.iloc[0]:.3f} ms)"
+            if len(plain)
+            else str(shape)
+        )
         table = Table(title=title)
         table.add_column("n", justify="right")
         for b in backends:
@@ -452,9 +525,15 @@ def console_table(df: pd.DataFrame) -> list[Table]:
         for col in ("device", "backend", "profile k", "derivatives", "ms", "x plain order-0", "peak MB"):
             table.add_column(col, justify="right")
         for r in steps.itertuples():
-            table.add_row(r.device, r.backend, "-" if pd.isna(r.profile) else str(int(r.profile)), str(r.order),
-                          _cell_text(r), "-" if pd.isna(r.ratio_to_plain) else f"{r.ratio_to_plain:.1f}",
-                          "-" if r.peak_mem_mb is None or pd.isna(r.peak_mem_mb) else f"{r.peak_mem_mb:.1f}")
+            table.add_row(
+                r.device,
+                r.backend,
+                "-" if pd.isna(r.profile) else str(int(r.profile)),
+                str(r.order),
+                _cell_text(r),
+                "-" if pd.isna(r.ratio_to_plain) else f"{r.ratio_to_plain:.1f}",
+                "-" if r.peak_mem_mb is None or pd.isna(r.peak_mem_mb) else f"{r.peak_mem_mb:.1f}",
+            )
         tables.append(table)
     return tables
 
@@ -480,14 +559,26 @@ def plot(df: pd.DataFrame, run_dir: Path) -> list[str]:
     for (device, width, depth, points, backend), g in derivs.groupby(["device", "width", "depth", "points", "backend"]):
         label = f"{backend} ({device}, {width}x{depth}, {points} pts)"
         if backend == "plain":
-            ax.axhline(g.total_ms.iloc[0], color="gray", ls=":", lw=1, label=f"plain order 0 ({device}, {width}x{depth})")
+            ax.axhline(
+                g.total_ms.iloc[0], color="gray", ls=":", lw=1, label=f"plain order 0 ({device}, {width}x{depth})"
+            )
             orders = sorted(derivs.order.unique())
-            ax.plot(orders, [2 * (n + 1) * g.total_ms.iloc[0] for n in orders], color="gray", ls="--", lw=1,
-                    label="budget 2(n+1) x plain")
+            ax.plot(
+                orders,
+                [2 * (n + 1) * g.total_ms.iloc[0] for n in orders],
+                color="gray",
+                ls="--",
+                lw=1,
+                label="budget 2(n+1) x plain",
+            )
         else:
             ax.semilogy(g.order, g.total_ms, "o-", label=label)
-    ax.set(xlabel="derivative order n", ylabel="forward + backward, median ms", yscale="log",
-           title="time per derivative order")
+    ax.set(
+        xlabel="derivative order n",
+        ylabel="forward + backward, median ms",
+        yscale="log",
+        title="time per derivative order",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(run_dir / "bench_time.png", dpi=110)
@@ -499,7 +590,12 @@ def plot(df: pd.DataFrame, run_dir: Path) -> list[str]:
         other = derivs[derivs.backend == base]
         joined = ntp.merge(other, on=["device", "width", "depth", "points", "order"], suffixes=("", "_other"))
         for (device, width, depth, points), g in joined.groupby(["device", "width", "depth", "points"]):
-            ax.semilogy(g.order, g.ratio_to_plain_other / g.ratio_to_plain, "o-", label=f"vs {base} ({device}, {width}x{depth}, {points} pts)")
+            ax.semilogy(
+                g.order,
+                g.ratio_to_plain_other / g.ratio_to_plain,
+                "o-",
+                label=f"vs {base} ({device}, {width}x{depth}, {points} pts)",
+            )
     ax.axhline(1, color="gray", ls=":", lw=1)
     ax.set(xlabel="derivative order n", ylabel="speed-up of ntp (x)", yscale="log", title="ntp speed-up")
     if ax.lines[1:]:
@@ -563,14 +659,27 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     for table in console_table(df):
         logs.console.print(table)
     summary = {
-        "csv": str(run_dir / "bench.csv"), "plots": plots, "rows": len(df),
-        "measured": int((df.status == "ok").sum()), "skipped": int((df.status == "skipped").sum()),
-        "errors": int((df.status == "error").sum()), "targets": targets(df),
+        "csv": str(run_dir / "bench.csv"),
+        "plots": plots,
+        "rows": len(df),
+        "measured": int((df.status == "ok").sum()),
+        "skipped": int((df.status == "skipped").sum()),
+        "errors": int((df.status == "error").sum()),
+        "targets": targets(df),
         "timer": df.timer.dropna().iloc[0] if df.timer.notna().any() else cfg.timer,
-        "threads": torch.get_num_threads(), "jax": bench.has_jax,
-        "device_names": {d: (torch.cuda.get_device_name() if d == "cuda" and torch.cuda.is_available()
-                             else platform.processor() or platform.machine()) for d in devices(cfg)},
-        "wall_time_s": time.perf_counter() - started, "status": "completed", "meta": logs.environment(),
+        "threads": torch.get_num_threads(),
+        "jax": bench.has_jax,
+        "device_names": {
+            d: (
+                torch.cuda.get_device_name()
+                if d == "cuda" and torch.cuda.is_available()
+                else platform.processor() or platform.machine()
+            )
+            for d in devices(cfg)
+        },
+        "wall_time_s": time.perf_counter() - started,
+        "status": "completed",
+        "meta": logs.environment(),
     }
     logs.write_json(run_dir / "summary.json", summary)
     logs.console.print(logs.summary_table({k: v for k, v in summary.items() if k != "targets"} | summary["targets"]))

@@ -3,6 +3,7 @@
 Overrides are checked before Hydra runs, so bad input costs one line on stderr and exit code 2
 instead of a traceback, for single runs and for every value of a sweep.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,11 +20,26 @@ COMMANDS = {
     "bench": ("time derivative backends and training steps (blowup bench --help)", "bench", "blowup.bench:run"),
     "report": ("tabulate and plot run dirs: blowup report PATH ...", None, "blowup.report:main"),
 }
-USAGE = "usage: blowup {" + ",".join(COMMANDS) + "} [OVERRIDES ...]\n" + "\n".join(
-    f"  {name:8s}{text}" for name, (text, _, _) in COMMANDS.items())
+USAGE = (
+    "usage: blowup {"
+    + ",".join(COMMANDS)
+    + "} [OVERRIDES ...]\n"
+    + "\n".join(f"  {name:8s}{text}" for name, (text, _, _) in COMMANDS.items())
+)
 # Hydra flags that take a value, and those that only show things (no run, nothing to check)
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-               "--config-dir", "-cd", "--experimental-rerun"}
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 SHOW_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 
 
@@ -70,8 +86,10 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
         choices.append([f"{text.split('=', 1)[0]}={v}" if v is not None else text for v in values])
     # every value of every sweep, the others at their first value: len(sum of values) compositions
     combos = [[c[0] for c in choices]] + [
-        [c[0] for c in choices[:i]] + [v] + [c[0] for c in choices[i + 1:]]
-        for i, c in enumerate(choices) for v in c[1:]]
+        [c[0] for c in choices[:i]] + [v] + [c[0] for c in choices[i + 1 :]]
+        for i, c in enumerate(choices)
+        for v in c[1:]
+    ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         for combo in combos:
             try:
@@ -149,6 +167,16 @@ def register_resolvers() -> None:
 
     # cached: sweep workers re-resolve the sweep dir and must get the launching process's pid
     OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("run_label", run_label, replace=True)
+
+
+def run_label(*, _root_) -> str:
+    """The run dir's name for the equation: its module's `run_label(cfg)` (burgers_k3), else its name (sir)."""
+    from blowup.equations import EQUATIONS
+
+    name = _root_.equation.name
+    module = importlib.import_module(EQUATIONS[name]) if name in EQUATIONS else None
+    return module.run_label(_root_) if hasattr(module, "run_label") else str(name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(err))
     sys.argv = [f"blowup {command}"] + rest
     run_hydra_app(config_name, target)
+
 
 if __name__ == "__main__":
     main()

@@ -1,14 +1,16 @@
 """Typed config schema (Hydra structured configs) and the checks that turn bad input into one line."""
+
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from blowup.derivatives import BACKENDS
 
@@ -68,10 +70,11 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "float64"
     seed: int = 0
-    threads: Optional[int] = None  # torch CPU threads; None leaves torch's default
-    resume: Optional[str] = None
+    threads: int | None = None  # torch CPU threads; None leaves torch's default
+    resume: str | None = None
     checkpoint_every: int = 500
     allow_not_converged: bool = False  # true: a run that ends "not_converged" still exits 0 (tiny test runs)
+    max_memory_gb: float | None = None  # refuse runs estimated to need more; None: half this machine's memory
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -98,12 +101,38 @@ def require(ok: bool, key: str, value, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
 
 
+def memory_limit_gb(cfg: DictConfig) -> float:
+    if cfg.max_memory_gb is not None:
+        return cfg.max_memory_gb
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e9
+
+
+def check_derivative_memory(cfg: DictConfig, key: str, order: int, points: int, width: int, depth: int) -> None:
+    """Refuse, before anything runs, a run whose input derivatives cannot fit: a typo such as
+    profile=1000 must not take a shared machine down. A training step with derivatives up to `order`
+    holds about (order + 1)^2 x points x width x depth numbers (measured peak memory grows so in the
+    order; the factor 3 covers the smallest networks, the defaults need less), on top of ~0.5 GB."""
+    itemsize = torch.empty((), dtype=getattr(torch, cfg.dtype)).element_size()
+    need_gb = 0.5 + 3 * (order + 1) ** 2 * points * width * depth * itemsize / 1e9
+    limit_gb = memory_limit_gb(cfg)
+    if need_gb > limit_gb:
+        raise ConfigError(
+            f"{key}={OmegaConf.select(cfg, key)!r} is invalid: the run needs about {need_gb:.3g} GB "
+            f"(derivative order {order}, {points} points, width {width}, depth {depth}, {cfg.dtype}), over "
+            f"max_memory_gb={limit_gb:.3g}: allowed a smaller {key}, or max_memory_gb raised on purpose"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Semantic checks after composition; raises ConfigError naming the key and allowed values."""
     from blowup.equations import EQUATIONS, check_equation
 
-    require(cfg.equation is not None and cfg.equation.get("name") in EQUATIONS, "equation",
-             cfg.equation and cfg.equation.get("name"), "one of " + ", ".join(EQUATIONS))
+    require(
+        cfg.equation is not None and cfg.equation.get("name") in EQUATIONS,
+        "equation",
+        cfg.equation and cfg.equation.get("name"),
+        "one of " + ", ".join(EQUATIONS),
+    )
     require(cfg.backend.name in BACKENDS, "backend", cfg.backend.name, "one of " + ", ".join(BACKENDS))
     require(cfg.profile >= 0, "profile", cfg.profile, "an integer >= 0")
     require(cfg.sobolev >= 0, "sobolev", cfg.sobolev, "an integer >= 0")
@@ -113,6 +142,9 @@ def validate(cfg: DictConfig) -> None:
     require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
     require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
     require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
+    require(
+        cfg.max_memory_gb is None or cfg.max_memory_gb > 0, "max_memory_gb", cfg.max_memory_gb, "null or a number > 0"
+    )
     for phase in PHASES:
         opt = cfg.optim[phase]
         require(opt.steps >= 0, f"optim.{phase}.steps", opt.steps, "an integer >= 0")
@@ -124,8 +156,12 @@ def validate(cfg: DictConfig) -> None:
             require(opt.history >= 1, f"optim.{phase}.history", opt.history, "an integer >= 1")
         if "damping" in opt:
             require(opt.damping > 0, f"optim.{phase}.damping", opt.damping, "a number > 0")
-            require(opt.acceleration >= 0, f"optim.{phase}.acceleration", opt.acceleration,
-                    "a number >= 0 (0: no geodesic acceleration)")
+            require(
+                opt.acceleration >= 0,
+                f"optim.{phase}.acceleration",
+                opt.acceleration,
+                "a number >= 0 (0: no geodesic acceleration)",
+            )
     total = sum(cfg.optim[p].steps for p in PHASES)
     require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:

@@ -5,6 +5,7 @@
 * ``ntp`` (n-TangentProp): one forward pass of Taylor coefficients through every layer (`blowup.jet`);
   cost near-linear in the order, any order.
 """
+
 from __future__ import annotations
 
 import torch

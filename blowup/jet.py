@@ -13,14 +13,15 @@ Speed: a series rule is O(n^2) arithmetic per element, but written as a few in-p
 per order on whole slabs, inside autograd.Functions with hand-written backward and vmap rules, a
 pass of order n costs O(n) kernels rather than autograd replaying O(n^2) tiny ones.
 """
+
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+import os
+from functools import cache
 
 import torch
 from torch import Tensor, nn
-from torch._functorch.utils import unwrap_dead_wrappers
 from torch.nn import functional as F
 
 
@@ -33,14 +34,14 @@ class Jet:
         self.coeffs = coeffs
 
     @classmethod
-    def variable(cls, x: Tensor, order: int) -> "Jet":
+    def variable(cls, x: Tensor, order: int) -> Jet:
         """The identity function at points x: coefficients (x, 1, 0, ..., 0)."""
         if order == 0:
             return cls(x.unsqueeze(0))
         return cls(F.pad(torch.stack([x, torch.ones_like(x)]), [0, 0] * x.dim() + [0, order - 1]))
 
     @classmethod
-    def from_derivatives(cls, derivs: Tensor) -> "Jet":
+    def from_derivatives(cls, derivs: Tensor) -> Jet:
         """Derivatives f^(k) stacked on dim 0 -> jet (divides by k!)."""
         return cls(derivs / _column("factorial", derivs))
 
@@ -52,15 +53,15 @@ class Jet:
     def order(self) -> int:
         return self.coeffs.shape[0] - 1
 
-    def derivative(self) -> "Jet":
+    def derivative(self) -> Jet:
         """Jet of f' (one order lower): (f')_k = (k + 1) c_{k+1}."""
         return Jet(self.coeffs[1:] * _column("k", self.coeffs)[1:])
 
-    def truncate(self, order: int) -> "Jet":
+    def truncate(self, order: int) -> Jet:
         return self if order >= self.order else Jet(self.coeffs[: order + 1])
 
     # --- arithmetic: a jet meets a jet (series op) or a tensor/number (constant) -----------------
-    def __add__(self, other) -> "Jet":
+    def __add__(self, other) -> Jet:
         if isinstance(other, Jet):
             a, b = _common_order(self, other)
             return Jet(a + b)
@@ -68,23 +69,23 @@ class Jet:
 
     __radd__ = __add__
 
-    def __neg__(self) -> "Jet":
+    def __neg__(self) -> Jet:
         return Jet(-self.coeffs)
 
-    def __sub__(self, other) -> "Jet":
+    def __sub__(self, other) -> Jet:
         return self + (-other)
 
-    def __rsub__(self, other) -> "Jet":
+    def __rsub__(self, other) -> Jet:
         return (-self) + other
 
-    def __mul__(self, other) -> "Jet":
+    def __mul__(self, other) -> Jet:
         if isinstance(other, Jet):
             return Jet(cauchy_product(*_common_order(self, other)))
         return Jet(self.coeffs * other)
 
     __rmul__ = __mul__
 
-    def __getitem__(self, index) -> "Jet":
+    def __getitem__(self, index) -> Jet:
         """Index the batch dims, e.g. jet[..., 0] for one output column."""
         index = index if isinstance(index, tuple) else (index,)
         return Jet(self.coeffs[(slice(None),) + index])
@@ -100,7 +101,7 @@ def _column(name: str, like: Tensor) -> Tensor:
     return _cached_column(name, like.shape[0], like.dim(), like.dtype, like.device)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_column(name: str, n: int, dim: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     # cached: building a small tensor costs as much as the multiply it feeds
     values = [float(math.factorial(k)) if name == "factorial" else float(k) for k in range(n)]
@@ -164,17 +165,35 @@ def _batch_front(in_dims, *tensors: Tensor) -> list[Tensor]:
     return moved
 
 
+def _torch_internals():
+    """The private torch pieces of the fast apply path below, or None where they are missing (another
+    torch version) or switched off with BLOWUP_TORCH_INTERNALS=0. `check_fast_apply` then verifies that
+    they still behave as this module expects before they are used."""
+    if os.environ.get("BLOWUP_TORCH_INTERNALS", "1") == "0":
+        return None
+    try:
+        from torch._functorch.utils import unwrap_dead_wrappers
+
+        transforms_active = torch._C._are_functorch_transforms_active
+    except (ImportError, AttributeError):
+        return None
+    return transforms_active, unwrap_dead_wrappers
+
+
 class _SeriesFunction(torch.autograd.Function):
     """Base of the series Functions: their forwards take positional tensors only."""
+
+    internals = _torch_internals()  # None: the public Function.apply everywhere
 
     @classmethod
     def apply(cls, *args):
         """`Function.apply` binds arguments through `inspect.signature` on every call (~20 us, a tenth
         of a whole low-order pass); outside torch.func transforms there is nothing to bind, so go
-        straight to the C++ apply. Under transforms, the full path (custom_function_call)."""
-        if torch._C._are_functorch_transforms_active():
+        straight to the C++ apply. Under transforms, or without the internals, the public path."""
+        internals = _SeriesFunction.internals
+        if internals is None or internals[0]():
             return super().apply(*args)
-        return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
+        return super(torch.autograd.Function, cls).apply(*internals[1](args))
 
 
 class _Cauchy(_SeriesFunction):
@@ -250,11 +269,11 @@ def _tanh_series(x: Tensor) -> tuple[Tensor, Tensor]:
         if m > 1:
             ym.div_(m)
         pairs = min(m + 1, n + 1 - m)  # pairs (m, l), l <= m, m + l <= n: twice, but (m, m) once
-        z[m: m + pairs].addcmul_(y[:pairs], ym, value=-2)
+        z[m : m + pairs].addcmul_(y[:pairs], ym, value=-2)
         if 2 * m <= n:
             z_rows[2 * m].addcmul_(ym, ym)
         if m < n:  # z_m is complete: its terms in k y_k for k > m
-            y[m + 1:].addcmul_(dx[: n - m], z_rows[m])
+            y[m + 1 :].addcmul_(dx[: n - m], z_rows[m])
     return y, z
 
 
@@ -307,9 +326,32 @@ def propagate(module: nn.Module, x: Jet) -> Jet:
         return x
     rule = MODULE_RULES.get(type(module))
     if rule is None:
-        raise TypeError(f"no Taylor rule for {type(module).__name__}; known: "
-                        + ", ".join(t.__name__ for t in MODULE_RULES))
+        raise TypeError(
+            f"no Taylor rule for {type(module).__name__}; known: " + ", ".join(t.__name__ for t in MODULE_RULES)
+        )
     return rule(module, x)
 
+
+def check_fast_apply() -> bool:
+    """Keep the fast apply path only if it gives what the public one gives (value, gradient and the
+    graph it builds) on a small product; otherwise fall back to the public path for good."""
+    if _SeriesFunction.internals is None:
+        return False
+    a = torch.linspace(0.1, 0.9, 12, dtype=torch.float64).view(3, 4).requires_grad_()
+    b = torch.linspace(-1, 1, 12, dtype=torch.float64).view(3, 4)
+    try:
+        fast = _Cauchy.apply(a, b)
+        (fast_grad,) = torch.autograd.grad(fast.square().sum(), a)
+        public = torch.autograd.Function.apply.__func__(_Cauchy, a, b)
+        (public_grad,) = torch.autograd.grad(public.square().sum(), a)
+        same = torch.equal(fast, public) and torch.equal(fast_grad, public_grad)
+    except Exception:  # a changed internal API: whatever it raises, the public path is the answer
+        same = False
+    if not same:
+        _SeriesFunction.internals = None
+    return same
+
+
+check_fast_apply()
 
 __all__ = ["Jet", "cauchy_product", "linear", "tanh", "propagate", "MODULE_RULES"]

@@ -4,6 +4,7 @@ First-order optimisers stall around loss 1e-10; a Gauss-Newton step sees the cur
 sum of squares directly. These networks are small (a few thousand parameters, a few hundred to a few
 thousand residuals), so the Jacobian fits in memory and each step is a dense solve.
 """
+
 from __future__ import annotations
 
 import torch
@@ -11,11 +12,11 @@ from torch import Tensor
 from torch.func import functional_call, jacrev, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from blowup.equations import Problem
+from blowup.equations import ResidualTerms
 from blowup.losses import residual_vector
 
 
-def pointwise_jacobian(problem: Problem) -> Tensor:
+def pointwise_jacobian(problem: ResidualTerms) -> Tensor:
     """d residuals / d parameters as an (R, P) matrix, rows in `problem.residuals()` order.
 
     Each residual depends on the parameters and its own point only, so one small reverse pass per
@@ -27,6 +28,7 @@ def pointwise_jacobian(problem: Problem) -> Tensor:
     backend, problem.backend = problem.backend, "ntp"
     try:
         for term, inputs in problem.terms().items():
+
             def at_point(p, *point, term=term):
                 return functional_call(problem, p, (term, *[v.unsqueeze(0) for v in point])).squeeze(0)
 
@@ -67,8 +69,14 @@ class LevenbergMarquardt:
 
     FINITE_DIFFERENCE = 0.1  # step h along v for the second derivative, as a fraction of v
 
-    def __init__(self, problem: Problem, damping: float = 1e-3, acceleration: float = 0.75,
-                 min_damping: float = 1e-18, max_tries: int = 20):
+    def __init__(
+        self,
+        problem: ResidualTerms,
+        damping: float = 1e-3,
+        acceleration: float = 0.75,
+        min_damping: float = 1e-18,
+        max_tries: int = 20,
+    ):
         self.problem = problem
         self.params = [p for p in problem.parameters() if p.requires_grad]
         self.damping, self.acceleration = damping, acceleration

@@ -1,4 +1,5 @@
 """What a run leaves behind: metrics.csv flushed row by row, summary.json, a rich console view."""
+
 from __future__ import annotations
 
 import csv
@@ -39,7 +40,7 @@ class MetricsLog:
     def close(self) -> None:
         self.file.close()
 
-    def __enter__(self) -> "MetricsLog":
+    def __enter__(self) -> MetricsLog:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -53,8 +54,11 @@ def restore_metrics(history: Path, path: Path, columns: list[str], step: int) ->
     rows = []
     if step > 0 and Path(history).is_file():
         with open(history, newline="") as file:
-            rows = [row for row in csv.DictReader(file)  # short rows get None values, long ones a None key
-                    if None not in row and None not in row.values() and row["step"].isdigit() and int(row["step"]) < step]
+            rows = [
+                row
+                for row in csv.DictReader(file)  # short rows get None values, long ones a None key
+                if None not in row and None not in row.values() and row["step"].isdigit() and int(row["step"]) < step
+            ]
     tmp = Path(path).with_suffix(".tmp")
     with open(tmp, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
@@ -74,8 +78,13 @@ def git_state() -> tuple[str | None, bool | None]:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if head.returncode:
             return None, None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return head.stdout.strip(), bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return None, None
@@ -110,17 +119,30 @@ def hydra_overrides() -> list[str] | None:
 def environment() -> dict:
     """Where and with what code a run ran (the composed config is in config.yaml beside it)."""
     commit, dirty = git_state()
-    return {"git_commit": commit, "git_dirty": dirty, "packages": package_versions(),
-            "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(),
-            "hostname": platform.node(),
-            "overrides": hydra_overrides(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-            "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "hostname": platform.node(),
+        "overrides": hydra_overrides(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3e}  {task.fields[scalars]}"), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3e}  {task.fields[scalars]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def summary_table(summary: dict) -> Table:

@@ -2,6 +2,7 @@
 
 Keeping the residual vector (not just the scalar loss) lets Gauss-Newton-type phases see it whole.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Networks. Each forward accepts a tensor or a `Jet`, so one definition serves both backends."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

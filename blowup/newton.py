@@ -23,6 +23,7 @@ L is never written by hand: columns L ψ come from the residual itself by the co
 Im F(U + i h ψ) / h, exact to round-off for residuals built from arithmetic, derivatives and linear
 maps (no cancellation, unlike a finite difference).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,6 +40,8 @@ COMPLEX_STEP = 1e-30
 # Chebyshev degree of the first correction; each later one is finer by DEGREE_GROWTH: collocated at new
 # points, it sees what the earlier ones left unresolved between theirs
 FIRST_DEGREE, DEGREE_GROWTH = 160, 1.5
+MAX_DEGREE = 540  # resolves the Burgers profiles to round-off up to k = 10 (their nearest complex singularity)
+ROUND_OFF = 1e-14  # a correction this small (in max |e| and |δλ|) is round-off: Newton has converged
 
 
 @dataclass
@@ -106,7 +109,7 @@ class Linearization:
         f = self.residual(xj, Jet(u), self.scalar + 1j * COMPLEX_STEP)
         return f.coeffs.real[..., 0], f.coeffs.imag[..., 0] / COMPLEX_STEP
 
-    def corrected(self, correction: "Correction") -> "Linearization":
+    def corrected(self, correction: Correction) -> Linearization:
         """The same equation about (U + e, λ + δλ)."""
         series, local = correction.series, correction.local
 
@@ -131,6 +134,10 @@ class Correction:
 
     def profile_error(self, grid: np.ndarray) -> float:
         return float(np.max(np.abs(self.series(grid))))
+
+    def size(self) -> float:
+        """A bound on max |e| (|T_j| <= 1 on the domain) and |δλ| together."""
+        return max(float(np.sum(np.abs(self.series.coeffs))), abs(self.delta_scalar))
 
 
 def scalar_correction(lin: Linearization, spec: ProfileSpec) -> tuple[float, np.ndarray]:
@@ -202,12 +209,16 @@ class Refinement:
 
 
 def refine(lin: Linearization, spec: ProfileSpec, steps: int) -> Refinement:
-    """`steps` Newton corrections (each about the last corrected profile), then one more, not applied."""
-    applied, scalar = [], lin.scalar
+    """Newton corrections, each about the last corrected profile, until the next one is at round-off
+    or no longer shrinks (Newton's floor), at most `steps`; that next one is not applied: its size is
+    the error estimate. From a poor network Newton needs more steps than from a good one."""
+    applied, scalar, previous = [], lin.scalar, math.inf
     for i in range(steps + 1):
-        correction = newton_correction(lin, spec, round(FIRST_DEGREE * DEGREE_GROWTH**i))
-        if i == steps:
+        correction = newton_correction(lin, spec, min(round(FIRST_DEGREE * DEGREE_GROWTH**i), MAX_DEGREE))
+        size = correction.size()
+        if i == steps or size <= ROUND_OFF or size > previous / 2:
             return Refinement(applied, correction, scalar)
         applied.append(correction)
         scalar += correction.delta_scalar
         lin = lin.corrected(correction)
+        previous = size

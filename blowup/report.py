@@ -10,6 +10,7 @@ the runs allow: speedup.csv/.png (n-TangentProp over nested autograd, runs paire
 profile, sobolev, seed and device), error_vs_time.png (each unknown's error against wall time, per
 run) and loss_curves.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ class BrokenRun(Exception):
 
 
 def find_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Run dirs under the paths (not inside hidden dirs such as .hydra or .submitit), and the paths that do not exist."""
+    """Run dirs under the paths (not inside hidden dirs such as .hydra or .submitit), and paths that do not exist."""
     runs, missing = set(), []
     for path in paths:
         if not path.exists():
@@ -42,8 +43,11 @@ def find_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
             continue
         root = path if path.is_dir() else path.parent
         for name in RUN_FILES:
-            runs.update(p.parent for p in root.rglob(name)
-                        if not any(part.startswith(".") for part in p.relative_to(root).parts))
+            runs.update(
+                p.parent
+                for p in root.rglob(name)
+                if not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
     return sorted(runs), missing
 
 
@@ -70,8 +74,9 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     """(summary, metrics) of a finished (completed, interrupted or diverged) run, or BrokenRun."""
     summary_path, log_path = run_dir / "summary.json", run_dir / "metrics.csv"
     if not summary_path.is_file():
-        raise BrokenRun("no summary.json: still running, or killed before it finished" if log_path.is_file()
-                        else "no summary.json")
+        raise BrokenRun(
+            "no summary.json: still running, or killed before it finished" if log_path.is_file() else "no summary.json"
+        )
     try:
         summary = json.loads(summary_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -97,14 +102,20 @@ def error_key(summary: dict, name: str) -> str | None:
 
 
 def record(run_dir: Path, summary: dict, history: pd.DataFrame) -> dict:
-    row = {"run_dir": str(run_dir), **{k: summary.get(k) for k in IDENTITY},
-           "device_name": summary.get("device_name"), "status": summary.get("status")}
+    row = {
+        "run_dir": str(run_dir),
+        **{k: summary.get(k) for k in IDENTITY},
+        "device_name": summary.get("device_name"),
+        "status": summary.get("status"),
+    }
     for name in unknowns(history):
         row[name] = summary.get(name, history[name].iloc[-1] if len(history) else None)
         if key := error_key(summary, name):
             row[key] = summary[key]
     row |= {k: summary[k] for k in ("profile_max_error", "residual_max") if k in summary}  # profile runs
-    return row | {k: summary.get(k) for k in ("loss", "steps", "wall_time_s", "step_time_median_s", "deriv_time_median_s")}
+    return row | {
+        k: summary.get(k) for k in ("loss", "steps", "wall_time_s", "step_time_median_s", "deriv_time_median_s")
+    }
 
 
 def speedups(frame: pd.DataFrame) -> pd.DataFrame:
@@ -115,10 +126,12 @@ def speedups(frame: pd.DataFrame) -> pd.DataFrame:
     medians = both.groupby([*PAIR, "backend"], dropna=False)[times].median().unstack("backend")
     if medians.empty or "ntp" not in medians.columns.levels[1] or "autograd" not in medians.columns.levels[1]:
         return pd.DataFrame()
-    pairs = pd.DataFrame({
-        "step_speedup": medians[("step_time_median_s", "autograd")] / medians[("step_time_median_s", "ntp")],
-        "deriv_speedup": medians[("deriv_time_median_s", "autograd")] / medians[("deriv_time_median_s", "ntp")],
-    }).dropna(how="all")
+    pairs = pd.DataFrame(
+        {
+            "step_speedup": medians[("step_time_median_s", "autograd")] / medians[("step_time_median_s", "ntp")],
+            "deriv_speedup": medians[("deriv_time_median_s", "autograd")] / medians[("deriv_time_median_s", "ntp")],
+        }
+    ).dropna(how="all")
     return pairs.reset_index()
 
 
@@ -130,12 +143,15 @@ def plot_speedups(pairs: pd.DataFrame, path: Path) -> None:
     for ax, column, title in zip(axes, ("step_speedup", "deriv_speedup"), ("training step", "derivatives")):
         for (equation, sobolev, device), group in pairs.groupby(["equation", "sobolev", "device"], dropna=False):
             median = group.groupby("profile")[column].median()  # over seeds; each pair is a dot
-            line, = ax.plot(median.index, median.to_numpy(), "-", label=f"{equation} m={sobolev} {device}")
+            (line,) = ax.plot(median.index, median.to_numpy(), "-", label=f"{equation} m={sobolev} {device}")
             ax.plot(group.profile, group[column], "o", color=line.get_color())
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(title=f"ntp speed-up over autograd: {title}", xlabel="profile k (Burgers: derivatives to order 2k+4)",
-               yscale="log")
+        ax.set(
+            title=f"ntp speed-up over autograd: {title}",
+            xlabel="profile k (Burgers: derivatives to order 2k+4)",
+            yscale="log",
+        )
         ax.legend(fontsize=8)
     axes[0].set_ylabel("autograd time / ntp time")
     _save(fig, path)
@@ -159,11 +175,15 @@ def plot_errors(runs: list[tuple[dict, pd.DataFrame]], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     for ax, ((name, key), curves) in zip(axes[0], panels.items()):
         for label, seconds, error in curves:
-            line, = ax.semilogy(seconds, error + 1e-300, label=label)
+            (line,) = ax.semilogy(seconds, error + 1e-300, label=label)
             ax.plot(seconds.iloc[-1:], error.iloc[-1:] + 1e-300, "o", color=line.get_color())
         symbol, relative = GREEK.get(name, name), key.endswith("_rel_error")
-        ax.set(title=f"{symbol}: {'relative ' if relative else ''}error against wall time", xlabel="wall time (s)",
-               xscale="log", ylabel=f"|{symbol} - exact|" + (" / |exact|" if relative else ""))
+        ax.set(
+            title=f"{symbol}: {'relative ' if relative else ''}error against wall time",
+            xlabel="wall time (s)",
+            xscale="log",
+            ylabel=f"|{symbol} - exact|" + (" / |exact|" if relative else ""),
+        )
         ax.legend(fontsize=7) if len(curves) <= 20 else None
     _save(fig, path)
     return True
@@ -215,9 +235,16 @@ def _cell(column: str, value) -> str:
 def _heading(column: str) -> str:
     name = column.removesuffix("_rel_error").removesuffix("_error")
     symbol = GREEK.get(name, name)
-    headings = {"wall_time_s": "wall s", "step_time_median_s": "step ms", "deriv_time_median_s": "deriv ms",
-                "sobolev": "m", f"{name}_error": f"|{symbol} err|", f"{name}_rel_error": f"{symbol} rel err",
-                "profile_max_error": "max |U - U_exact|", "residual_max": "max |residual|"}
+    headings = {
+        "wall_time_s": "wall s",
+        "step_time_median_s": "step ms",
+        "deriv_time_median_s": "deriv ms",
+        "sobolev": "m",
+        f"{name}_error": f"|{symbol} err|",
+        f"{name}_rel_error": f"{symbol} rel err",
+        "profile_max_error": "max |U - U_exact|",
+        "residual_max": "max |residual|",
+    }
     return headings.get(column, GREEK.get(column, column))
 
 
@@ -237,19 +264,27 @@ def render(frame: pd.DataFrame) -> Table:
 
 def markdown(frame: pd.DataFrame) -> str:
     """The terminal table as Markdown, so a README shows exactly what the command printed."""
+
     def line(cells) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |\n"
 
     columns = _shown(frame)
     align = ["---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in columns]
-    return (line(map(_heading, columns)) + "|" + "|".join(align) + "|\n"
-            + "".join(line(_cell(c, row[c]) for c in columns) for _, row in frame.iterrows()))
+    return (
+        line(map(_heading, columns))
+        + "|"
+        + "|".join(align)
+        + "|\n"
+        + "".join(line(_cell(c, row[c]) for c in columns) for _, row in frame.iterrows())
+    )
 
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="blowup report", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run dirs, multirun folders or outputs/")
-    parser.add_argument("--out", type=Path, help="where report.csv and the plots go (default: the first PATH if a dir, else .)")
+    parser.add_argument(
+        "--out", type=Path, help="where report.csv and the plots go (default: the first PATH if a dir, else .)"
+    )
     opts = parser.parse_args(args)
     run_dirs, missing = find_runs(opts.paths)
     for line in missing:

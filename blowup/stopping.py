@@ -4,6 +4,7 @@ Each phase has a step budget (`steps`, a safety net) and a convergence test: the
 once its best loss has fallen by less than a fraction `rtol` over the last `patience` steps. The best
 loss, not the last, so that Adam's noise and rejected steps neither end a phase nor keep it going.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -15,6 +15,7 @@ summary with status "interrupted"; a second one aborts at once. A NaN or inf in 
 parameters (or a singular linear solve) stops the run as "diverged": the last good checkpoint stays,
 and the outputs describe it.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -69,7 +70,7 @@ class StopOnSignal:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __enter__(self) -> "StopOnSignal":
+    def __enter__(self) -> StopOnSignal:
         self.requested, self.previous = False, {}
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
@@ -92,8 +93,16 @@ def make_optimizer(phase: str, cfg: DictConfig, problem: Problem):
         return torch.optim.Adam(params, lr=cfg.lr)
     if phase == "lbfgs":  # one iteration per step; max_eval is the line search's budget (torch's default
         # for max_iter=1 leaves it none: a rejected first trial then gives a zero step, every step)
-        return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, max_eval=LINE_SEARCH_EVALS, history_size=cfg.history,
-                                 tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+        return torch.optim.LBFGS(
+            params,
+            lr=cfg.lr,
+            max_iter=1,
+            max_eval=LINE_SEARCH_EVALS,
+            history_size=cfg.history,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
     return LevenbergMarquardt(problem, damping=cfg.damping, acceleration=cfg.acceleration)
 
 
@@ -135,8 +144,11 @@ def all_finite(loss: torch.Tensor, problem: Problem) -> bool:
 
 
 def rng_state(device: torch.device) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
@@ -153,11 +165,16 @@ def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device) -> dict |
     state = torch.load(path, map_location=device, weights_only=False)
     was = _flatten({k: state["config"].get(k) for k in SAME_PROBLEM})
     now = _flatten({k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in SAME_PROBLEM})
-    changed = [f"{k}={was.get(k)!r} (this run: {now.get(k)!r})" for k in sorted(set(was) | set(now))
-               if was.get(k) != now.get(k) and not k.startswith(MAY_CHANGE)]
+    changed = [
+        f"{k}={was.get(k)!r} (this run: {now.get(k)!r})"
+        for k in sorted(set(was) | set(now))
+        if was.get(k) != now.get(k) and not k.startswith(MAY_CHANGE)
+    ]
     if changed:
-        raise ConfigError(f"cannot resume {path}: it was trained with {', '.join(changed)}; keep "
-                          f"{', '.join(SAME_PROBLEM)} as they were, or start in a new run dir")
+        raise ConfigError(
+            f"cannot resume {path}: it was trained with {', '.join(changed)}; keep "
+            f"{', '.join(SAME_PROBLEM)} as they were, or start in a new run dir"
+        )
     return state
 
 
@@ -184,16 +201,22 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     own = (run_dir / "checkpoint.pt").is_file()
     source = Path(cfg.resume) if cfg.resume and not own else run_dir
     state = load_checkpoint(source / "checkpoint.pt", cfg, device)
-    phase, phase_step, optimizer, step, elapsed = PHASES[0], 0, None, 0, 0.0
+    start, phase_step, optimizer, step, elapsed = PHASES[0], 0, None, 0, 0.0
     if state:
         problem.load_state_dict(state["problem"])
         set_rng_state(state["rng"], device)
-        phase, step, elapsed = state["phase"], state["step"], state["wall_time_s"]
-        logs.console.print(f"resuming {source} at step {step} ({phase})")
+        start, step, elapsed = state["phase"], state["step"], state["wall_time_s"]
+        logs.console.print(f"resuming {source} at step {step} ({start})")
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    meta = {**logs.environment(), "device_name": _device_name(device), "cuda": torch.version.cuda,
-            "threads": torch.get_num_threads(), "seed": cfg.seed,
-            "resumed_from": str(source) if state else None, "resumed_at_step": step if state else None}
+    meta = {
+        **logs.environment(),
+        "device_name": _device_name(device),
+        "cuda": torch.version.cuda,
+        "threads": torch.get_num_threads(),
+        "seed": cfg.seed,
+        "resumed_from": str(source) if state else None,
+        "resumed_at_step": step if state else None,
+    }
 
     phases = [p for p in PHASES if p in problem.phases]
     scalar_names = list(problem.scalars())
@@ -201,25 +224,40 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     for name in phases:  # a problem may use other terms in other phases (the guess fit)
         problem.start_phase(name)
         term_names += [t for t in problem.terms() if t not in term_names]
-    columns = (["step", "phase", "loss"] + [f"loss_{t}" for t in term_names] + scalar_names
-               + ["wall_time_s", "step_time_s", "deriv_time_s"])
+    columns = (
+        ["step", "phase", "loss"]
+        + [f"loss_{t}" for t in term_names]
+        + scalar_names
+        + ["wall_time_s", "step_time_s", "deriv_time_s"]
+    )
     logs.restore_metrics(source / "metrics.csv", run_dir / "metrics.csv", columns, step)
     checkpoint_path = run_dir / "checkpoint.pt"
     started = clock() - elapsed
     stop_reasons = dict(state.get("stop_reasons", {})) if state else {}
-    convergence = None
+    phase, convergence = start, None  # the phase and its stopping rule, as checkpointed
 
     def snapshot() -> dict:
-        return {"problem": problem.state_dict(), "phase": phase, "phase_step": phase_step, "step": step,
-                "optimizer": optimizer.state_dict() if optimizer else None, "rng": rng_state(device),
-                "convergence": convergence.state_dict() if convergence else None, "stop_reasons": stop_reasons,
-                "wall_time_s": clock() - started, "config": OmegaConf.to_container(cfg, resolve=True)}
+        return {
+            "problem": problem.state_dict(),
+            "phase": phase,
+            "phase_step": phase_step,
+            "step": step,
+            "optimizer": optimizer.state_dict() if optimizer else None,
+            "rng": rng_state(device),
+            "convergence": convergence.state_dict() if convergence else None,
+            "stop_reasons": stop_reasons,
+            "wall_time_s": clock() - started,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
 
     save_checkpoint(checkpoint_path, state or snapshot())  # a last good checkpoint from the start
     status = None  # "interrupted" or "diverged" once the run stops early
-    with (logs.MetricsLog(run_dir / "metrics.csv", columns) as metrics, logs.progress_bar() as bar,
-          StopOnSignal() as stop):
-        for phase in phases[phases.index(phase) if phase in phases else 0:]:
+    with (
+        logs.MetricsLog(run_dir / "metrics.csv", columns) as metrics,
+        logs.progress_bar() as bar,
+        StopOnSignal() as stop,
+    ):
+        for phase in phases[phases.index(start) if start in phases else 0 :]:
             phase_cfg = cfg.optim[phase]
             problem.start_phase(phase)
             optimizer = make_optimizer(phase, phase_cfg, problem)
@@ -231,8 +269,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     optimizer.load_state_dict(state["optimizer"])
                 if state.get("convergence"):
                     convergence.load_state_dict(state["convergence"])
-            task = bar.add_task(phase, total=phase_cfg.steps, completed=min(phase_step, phase_cfg.steps),
-                                visible=phase_cfg.steps > 0, loss=float("nan"), scalars="")
+            task = bar.add_task(
+                phase,
+                total=phase_cfg.steps,
+                completed=min(phase_step, phase_cfg.steps),
+                visible=phase_cfg.steps > 0,
+                loss=float("nan"),
+                scalars="",
+            )
             prior = stop_reasons.get(phase) if state and state["phase"] == phase else None
             reason = prior if prior in ("converged", "stalled") else None  # more steps continue a max_steps phase
             while phase_step < phase_cfg.steps and not status and not reason:
@@ -247,9 +291,18 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     status = stop_reasons[phase] = "diverged"
                     break
                 now = clock()
-                metrics.write({"step": step, "phase": phase, "loss": loss.item(),
-                               **{f"loss_{k}": v.item() for k, v in terms.items()}, **scalars,
-                               "wall_time_s": now - started, "step_time_s": now - t0, "deriv_time_s": deriv_time})
+                metrics.write(
+                    {
+                        "step": step,
+                        "phase": phase,
+                        "loss": loss.item(),
+                        **{f"loss_{k}": v.item() for k, v in terms.items()},
+                        **scalars,
+                        "wall_time_s": now - started,
+                        "step_time_s": now - t0,
+                        "deriv_time_s": deriv_time,
+                    }
+                )
                 step, phase_step = step + 1, phase_step + 1
                 if convergence.update(loss.item()):
                     reason = "converged"
@@ -262,8 +315,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 stop_reasons[phase] = status or reason or "running"
                 if status or reason or step % cfg.checkpoint_every == 0:
                     save_checkpoint(checkpoint_path, snapshot())
-                bar.update(task, advance=1, loss=loss.item(),
-                           scalars="  ".join(f"{k} {v:.12g}" for k, v in scalars.items()))
+                bar.update(
+                    task, advance=1, loss=loss.item(), scalars="  ".join(f"{k} {v:.12g}" for k, v in scalars.items())
+                )
             if reason:
                 bar.update(task, description=f"{phase} ({reason})")
             if status:
@@ -277,10 +331,20 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         good = torch.load(checkpoint_path, map_location=device, weights_only=False)
         problem.load_state_dict(good["problem"])
         checkpoint_step = good["step"]
-        logs.console.print(f"[red]diverged at step {step}[/red] (loss or parameters not finite): "
-                           f"outputs and checkpoint.pt are from step {checkpoint_step}")
-    summary = write_outputs(cfg, problem, run_dir, status, clock() - started, device,
-                            meta | {"checkpoint_step": checkpoint_step}, stop_reasons)
+        logs.console.print(
+            f"[red]diverged at step {step}[/red] (loss or parameters not finite): "
+            f"outputs and checkpoint.pt are from step {checkpoint_step}"
+        )
+    summary = write_outputs(
+        cfg,
+        problem,
+        run_dir,
+        status,
+        clock() - started,
+        device,
+        meta | {"checkpoint_step": checkpoint_step},
+        stop_reasons,
+    )
     logs.console.print(logs.summary_table(summary))
     logs.console.print(status_line(summary, run_dir))
     return summary
@@ -290,12 +354,22 @@ def status_line(summary: dict, run_dir: Path) -> str:
     """One line: how the run ended, the figure that decided it, and where its outputs are."""
     colour = {"completed": "green", "not_converged": "red", "diverged": "red"}.get(summary["status"], "yellow")
     why = f": {summary['failure']}" if summary.get("failure") else ""
-    return (f"[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
-            f"outputs in {run_dir}")
+    return (
+        f"[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
+        f"outputs in {run_dir}"
+    )
 
 
-def write_outputs(cfg: DictConfig, problem: Problem, run_dir: Path, status: str, wall_time: float,
-                  device: torch.device, meta: dict, stop_reasons: dict) -> dict:
+def write_outputs(
+    cfg: DictConfig,
+    problem: Problem,
+    run_dir: Path,
+    status: str,
+    wall_time: float,
+    device: torch.device,
+    meta: dict,
+    stop_reasons: dict,
+) -> dict:
     """summary.json, solution.csv and the plot. A run that ran every phase is "completed" only if the
     problem finds its own result acceptable (its error estimates within tolerance), else "not_converged"."""
     history = pd.read_csv(run_dir / "metrics.csv")
@@ -309,17 +383,31 @@ def write_outputs(cfg: DictConfig, problem: Problem, run_dir: Path, status: str,
     last_phase = next((p for p in reversed(PHASES) if p in stop_reasons), None)
     commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")
     summary = {
-        "equation": cfg.equation.name, "backend": cfg.backend.name, "sobolev": cfg.sobolev,
-        "device": str(device), "device_name": _device_name(device), "dtype": cfg.dtype, "seed": cfg.seed,
-        **evaluation, "loss": final_loss, "steps": len(history), "wall_time_s": wall_time,
-        "step_time_median_s": _median(history, "step_time_s"), "deriv_time_median_s": _median(history, "deriv_time_s"),
-        "torch_version": torch.__version__, "python_version": platform.python_version(),
-        "threads": torch.get_num_threads(), "git_commit": commit, "status": status,
-        "failure": failure, "stop_reason": stop_reasons.get(last_phase), "stop_reasons": stop_reasons,
+        "equation": cfg.equation.name,
+        "backend": cfg.backend.name,
+        "sobolev": cfg.sobolev,
+        "device": str(device),
+        "device_name": _device_name(device),
+        "dtype": cfg.dtype,
+        "seed": cfg.seed,
+        **evaluation,
+        "loss": final_loss,
+        "steps": len(history),
+        "wall_time_s": wall_time,
+        "step_time_median_s": _median(history, "step_time_s"),
+        "deriv_time_median_s": _median(history, "deriv_time_s"),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "status": status,
+        "failure": failure,
+        "stop_reason": stop_reasons.get(last_phase),
+        "stop_reasons": stop_reasons,
         "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     }
     logs.write_json(run_dir / "summary.json", summary)
-    problem.plot(history, run_dir / "profile.png")
+    problem.plot(history, run_dir / problem.plot_name)
     return summary
 
 

@@ -5,9 +5,11 @@
 Both engines push the same jets through the same tanh MLP (width 24, depth 3, 301 points, float64,
 one thread); each call is a scalar loss on the n-th derivative plus its backward, timed in process
 CPU time (the second of two back-to-back calls, so caches are warm) and interleaved with the other
-engine and with the plain order-0 forward + backward, so load from other processes hits all three alike. The old jet.py only needs torch, so it is loaded
+engine and with the plain order-0 forward + backward, so load from other processes hits all three alike.
+The old jet.py only needs torch, so it is loaded
 from `git show REV:blowup/jet.py` as a standalone module.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +28,13 @@ from blowup.models import MLP
 
 
 def load_engine(rev: str):
-    source = subprocess.run(["git", "show", f"{rev}:blowup/jet.py"], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:blowup/jet.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
     path = Path(tempfile.mkdtemp()) / "jet_at_rev.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("jet_at_rev", path)
@@ -57,10 +64,13 @@ def main() -> None:
         def call():
             net.zero_grad(set_to_none=True)
             engine.propagate(net, engine.Jet.variable(x, n)).coeffs[n].square().sum().backward()
+
         return call
 
-    print(f"{'n':>3} {'plain ms':>9} {args.rev + ' ms':>12} {'now ms':>9} {'speed-up':>9} "
-          f"{'now / plain':>12} {'budget':>7}")
+    print(
+        f"{'n':>3} {'plain ms':>9} {args.rev + ' ms':>12} {'now ms':>9} {'speed-up':>9} "
+        f"{'now / plain':>12} {'budget':>7}"
+    )
     for n in args.orders:
         calls = [plain, through(old, n), through(jet, n)]
         for call in calls:

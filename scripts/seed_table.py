@@ -1,16 +1,31 @@
 """One row per run (results/burgers_seeds.csv) and per block and k the worst and median (.md).
 
-    python3 scripts/seed_table.py outputs/seeds --out results
+python3 scripts/seed_table.py outputs/seeds --out results
 """
+
 import argparse
 import json
 from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["block", "profile", "seed", "threads", "status", "stop_reason", "lambda_error", "lambda_error_estimate",
-           "profile_max_error", "profile_error_estimate", "lambda_error_network", "profile_max_error_network",
-           "wall_time_s", "steps", "cpu"]
+COLUMNS = [
+    "block",
+    "profile",
+    "seed",
+    "threads",
+    "status",
+    "stop_reason",
+    "lambda_error",
+    "lambda_error_estimate",
+    "profile_max_error",
+    "profile_error_estimate",
+    "lambda_error_network",
+    "profile_max_error_network",
+    "wall_time_s",
+    "steps",
+    "cpu",
+]
 
 
 def rows(root: Path):
@@ -18,8 +33,12 @@ def rows(root: Path):
         summary = json.loads(path.read_text())
         if summary.get("equation") != "burgers":
             continue
-        yield {"block": path.parent.parent.name, **{k: summary.get(k) for k in COLUMNS if k in summary},
-               "threads": summary["threads"], "cpu": summary["meta"]["cpu"]}
+        yield {
+            "block": path.parent.parent.name,
+            **{k: summary.get(k) for k in COLUMNS if k in summary},
+            "threads": summary["threads"],
+            "cpu": summary["meta"]["cpu"],
+        }
 
 
 ROUND_OFF = 4 * 2.0**-52  # errors below this count as this: a refined λ can be exact, its estimate the float spacing
@@ -41,14 +60,19 @@ def main():
     frame.to_csv(args.out / "burgers_seeds.csv", index=False, float_format="%.3e")
     frame["lambda_ratio"] = [ratio(e, t) for e, t in zip(frame.lambda_error_estimate, frame.lambda_error)]
     frame["profile_ratio"] = [ratio(e, t) for e, t in zip(frame.profile_error_estimate, frame.profile_max_error)]
-    lines = ["| block | k | runs | completed | worst \\|λ err\\| | median | worst max \\|U - U_exact\\| | median "
-             "| worst estimate/true (λ, U) | wall s median | wall s max |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        "| block | k | runs | completed | worst \\|λ err\\| | median | worst max \\|U - U_exact\\| | median "
+        "| worst estimate/true (λ, U) | wall s median | wall s max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
     for (block, k), group in frame.groupby(["block", "profile"]):
         lines.append(
             f"| {block} | {k} | {len(group)} | {(group.status == 'completed').sum()} | {group.lambda_error.max():.1e} "
-            f"| {group.lambda_error.median():.1e} | {group.profile_max_error.max():.1e} | {group.profile_max_error.median():.1e} "
+            f"| {group.lambda_error.median():.1e} | {group.profile_max_error.max():.1e} "
+            f"| {group.profile_max_error.median():.1e} "
             f"| {group.lambda_ratio.max():.2g}, {group.profile_ratio.max():.2g} | {group.wall_time_s.median():.0f} "
-            f"| {group.wall_time_s.max():.0f} |")
+            f"| {group.wall_time_s.max():.0f} |"
+        )
     (args.out / "burgers_seeds.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,4 +1,5 @@
 """`blowup bench` end to end (tiny), its skip logic, and the Taylor rules the fast `ntp` engine adds."""
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,20 @@ from blowup.models import MLP
 
 # --- the command -------------------------------------------------------------------------------
 def test_smoke_run_writes_csv_plots_and_reasons(tmp_path):
-    result = subprocess.run(["blowup", "bench", "bench=smoke", "orders=[0,1,2,5]", "max_order.autograd=2",
-                             f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["blowup", "bench", "bench=smoke", "orders=[0,1,2,5]", "max_order.autograd=2", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     df = pd.read_csv(tmp_path / "bench.csv")
     assert list(df.columns) == bench.COLUMNS
     derivs = df[df.kind == "derivatives"]
     # a plain baseline plus every (backend, order) of the sweep, measured or skipped
     assert sorted(zip(derivs.backend, derivs.order)) == sorted(
-        [("plain", 0)] + [(b, n) for b in ("autograd", "ntp") for n in (0, 1, 2, 5)])
+        [("plain", 0)] + [(b, n) for b in ("autograd", "ntp") for n in (0, 1, 2, 5)]
+    )
     skipped = df[df.status == "skipped"]
     assert list(zip(skipped.backend, skipped.order)) == [("autograd", 5)]
     assert skipped.reason.iloc[0] == "order 5 > max_order.autograd=2"
@@ -47,8 +53,12 @@ def test_smoke_run_writes_csv_plots_and_reasons(tmp_path):
 
 
 def test_bad_config_is_one_line(tmp_path):
-    result = subprocess.run(["blowup", "bench", "bench=smoke", "backends=[ntp,magic]", f"hydra.run.dir={tmp_path}"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["blowup", "bench", "bench=smoke", "backends=[ntp,magic]", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("blowup: error: backends=")
 
@@ -61,7 +71,8 @@ def test_extrapolated_time_and_memory_skip_a_cell():
     assert b.skip_reason("key", "autograd", 8).startswith("predicted 24.3 s per call > max_call_s=10.0")
     b.cfg = OmegaConf.merge(cfg, {"max_call_s": 100.0})
     assert b.skip_reason("key", "autograd", 8) == (
-        "predicted 2430 MB > max_memory_mb=1000 (extrapolated from orders 3, 4)")
+        "predicted 2430 MB > max_memory_mb=1000 (extrapolated from orders 3, 4)"
+    )
     assert b.skip_reason("key", "autograd", 13) == "order 13 > max_order.autograd=12"
     assert b.skip_reason("other", "autograd", 9) is None  # nothing to extrapolate from yet
 
@@ -140,10 +151,15 @@ def test_pointwise_jacobians_through_the_engine_match_nested_autograd():
 
     jac = vmap(jacrev(at_point), in_dims=(None, 0))(params, x)
     coeffs = input_derivatives(net, x, order, "autograd") / torch.tensor(
-        [math.factorial(k) for k in range(order + 1)]).view(-1, 1, 1)
+        [math.factorial(k) for k in range(order + 1)]
+    ).view(-1, 1, 1)
     for name, p in net.named_parameters():
-        want = torch.stack([torch.stack([torch.autograd.grad(coeffs[k, i, 0], p, retain_graph=True)[0]
-                                         for k in range(order + 1)]) for i in range(len(x))])
+        want = torch.stack(
+            [
+                torch.stack([torch.autograd.grad(coeffs[k, i, 0], p, retain_graph=True)[0] for k in range(order + 1)])
+                for i in range(len(x))
+            ]
+        )
         assert torch.allclose(jac[name], want, rtol=1e-9, atol=1e-11), name
 
 

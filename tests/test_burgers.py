@@ -1,4 +1,5 @@
 """The Burgers residual, its derivatives of every order, the exact profile and λ_k."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +7,8 @@ import torch
 from blowup.derivatives import input_jet
 from blowup.equations.burgers import Burgers, BurgersConfig, BurgersProfile, exact_lambda, exact_profile, residual
 from blowup.jet import Jet
-from blowup.losses import residual_vector
 from blowup.lm import pointwise_jacobian
+from blowup.losses import residual_vector
 from blowup.models import MLP, ModelConfig
 
 
@@ -64,7 +65,9 @@ def test_wrong_lambda_breaks_smoothness_at_the_origin():
 @pytest.mark.parametrize("k", [0, 2])
 def test_residual_derivatives_agree_between_backends(k):
     torch.manual_seed(0)
-    problems = {b: Burgers(BurgersConfig(points=21, local_points=5), k, sobolev=2, backend=b) for b in ("ntp", "autograd")}
+    problems = {
+        b: Burgers(BurgersConfig(points=21, local_points=5), k, sobolev=2, backend=b) for b in ("ntp", "autograd")
+    }
     problems["autograd"].load_state_dict(problems["ntp"].state_dict())
     res = {b: residual_vector(p.residuals()) for b, p in problems.items()}
     assert torch.allclose(res["ntp"], res["autograd"], rtol=1e-10, atol=1e-12)
@@ -93,14 +96,14 @@ def test_embeddings_are_odd_and_fix_the_boundary(embedding):
     assert torch.allclose(jet, input_jet(u, x, 5, "autograd").derivatives(), rtol=1e-11, atol=1e-12)
 
 
-def test_lambda_stays_in_its_bracket_and_smoothness_uses_2k_plus_4_derivatives():
+def test_lambda_stays_in_its_bracket_and_smoothness_imposes_orders_to_2k_plus_4():
     p = Burgers(BurgersConfig(model=ModelConfig(4, 1)), 2, sobolev=0, backend="ntp")
     lo, hi = 1 / 7, 1 / 5
     for raw in (-50.0, 0.0, 50.0):
         with torch.no_grad():
             p.lam_raw.fill_(raw)
         assert lo <= p.lam.item() <= hi
-    assert p(*(["smooth"] + list(p.terms()["smooth"]))).shape == (16, 2 * 2 + 4)
+    assert p(*(["smooth"] + list(p.terms()["smooth"]))).shape == (16, 2 * 2 + 5)  # orders 0..2k+4
 
 
 def test_odd_embeddings_collocate_on_the_nonnegative_half_only():
@@ -159,8 +162,16 @@ def test_training_finds_lambda_k_and_the_exact_profile(k, tmp_path, monkeypatch)
     from blowup.config import config_dir
 
     monkeypatch.setattr(Burgers, "plot", lambda self, history, path: None)
-    overrides = [f"profile={k}", "device=cpu", "equation.model.width=12", "equation.model.depth=2",
-                 "equation.points=41", "optim.adam.steps=300", "optim.lbfgs.steps=100", "optim.lm.steps=150"]
+    overrides = [
+        f"profile={k}",
+        "device=cpu",
+        "equation.model.width=12",
+        "equation.model.depth=2",
+        "equation.points=41",
+        "optim.adam.steps=300",
+        "optim.lbfgs.steps=100",
+        "optim.lm.steps=150",
+    ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         summary = trainer.train(compose("train", overrides=overrides), tmp_path)
     assert summary["status"] == "completed"

@@ -1,4 +1,5 @@
 """Config composition through Hydra's compose API, and the checks that reject bad values."""
+
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -14,7 +15,13 @@ def test_defaults_compose_and_validate():
     cfg = composed()
     validate(cfg)
     assert (cfg.equation.name, cfg.backend.name, cfg.profile, cfg.sobolev, cfg.dtype, cfg.device) == (
-        "burgers", "ntp", 0, 1, "float64", "auto")
+        "burgers",
+        "ntp",
+        0,
+        1,
+        "float64",
+        "auto",
+    )
     assert cfg.optim.adam.steps > 0 and cfg.optim.lbfgs.steps > 0 and cfg.optim.lm.steps > 0
 
 
@@ -22,7 +29,13 @@ def test_groups_and_top_level_overrides():
     cfg = composed("backend=autograd", "profile=3", "sobolev=2", "device=cpu", "seed=7", "dtype=float32")
     validate(cfg)
     assert (cfg.backend.name, cfg.profile, cfg.sobolev, cfg.device, cfg.seed, cfg.dtype) == (
-        "autograd", 3, 2, "cpu", 7, "float32")
+        "autograd",
+        3,
+        2,
+        "cpu",
+        7,
+        "float32",
+    )
     assert set(group_options("backend")) >= {"autograd", "ntp"}
 
 
@@ -32,20 +45,37 @@ def test_smoke_experiment_is_tiny():
     assert total < 100 and cfg.equation.model.width <= 8
 
 
-@pytest.mark.parametrize("override, key", [
-    ("profile=-1", "profile"), ("sobolev=-2", "sobolev"), ("device=tpu", "device"), ("dtype=float16", "dtype"),
-    ("optim.adam.steps=-5", "optim.adam.steps"), ("equation.embedding=even", "equation.embedding"),
-    ("equation.points=1", "equation.points"), ("equation.lambda_bracket=[0.6,0.9]", "equation.lambda_bracket"),
-    ("optim.lm.acceleration=-1", "optim.lm.acceleration"), ("optim.lm.damping=0", "optim.lm.damping"),
-    ("equation.weights.origin=-1", "equation.weights.origin"), ("equation.local_radius=0", "equation.local_radius"),
-    ("equation.lm_weights.residual=-1", "equation.lm_weights.residual"),
-    ("equation.lm_weights.smooth=-2", "equation.lm_weights.smooth"),
-    ("equation.weights.smooth=-1", "equation.weights.smooth"), ("equation.weights.residual=-1", "equation.weights.residual"),
-    ("optim.adam.lr=-1", "optim.adam.lr"), ("optim.lbfgs.lr=0", "optim.lbfgs.lr"), ("optim.lbfgs.history=0", "optim.lbfgs.history"),
-    ("optim.guess.damping=0", "optim.guess.damping"), ("optim.lm.patience=0", "optim.lm.patience"),
-    ("optim.adam.rtol=1", "optim.adam.rtol"), ("equation.initial_guess=zero", "equation.initial_guess"),
-    ("equation.tolerance.lambda_error=0", "equation.tolerance.lambda_error"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("profile=-1", "profile"),
+        ("sobolev=-2", "sobolev"),
+        ("device=tpu", "device"),
+        ("dtype=float16", "dtype"),
+        ("optim.adam.steps=-5", "optim.adam.steps"),
+        ("equation.embedding=even", "equation.embedding"),
+        ("equation.points=1", "equation.points"),
+        ("equation.lambda_bracket=[0.6,0.9]", "equation.lambda_bracket"),
+        ("optim.lm.acceleration=-1", "optim.lm.acceleration"),
+        ("optim.lm.damping=0", "optim.lm.damping"),
+        ("equation.weights.origin=-1", "equation.weights.origin"),
+        ("equation.local_radius=0", "equation.local_radius"),
+        ("equation.lm_weights.residual=-1", "equation.lm_weights.residual"),
+        ("equation.lm_weights.smooth=-2", "equation.lm_weights.smooth"),
+        ("equation.weights.smooth=-1", "equation.weights.smooth"),
+        ("equation.weights.residual=-1", "equation.weights.residual"),
+        ("optim.adam.lr=-1", "optim.adam.lr"),
+        ("optim.lbfgs.lr=0", "optim.lbfgs.lr"),
+        ("optim.lbfgs.history=0", "optim.lbfgs.history"),
+        ("optim.guess.damping=0", "optim.guess.damping"),
+        ("optim.lm.patience=0", "optim.lm.patience"),
+        ("optim.adam.rtol=1", "optim.adam.rtol"),
+        ("equation.initial_guess=zero", "equation.initial_guess"),
+        ("equation.tolerance.lambda_error=0", "equation.tolerance.lambda_error"),
+        ("profile=1000", "profile"),
+        ("max_memory_gb=0", "max_memory_gb"),
+    ],
+)
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(composed(override))
@@ -59,3 +89,14 @@ def test_zero_total_steps_rejected():
 def test_wrong_type_rejected_at_composition():
     with pytest.raises(Exception, match="profile"):
         composed("profile=abc")
+
+
+def test_memory_estimate_refuses_what_cannot_fit_unless_raised_on_purpose():
+    """profile=1000 asks for derivatives of order 2004: refused with the estimate and the limit in the
+    message; the same config passes once the limit is raised, and the estimate grows with the order."""
+    with pytest.raises(ConfigError, match=r"profile=1000 .* needs about ([0-9.e+]+) GB .*max_memory_gb=8\b"):
+        validate(composed("profile=1000", "max_memory_gb=8"))
+    validate(composed("profile=1000", "max_memory_gb=1e6"))
+    validate(composed("profile=10", "max_memory_gb=8"))
+    with pytest.raises(ConfigError, match="profile=40"):
+        validate(composed("profile=40", "max_memory_gb=0.6"))

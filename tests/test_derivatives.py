@@ -1,10 +1,12 @@
 """The derivative engine against independent references: closed forms, finite differences, the other backend."""
+
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from blowup import jet
 from blowup.derivatives import input_derivatives
 from blowup.jet import Jet, cauchy_product, propagate
 from blowup.models import MLP
@@ -45,8 +47,19 @@ def test_ntp_matches_closed_form_of_scaled_tanh(order):
         assert torch.allclose(got[k], want, atol=1e-12 * scale.item(), rtol=0), k
 
 
+@pytest.fixture(params=["internals", "public"])
+def apply_path(request, monkeypatch):
+    """Both ways the series Functions are applied: torch's private fast path and the public fallback
+    (what a torch without those internals gets)."""
+    if request.param == "public":
+        monkeypatch.setattr(jet._SeriesFunction, "internals", None)
+    elif jet._SeriesFunction.internals is None:
+        pytest.skip("this torch has no usable internals")
+    return request.param
+
+
 @pytest.mark.parametrize("order", [1, 4, 8])
-def test_backends_agree_to_round_off(order):
+def test_backends_agree_to_round_off(order, apply_path):
     torch.manual_seed(1)
     net = MLP(1, 2, width=16, depth=3)
     x = points(25)
@@ -88,7 +101,7 @@ def test_ntp_any_order_is_finite_and_consistent():
 
 
 @pytest.mark.parametrize("backend", ["ntp", "autograd"])
-def test_derivatives_are_differentiable_in_parameters(backend):
+def test_derivatives_are_differentiable_in_parameters(backend, apply_path):
     """The gradient of a loss on the 3rd derivative matches a finite difference in one weight."""
     torch.manual_seed(5)
     net = MLP(width=8, depth=2)
@@ -107,6 +120,17 @@ def test_derivatives_are_differentiable_in_parameters(backend):
         net[2].weight[0, 0] -= 2 * h
     minus = loss().item()
     assert math.isclose(grad[0, 0].item(), (plus - minus) / (2 * h), rel_tol=1e-5, abs_tol=1e-9)
+
+
+def test_fast_apply_falls_back_when_the_internals_misbehave(monkeypatch):
+    """A torch whose private pieces changed meaning (here: the unwrap step alters its inputs) or raise
+    gets the public path, and the engine's answers do not change."""
+    net, x = MLP(width=8, depth=2), points(9)
+    before = input_derivatives(net, x, 5, "ntp")
+    for broken in (lambda args: tuple(2 * a for a in args), lambda args: 1 / 0):
+        monkeypatch.setattr(jet._SeriesFunction, "internals", (lambda: False, broken))
+        assert not jet.check_fast_apply() and jet._SeriesFunction.internals is None
+        assert torch.equal(input_derivatives(net, x, 5, "ntp"), before)
 
 
 def test_jet_arithmetic_against_known_series():

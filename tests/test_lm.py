@@ -1,9 +1,10 @@
 """Levenberg-Marquardt: the damped solve against the normal equations, and convergence on a known fit."""
+
 import pytest
 import torch
 from torch import nn
 
-from blowup.equations import Problem
+from blowup.equations import ResidualTerms
 from blowup.lm import DampedSolver, LevenbergMarquardt
 from blowup.losses import residual_vector
 
@@ -14,10 +15,12 @@ def test_damped_solve_matches_the_normal_equations(rows, cols):
     jac, r = torch.randn(rows, cols), torch.randn(rows)
     for damping in (1e-6, 1e-2, 10.0):
         expected = -torch.linalg.solve(jac.T @ jac + damping * torch.eye(cols), jac.T @ r)
-        assert torch.allclose(DampedSolver(jac).solve(r, damping), expected, rtol=1e-7, atol=1e-10)  # the reference squares the condition number
+        assert torch.allclose(
+            DampedSolver(jac).solve(r, damping), expected, rtol=1e-7, atol=1e-10
+        )  # the reference squares the condition number
 
 
-class ExponentialFit(Problem):
+class ExponentialFit(ResidualTerms):
     """y = a exp(b t) through exact data: a zero-residual fit with a curved valley."""
 
     def __init__(self, a, b):

@@ -2,6 +2,7 @@
 
 A profile built from the exact one plus a known perturbation, with a known λ offset, must get that
 perturbation and offset back as its correction (to second order), and refining must reach round-off."""
+
 import math
 
 import numpy as np
@@ -11,13 +12,15 @@ from test_burgers import exact_profile_jet
 
 from blowup.equations.burgers import exact_lambda, exact_profile, residual
 from blowup.jet import Jet
-from blowup.newton import Linearization, ProfileSpec, newton_correction, refine
+from blowup.newton import ROUND_OFF, Linearization, ProfileSpec, newton_correction, refine
 
 
 def perturbation_jet(x: torch.Tensor, order: int, size: float) -> Jet:
     """size * sin(X) (1 - X^2/4): odd, zero at X = ±2, with all its Taylor coefficients."""
     sin = [torch.sin(x), torch.cos(x), -torch.sin(x), -torch.cos(x)]
-    bump = Jet(torch.stack([1 - x**2 / 4, -x / 2, -torch.ones_like(x) / 4] + [torch.zeros_like(x)] * (order - 2))[: order + 1])
+    bump = Jet(
+        torch.stack([1 - x**2 / 4, -x / 2, -torch.ones_like(x) / 4] + [torch.zeros_like(x)] * (order - 2))[: order + 1]
+    )
     return Jet(torch.stack([sin[d % 4] / math.factorial(d) for d in range(order + 1)]) * size) * bump
 
 
@@ -64,5 +67,19 @@ def test_refinement_reaches_round_off_and_estimates_its_error(k):
     assert abs(result.scalar - exact_lambda(k)) < 1e-14 and profile_error < 1e-12
     # from a profile 1e-3 off, one correction is not enough: its successor measures what it left
     once = refine(lin, spec(k), steps=1)
-    left = np.max(np.abs(perturbed(k, size)(x, 0).coeffs[0, :, 0].numpy() + once.profile(grid) - exact_profile(grid, k)))
+    left = np.max(
+        np.abs(perturbed(k, size)(x, 0).coeffs[0, :, 0].numpy() + once.profile(grid) - exact_profile(grid, k))
+    )
     assert 1e-11 < left and once.next.profile_error(grid) == pytest.approx(left, rel=0.1)
+
+
+def test_refinement_from_a_poor_start_runs_until_newton_has_converged():
+    """A profile 3e-2 off with λ 0.16 off (what a network in a bad basin hands over at k = 0) needs more
+    than a fixed few steps; the refinement goes on until the next correction is round-off, and no further."""
+    k, size, offset = 0, 3e-2, -0.16
+    lin = Linearization(residual, perturbed(k, size), exact_lambda(k) + offset)
+    result = refine(lin, spec(k), steps=12)
+    grid = np.linspace(-2, 2, 801)
+    u = perturbed(k, size)(torch.from_numpy(grid).view(-1, 1), 0).coeffs[0, :, 0].numpy() + result.profile(grid)
+    assert abs(result.scalar - exact_lambda(k)) < 1e-14 and np.max(np.abs(u - exact_profile(grid, k))) < 1e-13
+    assert 3 < len(result.applied) < 12 and result.next.size() <= ROUND_OFF

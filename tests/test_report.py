@@ -1,4 +1,5 @@
 """`blowup report`: reads good runs, names and skips broken ones, writes the table and the plots."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,16 @@ from blowup import report, trainer
 from blowup.config import config_dir
 from blowup.equations.burgers import Burgers
 
-TINY = ["experiment=smoke", "optim.guess.steps=0", "optim.adam.steps=6", "optim.lbfgs.steps=2", "optim.lm.steps=1", "equation.points=21",
-        "equation.local_points=9", "device=cpu"]
+TINY = [
+    "experiment=smoke",
+    "optim.guess.steps=0",
+    "optim.adam.steps=6",
+    "optim.lbfgs.steps=2",
+    "optim.lm.steps=1",
+    "equation.points=21",
+    "equation.local_points=9",
+    "device=cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,8 @@ def sweep(tmp_path_factory):
         "not_a_summary": lambda d: (d / "summary.json").write_text("[1, 2]"),
         "cut_row": lambda d: (d / "metrics.csv").write_text((d / "metrics.csv").read_text()[:-7]),
         "missing_rows": lambda d: (d / "metrics.csv").write_text(
-            "".join((d / "metrics.csv").read_text().splitlines(keepends=True)[:-3])),
+            "".join((d / "metrics.csv").read_text().splitlines(keepends=True)[:-3])
+        ),
         "empty_metrics": lambda d: (d / "metrics.csv").write_text(""),
         "just_started": lambda d: [(d / name).unlink() for name in ("summary.json", "metrics.csv")],
     }
@@ -49,8 +59,15 @@ def test_report_reads_good_runs_and_skips_broken_ones(sweep, tmp_path, capsys):
     out, err = capsys.readouterr()
     skipped = [line for line in err.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 7 and all("/9_" in line for line in skipped), err
-    for reason in ("no summary.json: still running", "corrupt summary.json", "not a run summary", "cut short",
-                   "6 rows, summary.json says 9 steps", "corrupt metrics.csv", "no summary.json\n"):
+    for reason in (
+        "no summary.json: still running",
+        "corrupt summary.json",
+        "not a run summary",
+        "cut short",
+        "6 rows, summary.json says 9 steps",
+        "corrupt metrics.csv",
+        "no summary.json\n",
+    ):
         assert reason in err + "\n"
     assert "autograd" in out and "λ" in out
 

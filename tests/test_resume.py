@@ -1,4 +1,5 @@
 """Resume, divergence guard and signals: a stopped run, resumed, ends where an uninterrupted one does."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,18 @@ from blowup.config import ConfigError, config_dir
 from blowup.equations.burgers import Burgers
 
 # 2 guess, 8 Adam, 4 L-BFGS and 2 LM steps, a checkpoint every 3: small enough to run many times
-TINY = ["experiment=smoke", "optim.guess.steps=2", "optim.adam.steps=8", "optim.lbfgs.steps=4", "optim.lm.steps=2", "checkpoint_every=3",
-        "equation.points=21", "equation.local_points=9", "equation.eval_points=1001", "device=cpu"]
+TINY = [
+    "experiment=smoke",
+    "optim.guess.steps=2",
+    "optim.adam.steps=8",
+    "optim.lbfgs.steps=4",
+    "optim.lm.steps=2",
+    "checkpoint_every=3",
+    "equation.points=21",
+    "equation.local_points=9",
+    "equation.eval_points=1001",
+    "device=cpu",
+]
 TOTAL = 16
 FINISHED = ("completed", "not_converged")  # ran every phase; too short to say it converged
 
@@ -159,8 +170,12 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
 
 
 def start(run_dir, *overrides):
-    return subprocess.Popen(["blowup", "train", *TINY, f"hydra.run.dir={run_dir}", *overrides],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["blowup", "train", *TINY, f"hydra.run.dir={run_dir}", *overrides],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigint_and_sigterm_stop_cleanly_and_resume_finishes(tmp_path):
@@ -174,7 +189,7 @@ def test_sigint_and_sigterm_stop_cleanly_and_resume_finishes(tmp_path):
             assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "timeout"
             time.sleep(0.02)
         proc.send_signal(sig)
-    for sig, (run_dir, proc) in runs.items():
+    for run_dir, proc in runs.values():
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
         summary = json.loads((run_dir / "summary.json").read_text())

@@ -1,4 +1,5 @@
 """Unique run dirs for concurrent launches, and the launcher presets running and composing a grid."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,22 @@ from hydra import compose, initialize_config_dir
 from blowup import report
 from blowup.config import config_dir
 
-TINY = ["experiment=smoke", "optim.guess.steps=0", "optim.adam.steps=4", "optim.lbfgs.steps=2", "optim.lm.steps=1", "equation.points=21",
-        "equation.local_points=9", "device=cpu"]
+TINY = [
+    "experiment=smoke",
+    "optim.guess.steps=0",
+    "optim.adam.steps=4",
+    "optim.lbfgs.steps=2",
+    "optim.lm.steps=1",
+    "equation.points=21",
+    "equation.local_points=9",
+    "device=cpu",
+]
 
 
 def blowup_train(cwd, *args) -> subprocess.Popen:
-    return subprocess.Popen(["blowup", "train", *args, *TINY], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["blowup", "train", *args, *TINY], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def summaries(root) -> dict:
@@ -34,7 +44,9 @@ def test_runs_started_together_get_their_own_dirs(tmp_path):
 
 def test_local_parallel_preset_runs_the_grid_into_one_sweep_dir(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs pip install -e .[joblib]")
-    proc = blowup_train(tmp_path, "-m", "hydra/launcher=local_parallel", "backend=ntp,autograd")  # 2 workers, 1 run each
+    proc = blowup_train(
+        tmp_path, "-m", "hydra/launcher=local_parallel", "backend=ntp,autograd"
+    )  # 2 workers, 1 run each
     assert proc.wait(timeout=180) == 0, proc.stderr.read()
     runs = summaries(tmp_path)  # the whole tree: workers must not scatter runs into sweep dirs of their own
     assert sorted(p.name for p in runs) == ["0_burgers_k0_ntp_m1_s0", "1_burgers_k0_autograd_m1_s0"]
@@ -49,8 +61,9 @@ def test_local_parallel_preset_runs_the_grid_into_one_sweep_dir(tmp_path):
 def test_slurm_gpu_preset_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs pip install -e .[slurm]")
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        cfg = compose("train", overrides=["hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train", overrides=["hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.max_num_timeout) == ("gpu", 1, 3)

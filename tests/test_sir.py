@@ -1,4 +1,5 @@
 """SIR: data generation, CSV validation, the residual on the exact solution, and one run through the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,9 @@ class ChebyshevSolution(nn.Module):
             return [-beta * y[0] * y[1], beta * y[0] * y[1] - gamma * y[1], gamma * y[1]]
 
         x = np.sort(np.cos(np.pi * (np.arange(2 * degree) + 0.5) / (2 * degree)))
-        y = solve_ivp(rhs, (0, 1), np.array(eq.initial) / eq.N, method="DOP853", t_eval=(x + 1) / 2,
-                      rtol=1e-13, atol=1e-15).y
+        y = solve_ivp(
+            rhs, (0, 1), np.array(eq.initial) / eq.N, method="DOP853", t_eval=(x + 1) / 2, rtol=1e-13, atol=1e-15
+        ).y
         self.register_buffer("coeffs", torch.tensor(np.polynomial.chebyshev.chebfit(x, y.T, degree)))
 
     def forward(self, tau):
@@ -124,8 +126,12 @@ def test_terms_are_pointwise_so_lm_jacobians_are_exact():
     params = {name: p.detach() for name, p in problem.named_parameters()}
 
     def all_residuals(values):
-        return torch.cat([torch.func.functional_call(problem, values, (term, *inputs)).flatten()
-                          for term, inputs in problem.terms().items()])
+        return torch.cat(
+            [
+                torch.func.functional_call(problem, values, (term, *inputs)).flatten()
+                for term, inputs in problem.terms().items()
+            ]
+        )
 
     full = torch.func.jacrev(all_residuals)(params)
     assert torch.allclose(pointwise_jacobian(problem), torch.cat([full[n].flatten(1) for n in params], 1), atol=1e-12)
@@ -137,15 +143,18 @@ def write_csv(tmp_path, text: str):
     return path
 
 
-@pytest.mark.parametrize("text, complaint", [
-    ("t,S\n0,990\n1,980\n", "lacks column(s) I"),
-    ("t,I\n0,10\n1,\n2,14\n", "NaN in column(s) I"),
-    ("t,I\n0,10\n1,-3\n", "negative counts in column(s) I"),
-    ("t,I\n0,10\n2,12\n1,11\n", "unsorted times at row 2"),
-    ("t,I\n0,10\n1,11\n1,12\n", "duplicate times at row 2"),
-    ("t,I\n0,10\n61,12\n", "outside equation.horizon"),
-    ("t,I\n0,10\n1,ten\n", "non-numeric values in column(s) I"),
-])
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("t,S\n0,990\n1,980\n", "lacks column(s) I"),
+        ("t,I\n0,10\n1,\n2,14\n", "NaN in column(s) I"),
+        ("t,I\n0,10\n1,-3\n", "negative counts in column(s) I"),
+        ("t,I\n0,10\n2,12\n1,11\n", "unsorted times at row 2"),
+        ("t,I\n0,10\n1,11\n1,12\n", "duplicate times at row 2"),
+        ("t,I\n0,10\n61,12\n", "outside equation.horizon"),
+        ("t,I\n0,10\n1,ten\n", "non-numeric values in column(s) I"),
+    ],
+)
 def test_bad_csv_is_one_line_naming_the_problem(tmp_path, text, complaint):
     path = write_csv(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -157,9 +166,11 @@ def test_bad_csv_is_one_line_naming_the_problem(tmp_path, text, complaint):
 def test_missing_csv_and_bad_values_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         sir.check_config(make_cfg(f"equation.data.path='{tmp_path / 'absent.csv'}'"))
-    for override, key in [("equation.data.observed=[X]", "equation.data.observed"),
-                          ("equation.initial=[990,10,5]", "equation.initial"),
-                          ("equation.data.noise=-1", "equation.data.noise")]:
+    for override, key in [
+        ("equation.data.observed=[X]", "equation.data.observed"),
+        ("equation.initial=[990,10,5]", "equation.initial"),
+        ("equation.data.noise=-1", "equation.data.noise"),
+    ]:
         with pytest.raises(ConfigError, match=key):
             sir.check_config(make_cfg(override))
 
@@ -176,8 +187,12 @@ def test_csv_data_has_no_truth_but_a_baseline(tmp_path):
 
 
 def test_cli_smoke_run_writes_rates_and_summary(tmp_path):
-    run = subprocess.run(["blowup", "train", "equation=sir", "experiment=smoke", "equation.data.noise=0",
-                          f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        ["blowup", "train", "equation=sir", "experiment=smoke", "equation.data.noise=0", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["equation"] == "sir" and summary["status"] == "completed"
@@ -189,4 +204,4 @@ def test_cli_smoke_run_writes_rates_and_summary(tmp_path):
     assert np.isfinite(metrics[["beta", "gamma"]]).all().all() and (metrics[["beta", "gamma"]] > 0).all().all()
     solution = pd.read_csv(tmp_path / "solution.csv")
     assert len(solution) >= 1001 and {"t", "S", "I", "R", "S_true", "I_true", "R_true"} <= set(solution.columns)
-    assert (tmp_path / "profile.png").stat().st_size > 0
+    assert (tmp_path / "fit.png").stat().st_size > 0

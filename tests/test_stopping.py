@@ -1,4 +1,5 @@
 """How runs end: phases stop by convergence, a run that found no profile says so, and the exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,13 @@ from blowup.stopping import Convergence
 SMOKE = ["experiment=smoke", "device=cpu"]
 ROUND_OFF = 4 * 2.0**-52
 # a run that cannot find a profile: the network as initialised, one LM step, no Newton correction
-HOPELESS = ["equation.refine=0", "equation.initial_guess=none", "optim.adam.steps=0", "optim.lbfgs.steps=0",
-            "optim.lm.steps=1"]
+HOPELESS = [
+    "equation.refine=0",
+    "equation.initial_guess=none",
+    "optim.adam.steps=0",
+    "optim.lbfgs.steps=0",
+    "optim.lm.steps=1",
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -66,22 +72,40 @@ def test_a_run_that_found_no_profile_ends_not_converged(tmp_path):
 
 
 def test_exit_codes_by_status():
-    assert [exit_code({"status": s}) for s in ("completed", "not_converged", "diverged", "interrupted")] == [0, 3, 4, 130]
+    assert [exit_code({"status": s}) for s in ("completed", "not_converged", "diverged", "interrupted")] == [
+        0,
+        3,
+        4,
+        130,
+    ]
     assert exit_code({"status": "not_converged"}, allow_not_converged=True) == 0
     assert exit_code({"status": "diverged"}, allow_not_converged=True) == 4
 
 
 @pytest.mark.slow
 def test_not_converged_exits_3_and_a_sweep_runs_every_value(tmp_path):
-    args = ["blowup", "train", "-m", *SMOKE, *HOPELESS, "allow_not_converged=false", "seed=0,1",
-            f"hydra.sweep.dir={tmp_path}"]
+    args = [
+        "blowup",
+        "train",
+        "-m",
+        *SMOKE,
+        *HOPELESS,
+        "allow_not_converged=false",
+        "seed=0,1",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     run = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert run.returncode == 3, run.stderr
-    statuses = [json.loads((tmp_path / f"{i}_burgers_k0_ntp_m1_s{i}" / "summary.json").read_text())["status"]
-                for i in (0, 1)]
+    statuses = [
+        json.loads((tmp_path / f"{i}_burgers_k0_ntp_m1_s{i}" / "summary.json").read_text())["status"] for i in (0, 1)
+    ]
     assert statuses == ["not_converged"] * 2 and "not_converged: " in run.stderr
-    allowed = subprocess.run(args[:-2] + ["allow_not_converged=true", "seed=0", f"hydra.sweep.dir={tmp_path / 'ok'}"],
-                             capture_output=True, text=True, timeout=300)
+    allowed = subprocess.run(
+        args[:-2] + ["allow_not_converged=true", "seed=0", f"hydra.sweep.dir={tmp_path / 'ok'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert allowed.returncode == 0, allowed.stderr
 
 
@@ -89,7 +113,10 @@ def test_levenberg_marquardt_stops_once_converged(tmp_path):
     """An easy problem (k = 0, from the guess): LM stops long before its 400-step budget, and says why."""
     summary = trainer.train(config("optim.lm.steps=400", "optim.lm.patience=5", "optim.lm.rtol=0.5"), tmp_path)
     lm_steps = summary["steps"] - (5 + 30 + 10)  # guess, adam, lbfgs of experiment=smoke
-    assert summary["stop_reasons"]["lm"] in ("converged", "stalled") and summary["stop_reason"] == summary["stop_reasons"]["lm"]
+    assert (
+        summary["stop_reasons"]["lm"] in ("converged", "stalled")
+        and summary["stop_reason"] == summary["stop_reasons"]["lm"]
+    )
     assert 5 < lm_steps < 400
 
 

@@ -1,33 +1,75 @@
 """Equations: each declares its residual once (on jets) and gets every derivative order for free.
 
-A problem is an `nn.Module` holding the network and the unknown scalars. Its loss is a sum of
-squares of named residual terms, each evaluated point by point: ``terms()`` gives each term's
-per-point inputs, ``forward(term, *inputs)`` its weighted residuals of shape (points, per-point).
-Pointwise terms let Gauss-Newton phases take per-point Jacobians cheaply (`blowup.lm`).
-The trainer also uses ``scalars()`` (unknowns logged every step), ``evaluate()`` (summary fields),
-``solution()`` (a DataFrame) and ``plot()``.
+An equation is one module with a typed config dataclass, `check_config(cfg)` (raises ConfigError
+before anything runs), `build(cfg) -> Problem`, a `conf/equation/<name>.yaml`, and a line in
+EQUATIONS. Its `Problem` subclass implements the contract below; `blowup.equations.decay` is the
+smallest complete example (the README's "Adding an equation").
 """
+
 from __future__ import annotations
 
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 
 from blowup.config import ConfigError, require
 
-import importlib
-
 # name -> module; each module defines `check_config(cfg)` (raises ConfigError) and `build(cfg) -> Problem`
-EQUATIONS = {"burgers": "blowup.equations.burgers", "sir": "blowup.equations.sir"}
+EQUATIONS = {"burgers": "blowup.equations.burgers", "sir": "blowup.equations.sir", "decay": "blowup.equations.decay"}
 
 
-class Problem(nn.Module):
-    backend: str = "ntp"
+class ResidualTerms(nn.Module, ABC):
+    """A loss that is a sum of squares of named residual terms, evaluated point by point: what the
+    optimisers need (the Levenberg-Marquardt phase takes per-point Jacobians of it, `blowup.lm`).
+
+    `terms()` gives each term's per-point inputs, `forward(term, *inputs)` the weighted residuals at
+    those points, shape (points, per-point). Derivatives of a network come from
+    `blowup.derivatives.input_jet` on the configured backend, so a residual written once on jets has
+    every derivative order."""
+
+    backend: str = "ntp"  # the derivative backend (blowup.lm switches to ntp for its per-point Jacobians)
+
+    @abstractmethod
+    def terms(self) -> dict[str, tuple[Tensor, ...]]:
+        """{term name: per-point input tensors (first dim: points)} for the current phase."""
+
+    @abstractmethod
+    def forward(self, term: str, *inputs: Tensor) -> Tensor:
+        """The weighted residuals of one term at its points, shape (points, per-point)."""
+
+    def residuals(self) -> dict[str, Tensor]:
+        """Every term's weighted residuals, flattened point-major (the order `blowup.lm` uses)."""
+        return {name: self(name, *inputs).flatten() for name, inputs in self.terms().items()}
+
+
+class Problem(ResidualTerms):
+    """What the trainer needs from an equation: a network and the unknown scalars (its parameters),
+    the residual terms, and what a run reports about its result."""
+
     phases: tuple[str, ...] = ("adam", "lbfgs", "lm")  # the optimiser phases it runs ("guess" needs a guess)
     phase: str = "adam"
+    plot_name: str = "solution.png"  # the file `plot` writes in the run dir
 
-    def terms(self) -> dict[str, tuple[Tensor, ...]]:
-        raise NotImplementedError
+    @abstractmethod
+    def scalars(self) -> dict[str, Tensor]:
+        """The unknown scalars (λ, rates, ...), logged in metrics.csv every step."""
+
+    @abstractmethod
+    def evaluate(self) -> dict:
+        """Summary fields of the trained result (errors against references where there are any)."""
+
+    @abstractmethod
+    def solution(self) -> pd.DataFrame:
+        """The trained solution on a fine grid: solution.csv."""
+
+    @abstractmethod
+    def plot(self, metrics: pd.DataFrame, path: Path) -> None:
+        """A figure of the result and its history (`metrics` is metrics.csv), saved to `path`."""
 
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
@@ -37,10 +79,6 @@ class Problem(nn.Module):
         """Why the trained result is not acceptable (one line with the figure that decided it), or None.
         `evaluation` is what `evaluate()` returned. A run that ran every phase is "completed" only if None."""
         return None
-
-    def residuals(self) -> dict[str, Tensor]:
-        """Every term's weighted residuals, flattened point-major (the order `blowup.lm` uses)."""
-        return {name: self(name, *inputs).flatten() for name, inputs in self.terms().items()}
 
 
 def typed_equation_config(cfg: DictConfig, schema: type):

@@ -1,9 +1,10 @@
 """Self-similar Burgers: -λU + ((1+λ)X + U)U' = 0 on [-2, 2], U(-2) = 1, U(2) = -1.
 
 Smooth profiles exist only for λ_k = 1/(2k+2); the exact profile solves U + U^(2k+3) = -X. λ is
-pinned by smoothness at X = 0: residual derivatives up to order 2k+3 must vanish there, so the
-network's first 2k+4 input derivatives enter the loss.
+pinned by smoothness at X = 0: residual derivatives up to order 2k+3 must vanish there (one order
+more is imposed, see `smooth_order`), so the network's first 2k+5 input derivatives enter the loss.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -14,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from blowup.config import check_derivative_memory
 from blowup.derivatives import input_jet
 from blowup.equations import Problem, require_all, typed_equation_config
 from blowup.jet import Jet
@@ -36,6 +38,7 @@ class BurgersWeights:
 @dataclass
 class LMWeights:
     """Weights for the Levenberg-Marquardt phase (see Burgers.start_phase); None: as in `weights`."""
+
     residual: float | None = 100.0
     sobolev: float | None = 100.0
     smooth: float | None = None
@@ -46,6 +49,7 @@ class LMWeights:
 @dataclass
 class Tolerance:
     """A run is "completed" only if its error estimates (no exact solution used) are at most these."""
+
     lambda_error: float = 1e-6
     profile_error: float = 1e-6
 
@@ -62,7 +66,7 @@ class BurgersConfig:
     embedding: str = "odd_boundary"
     initial_guess: str = "tanh"
     tolerance: Tolerance = field(default_factory=Tolerance)
-    refine: int = 3  # Newton corrections added to the network in the reported profile (blowup.newton); 0: the network alone
+    refine: int = 8  # most Newton corrections added to the network's profile (blowup.newton); 0: the network alone
     weights: BurgersWeights = field(default_factory=BurgersWeights)
     lm_weights: LMWeights = field(default_factory=LMWeights)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -73,33 +77,56 @@ def typed_config(cfg: DictConfig) -> BurgersConfig:
     return typed_equation_config(cfg, BurgersConfig)
 
 
+def run_label(cfg: DictConfig) -> str:
+    return f"burgers_k{cfg.profile}"
+
+
 def check_config(cfg: DictConfig) -> None:
     eq = typed_config(cfg)
     lo, hi = lambda_bracket(eq, cfg.profile)
     k_lambda = exact_lambda(cfg.profile)
-    require_all([
-        ("embedding", eq.embedding, eq.embedding in EMBEDDINGS, "one of " + ", ".join(EMBEDDINGS)),
-        ("initial_guess", eq.initial_guess, eq.initial_guess in GUESSES, "one of " + ", ".join(GUESSES)),
-        *[(f"tolerance.{key}", value, value > 0, "a number > 0") for key, value in asdict(eq.tolerance).items()],
-        *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
-        ("points", eq.points, eq.points >= 2, "an integer >= 2"),
-        ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
-        ("local_radius", eq.local_radius, eq.local_radius is None or eq.local_radius > 0, "null or a number > 0"),
-        ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
-        *[(f"lm_weights.{key}", value, value is None or value >= 0, "null (as in weights) or a number >= 0")
-          for key, value in asdict(eq.lm_weights).items()],
-        ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
-        ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
-        ("domain", eq.domain, eq.domain[0] < eq.domain[1], "(left, right) with left < right"),
-        ("lambda_bracket", (lo, hi), lo < k_lambda < hi, f"an interval containing lambda_k = {k_lambda}"),
-        ("embedding", eq.embedding, eq.embedding == "none" or (eq.domain[0] == -eq.domain[1]
-                                                               and eq.boundary[0] == -eq.boundary[1]),
-         "none for an asymmetric domain or boundary"),
-    ])
+    require_all(
+        [
+            ("embedding", eq.embedding, eq.embedding in EMBEDDINGS, "one of " + ", ".join(EMBEDDINGS)),
+            ("initial_guess", eq.initial_guess, eq.initial_guess in GUESSES, "one of " + ", ".join(GUESSES)),
+            *[(f"tolerance.{key}", value, value > 0, "a number > 0") for key, value in asdict(eq.tolerance).items()],
+            *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
+            ("points", eq.points, eq.points >= 2, "an integer >= 2"),
+            ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
+            ("local_radius", eq.local_radius, eq.local_radius is None or eq.local_radius > 0, "null or a number > 0"),
+            ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
+            *[
+                (f"lm_weights.{key}", value, value is None or value >= 0, "null (as in weights) or a number >= 0")
+                for key, value in asdict(eq.lm_weights).items()
+            ],
+            ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
+            ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+            ("domain", eq.domain, eq.domain[0] < eq.domain[1], "(left, right) with left < right"),
+            ("lambda_bracket", (lo, hi), lo < k_lambda < hi, f"an interval containing lambda_k = {k_lambda}"),
+            (
+                "embedding",
+                eq.embedding,
+                eq.embedding == "none" or (eq.domain[0] == -eq.domain[1] and eq.boundary[0] == -eq.boundary[1]),
+                "none for an asymmetric domain or boundary",
+            ),
+        ]
+    )
+    order = max(smooth_order(cfg.profile), cfg.sobolev) + 1  # U's derivatives in the smoothness and Sobolev rows
+    check_derivative_memory(cfg, "profile", order, eq.points + eq.local_points, eq.model.width, eq.model.depth)
 
 
 def exact_lambda(k: int) -> float:
     return 1.0 / (2 * k + 2)
+
+
+def smooth_order(k: int) -> int:
+    """The residual's Taylor coefficients imposed near X = 0: orders 0..2k+4, one more than λ_k needs.
+
+    Away from λ_k the ODE's solutions carry a |X|^(1+1/λ) term, so U^(2k+4) is singular like
+    |X|^(1/λ - 2k - 3) for λ between 1/(2k+3) and λ_k, and orders up to 2k+3 see it. Towards the
+    bracket's lower edge 1/(2k+3) that singularity fades to nothing, and networks settled there
+    (k = 0, two seeds in ten). Order 2k+4 sees U^(2k+5), singular like |X|^(-1) at that edge."""
+    return 2 * k + 4
 
 
 def local_radius_for(k: int) -> float:
@@ -157,7 +184,7 @@ def odd_part(net: nn.Module, x):
         both = net(Jet(torch.cat([x.coeffs, -x.coeffs], dim=1))).coeffs
         return Jet(both[:, :n] - both[:, n:])
     both = net(torch.cat([x, -x]))
-    return both[: len(x)] - both[len(x):]
+    return both[: len(x)] - both[len(x) :]
 
 
 class BurgersProfile(nn.Module):
@@ -180,6 +207,8 @@ class BurgersProfile(nn.Module):
 
 
 class Burgers(Problem):
+    plot_name = "profile.png"
+
     def __init__(self, cfg: BurgersConfig, profile: int, sobolev: int, backend: str):
         super().__init__()
         self.cfg, self.k, self.sobolev, self.backend = cfg, profile, sobolev, backend
@@ -200,13 +229,15 @@ class Burgers(Problem):
         self.register_buffer("x_local", x_local.view(-1, 1))
         if cfg.initial_guess != "none":
             self.phases = ("guess",) + self.phases
-            self.register_buffer("u_guess", tanh_guess(x_global, cfg.domain[1], cfg.boundary[1]).view(-1, 1),
-                                 persistent=False)
+            self.register_buffer(
+                "u_guess", tanh_guess(x_global, cfg.domain[1], cfg.boundary[1]).view(-1, 1), persistent=False
+            )
         self.register_buffer("x_origin", torch.zeros(1, 1, dtype=dtype))
         self.register_buffer("x_boundary", torch.tensor(cfg.domain, dtype=dtype).view(-1, 1))
         self.register_buffer("u_boundary", torch.tensor(cfg.boundary, dtype=dtype).view(-1, 1))
         self.register_buffer("sobolev_scale", torch.empty(sobolev + 1, dtype=dtype))
-        self.register_buffer("smooth_scale", torch.empty(2 * profile + 4, dtype=dtype))
+        self.smooth_order = smooth_order(profile)
+        self.register_buffer("smooth_scale", torch.empty(self.smooth_order + 1, dtype=dtype))
         self.weigh(cfg.weights)
 
     def weigh(self, w: BurgersWeights) -> None:
@@ -248,10 +279,10 @@ class Burgers(Problem):
     def forward(self, term: str, x: Tensor, *targets: Tensor) -> Tensor:
         if term == "residual":  # F and its first `sobolev` derivatives on the global points
             return self.residual_jet(x, self.sobolev).derivatives()[..., 0].T * self.sobolev_scale
-        if term in ("smooth", "origin"):  # Taylor coefficients F^(j)/j!, j = 0..2k+3: the condition selecting
+        if term in ("smooth", "origin"):  # Taylor coefficients F^(j)/j!, j = 0..smooth_order: the condition selecting
             # λ_k; "origin" is X = 0 alone, weighted up, since |λ - λ_k| follows F^(2k+3)(0) directly
             scale = self.smooth_scale if term == "smooth" else self.origin_scale
-            return self.residual_jet(x, 2 * self.k + 3).coeffs[..., 0].T * scale
+            return self.residual_jet(x, self.smooth_order).coeffs[..., 0].T * scale
         if term == "boundary":
             return (self.u(x) - targets[0]) * self.boundary_scale
         if term == "guess":
@@ -262,20 +293,27 @@ class Burgers(Problem):
         return {"lambda": self.lam}
 
     def _fine_grid(self):
-        x = torch.linspace(*self.cfg.domain, self.cfg.eval_points, dtype=self.x_global.dtype, device=self.x_global.device)
+        x = torch.linspace(
+            *self.cfg.domain, self.cfg.eval_points, dtype=self.x_global.dtype, device=self.x_global.device
+        )
         return x.view(-1, 1)
 
     def linearization(self) -> Linearization:
         """The residual linearised about the trained network (blowup.newton)."""
-        return Linearization(residual, lambda x, order: input_jet(self.u, x.to(self.x_global), order, "ntp"),
-                             self.lam.item())
+        return Linearization(
+            residual, lambda x, order: input_jet(self.u, x.to(self.x_global), order, "ntp"), self.lam.item()
+        )
 
     def refinement(self) -> Refinement:
         """Newton corrections about the trained state (computed once per state: plots and summaries share it)."""
         key = (self.lam.item(), *[float(p.detach().sum()) for p in self.u.parameters()])
         if getattr(self, "_refinement", (None,))[0] != key:
-            spec = ProfileSpec(domain=tuple(self.cfg.domain), boundary=dict(zip(self.cfg.domain, self.cfg.boundary)),
-                               smooth_order=2 * self.k + 3, parity=None if self.cfg.embedding == "none" else "odd")
+            spec = ProfileSpec(
+                domain=tuple(self.cfg.domain),
+                boundary=dict(zip(self.cfg.domain, self.cfg.boundary)),
+                smooth_order=2 * self.k + 3,
+                parity=None if self.cfg.embedding == "none" else "odd",
+            )
             if spec.parity == "odd":
                 spec.boundary = {x: u for x, u in spec.boundary.items() if x > 0}
             self._refinement = (key, refine(self.linearization(), spec, self.cfg.refine))
@@ -292,14 +330,21 @@ class Burgers(Problem):
         corrections = ref.applied + [ref.next]
         stages = {}
         for name in ("network", "refined") if self.cfg.refine else ("network",):
-            shift, stage, correction = (0, lin, corrections[0]) if name == "network" else (ref.profile(grid), lin, ref.next)
+            shift, stage, correction = (
+                (0, lin, corrections[0]) if name == "network" else (ref.profile(grid), lin, ref.next)
+            )
             if name == "refined":
                 for applied in ref.applied:
                     stage = stage.corrected(applied)
             res = np.abs(stage.residual_and_scalar_column(x.double().cpu(), 0)[0][0].numpy())
             floor = np.spacing(1.0) * max(1.0, float(np.max(np.abs(u))))
-            stages[name] = (stage.scalar, u + shift, res, max(correction.profile_error(grid), floor),
-                            max(abs(correction.delta_scalar), float(np.spacing(stage.scalar))))
+            stages[name] = (
+                stage.scalar,
+                u + shift,
+                res,
+                max(correction.profile_error(grid), floor),
+                max(abs(correction.delta_scalar), float(np.spacing(stage.scalar))),
+            )
         return stages
 
     def solution(self) -> pd.DataFrame:
@@ -317,9 +362,14 @@ class Burgers(Problem):
             if name not in stages:
                 continue
             lam, u, res, profile_estimate, lambda_estimate = stages[name]
-            fields = {"lambda": lam, "lambda_error": abs(lam - exact_lambda(self.k)),
-                      "profile_max_error": float(np.max(np.abs(u - exact_u))), "residual_max": float(res.max()),
-                      "profile_error_estimate": profile_estimate, "lambda_error_estimate": lambda_estimate}
+            fields = {
+                "lambda": lam,
+                "lambda_error": abs(lam - exact_lambda(self.k)),
+                "profile_max_error": float(np.max(np.abs(u - exact_u))),
+                "residual_max": float(res.max()),
+                "profile_error_estimate": profile_estimate,
+                "lambda_error_estimate": lambda_estimate,
+            }
             out |= {f"{key}_network": value for key, value in fields.items()} if name == "network" else {}
             out |= fields  # the last stage is the result
         return out

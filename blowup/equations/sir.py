@@ -4,12 +4,12 @@ dS/dt = -βSI/N, dI/dt = βSI/N - γI, dR/dt = γI. The network sees scaled time
 [0, 1] and returns proportions (s, i, r) = (S, I, R)/N, so inputs, outputs and the rates Tβ, Tγ are
 all O(1). A classical fit (solve_ivp inside least_squares) on the same data is the baseline to match.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ COMPARTMENTS = ("S", "I", "R")
 
 @dataclass
 class SIRData:
-    path: Optional[str] = None  # CSV with column t and the observed compartments; None: synthetic data
+    path: str | None = None  # CSV with column t and the observed compartments; None: synthetic data
     observed: list[str] = field(default_factory=lambda: ["I"])
     beta: float = 0.3  # true rates of the synthetic data
     gamma: float = 0.1
@@ -66,7 +66,7 @@ class Observations:
     t: np.ndarray  # (n,) days, strictly increasing
     counts: np.ndarray  # (n, len(compartments)) people
     compartments: list[str]
-    true_rates: Optional[tuple[float, float]]  # known for synthetic data only
+    true_rates: tuple[float, float] | None  # known for synthetic data only
 
 
 def tensor(values) -> Tensor:
@@ -84,25 +84,37 @@ def typed_config(cfg: DictConfig) -> SIRConfig:
 def check_config(cfg: DictConfig) -> None:
     eq = typed_config(cfg)
     d = eq.data
-    require_all([
-        ("N", eq.N, eq.N > 0, "a number > 0"),
-        ("initial", eq.initial, min(eq.initial) >= 0 and abs(sum(eq.initial) - eq.N) <= 1e-9 * eq.N,
-         "(S, I, R) >= 0 summing to N"),
-        ("horizon", eq.horizon, eq.horizon[0] < eq.horizon[1], "(start, end) with start < end"),
-        ("guess", eq.guess, min(eq.guess) > 0, "(beta, gamma) > 0"),
-        ("data.observed", d.observed, len(d.observed) > 0 and len(set(d.observed)) == len(d.observed)
-         and set(d.observed) <= set(COMPARTMENTS), "distinct names from S, I, R"),
-        ("data.beta", d.beta, d.beta > 0, "a number > 0"),
-        ("data.gamma", d.gamma, d.gamma > 0, "a number > 0"),
-        ("data.grid", d.grid, d.grid >= 2, "an integer >= 2"),
-        ("data.observations", d.observations, 2 <= d.observations <= d.grid, "an integer in [2, data.grid]"),
-        ("data.noise", d.noise, d.noise >= 0, "a number >= 0"),
-        ("points", eq.points, eq.points >= 2, "an integer >= 2"),
-        ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
-        ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
-        ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
-        *[(f"weights.{name}", value, value >= 0, "a number >= 0") for name, value in vars(eq.weights).items()],
-    ])
+    require_all(
+        [
+            ("N", eq.N, eq.N > 0, "a number > 0"),
+            (
+                "initial",
+                eq.initial,
+                min(eq.initial) >= 0 and abs(sum(eq.initial) - eq.N) <= 1e-9 * eq.N,
+                "(S, I, R) >= 0 summing to N",
+            ),
+            ("horizon", eq.horizon, eq.horizon[0] < eq.horizon[1], "(start, end) with start < end"),
+            ("guess", eq.guess, min(eq.guess) > 0, "(beta, gamma) > 0"),
+            (
+                "data.observed",
+                d.observed,
+                len(d.observed) > 0
+                and len(set(d.observed)) == len(d.observed)
+                and set(d.observed) <= set(COMPARTMENTS),
+                "distinct names from S, I, R",
+            ),
+            ("data.beta", d.beta, d.beta > 0, "a number > 0"),
+            ("data.gamma", d.gamma, d.gamma > 0, "a number > 0"),
+            ("data.grid", d.grid, d.grid >= 2, "an integer >= 2"),
+            ("data.observations", d.observations, 2 <= d.observations <= d.grid, "an integer in [2, data.grid]"),
+            ("data.noise", d.noise, d.noise >= 0, "a number >= 0"),
+            ("points", eq.points, eq.points >= 2, "an integer >= 2"),
+            ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
+            ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
+            ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+            *[(f"weights.{name}", value, value >= 0, "a number >= 0") for name, value in vars(eq.weights).items()],
+        ]
+    )
     load_observations(eq)
 
 
@@ -141,9 +153,11 @@ def csv_observations(eq: SIRConfig) -> Observations:
     if missing:
         raise ConfigError(f"{where} lacks column(s) {', '.join(missing)}: needs t and data.observed {observed}")
     frame = frame[["t"] + observed]
-    for problem, columns in [("non-numeric values", lambda: [c for c in frame if not pd.api.types.is_numeric_dtype(frame[c])]),
-                             ("NaN", lambda: [c for c in frame if frame[c].isna().any()]),
-                             ("negative counts", lambda: [c for c in observed if (frame[c] < 0).any()])]:
+    for problem, columns in [
+        ("non-numeric values", lambda: [c for c in frame if not pd.api.types.is_numeric_dtype(frame[c])]),
+        ("NaN", lambda: [c for c in frame if frame[c].isna().any()]),
+        ("negative counts", lambda: [c for c in observed if (frame[c] < 0).any()]),
+    ]:
         if bad := columns():  # in this order: comparing non-numbers with 0 would raise
             raise ConfigError(f"{where} has {problem} in column(s) {', '.join(bad)}")
     if len(frame) < 2:
@@ -176,6 +190,8 @@ def least_squares_rates(eq: SIRConfig, obs: Observations) -> tuple[np.ndarray, n
 
 
 class SIR(Problem):
+    plot_name = "fit.png"
+
     def __init__(self, cfg: SIRConfig, obs: Observations, sobolev: int, backend: str):
         super().__init__()
         self.cfg, self.obs, self.sobolev, self.backend = cfg, obs, sobolev, backend
@@ -189,7 +205,9 @@ class SIR(Problem):
         self.register_buffer("tau_initial", torch.zeros(1, 1))
         self.register_buffer("initial", tensor(cfg.initial).view(1, 3) / cfg.N)
         w = cfg.weights
-        self.register_buffer("ode_scale", tensor([w.residual] + [w.sobolev] * sobolev).div(cfg.points).sqrt().view(-1, 1))
+        self.register_buffer(
+            "ode_scale", tensor([w.residual] + [w.sobolev] * sobolev).div(cfg.points).sqrt().view(-1, 1)
+        )
         self.data_scale = (w.data / len(obs.t)) ** 0.5
         self.initial_scale = w.initial**0.5
 
@@ -211,8 +229,7 @@ class SIR(Problem):
         return torch.stack([f.derivatives() for f in residuals], -1)
 
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
-        return {"ode": (self.tau_ode,), "data": (self.tau_data, self.data),
-                "initial": (self.tau_initial, self.initial)}
+        return {"ode": (self.tau_ode,), "data": (self.tau_data, self.data), "initial": (self.tau_initial, self.initial)}
 
     def forward(self, term: str, tau: Tensor, *targets: Tensor) -> Tensor:
         if term == "ode":
@@ -244,14 +261,22 @@ class SIR(Problem):
     def evaluate(self) -> dict:
         (lsq, stderr), truth, summary = self.baseline, self.obs.true_rates or (None, None), {}
         for k, (name, value) in enumerate(zip(("beta", "gamma"), self.rates.tolist())):
-            summary |= {name: value, f"{name}_true": truth[k], f"{name}_rel_error": relative_gap(value, truth[k]),
-                        f"{name}_lsq": float(lsq[k]), f"{name}_lsq_rel_error": relative_gap(lsq[k], truth[k]),
-                        f"{name}_lsq_rel_stderr": float(stderr[k]), f"{name}_vs_lsq": relative_gap(value, lsq[k])}
+            summary |= {
+                name: value,
+                f"{name}_true": truth[k],
+                f"{name}_rel_error": relative_gap(value, truth[k]),
+                f"{name}_lsq": float(lsq[k]),
+                f"{name}_lsq_rel_error": relative_gap(lsq[k], truth[k]),
+                f"{name}_lsq_rel_stderr": float(stderr[k]),
+                f"{name}_vs_lsq": relative_gap(value, lsq[k]),
+            }
         with torch.enable_grad():  # the autograd backend differentiates even at evaluation
             residual = self.ode_residual(tensor(np.linspace(0, 1, self.cfg.eval_points)).to(self.data).view(-1, 1), 0)
         misfit = (self.net(self.tau_data)[:, self.observed] - self.data).detach() * self.cfg.N
-        return summary | {"data_rmse": misfit.square().mean().sqrt().item(),
-                          "residual_max": residual.detach().abs().max().item()}
+        return summary | {
+            "data_rmse": misfit.square().mean().sqrt().item(),
+            "residual_max": residual.detach().abs().max().item(),
+        }
 
     def plot(self, metrics: pd.DataFrame, path) -> None:
         import matplotlib
@@ -267,7 +292,11 @@ class SIR(Problem):
             ax[0].plot(sol.t, sol[c], f"C{k}--", label=f"{c} PINN")
             if c in self.obs.compartments:
                 ax[0].plot(self.obs.t, self.obs.counts[:, self.obs.compartments.index(c)], f"C{k}o", ms=4)
-        ax[0].set(title="SIR fit (dots: data" + (", thick: truth)" if self.obs.true_rates else ")"), xlabel="t", ylabel="people")
+        ax[0].set(
+            title="SIR fit (dots: data" + (", thick: truth)" if self.obs.true_rates else ")"),
+            xlabel="t",
+            ylabel="people",
+        )
         ax[0].legend()
         truth = self.obs.true_rates
         reference = truth or self.baseline[0]
@@ -276,8 +305,10 @@ class SIR(Problem):
                 ax[1].semilogy(metrics.step, (metrics[name] / reference[k] - 1).abs() + 1e-300, f"C{k}", label=name)
             if truth:
                 ax[1].axhline(abs(self.baseline[0][k] / truth[k] - 1), color=f"C{k}", ls=":")
-        ax[1].set(title="relative error vs truth (dotted: least squares)" if truth else "relative gap to least squares",
-                  xlabel="step")
+        ax[1].set(
+            title="relative error vs truth (dotted: least squares)" if truth else "relative gap to least squares",
+            xlabel="step",
+        )
         ax[1].legend()
         fig.tight_layout()
         fig.savefig(path, dpi=110)
