@@ -19,6 +19,7 @@ COMMANDS = {
     "train": ("train a PINN (blowup train --help lists config groups and keys)", "train", "blowup.trainer:train"),
     "bench": ("time derivative backends and training steps (blowup bench --help)", "bench", "blowup.bench:run"),
     "report": ("tabulate and plot run dirs: blowup report PATH ...", None, "blowup.report:main"),
+    "stability": ("stability spectrum of trained runs: blowup stability RUN_DIR ...", None, "blowup.stability:main"),
 }
 USAGE = (
     "usage: blowup {"

@@ -178,6 +178,16 @@ def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device) -> dict |
     return state
 
 
+def load_trained(run_dir: Path) -> Problem:
+    """A finished run's problem as trained (its config.yaml and checkpoint.pt), on the CPU."""
+    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+    torch.set_default_dtype(DTYPES[cfg.dtype])
+    problem = build_problem(cfg)
+    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    problem.load_state_dict(state["problem"])
+    return problem
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)

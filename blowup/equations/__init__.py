@@ -71,6 +71,11 @@ class Problem(ResidualTerms):
     def plot(self, metrics: pd.DataFrame, path: Path) -> None:
         """A figure of the result and its history (`metrics` is metrics.csv), saved to `path`."""
 
+    def stability(self):
+        """A `blowup.stability.StabilitySpec` about the trained result, for `blowup stability`: the
+        linearised residual, domain and parity, the symmetry modes and any exact ones."""
+        raise NotImplementedError
+
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
         self.phase = phase

@@ -21,6 +21,7 @@ from blowup.equations import Problem, require_all, typed_equation_config
 from blowup.jet import Jet
 from blowup.models import MLP, ModelConfig
 from blowup.newton import Linearization, ProfileSpec, Refinement, refine
+from blowup.stability import ExactMode, StabilitySpec, Symmetry
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
 GUESSES = ("tanh", "none")
@@ -187,6 +188,29 @@ def odd_part(net: nn.Module, x):
     return both[: len(x)] - both[len(x) :]
 
 
+def stability_spec(lin: Linearization, k: int, domain=(-2.0, 2.0), parity="odd", perturbed=None) -> StabilitySpec:
+    """What `blowup stability` needs about a Burgers profile. Symmetries of Burgers' equation give four
+    modes, with eigenvalues in λ: space translation 1 + λ, time translation 1, Galilean λ, scaling 0.
+    About the exact profile every smooth mode is known: φ_j = U^j / (1 + (2k+3) U^(2k+2)),
+    ν_j = 1 + λ - jλ. The Taylor action at X = 0 is taken to order 4k + 8: every ν_j > -1 - λ."""
+    lam = lin.scalar
+    symmetries = [
+        Symmetry("translation", 1 + lam, "even"),
+        Symmetry("time", 1.0, "odd"),
+        Symmetry("galilean", lam, "even"),
+        Symmetry("scaling", 0.0, "odd"),
+    ]
+
+    def eigenfunction(j):
+        return lambda x: exact_profile(x, k) ** j / (1 + (2 * k + 3) * exact_profile(x, k) ** (2 * k + 2))
+
+    exact = [
+        ExactMode(j, (2 * k + 3 - j) / (2 * k + 2), "odd" if j % 2 else "even", eigenfunction(j))
+        for j in range(2 * k + 8)
+    ]
+    return StabilitySpec(lin, domain, parity, symmetries, exact, 0.0, 4 * k + 8, perturbed)
+
+
 class BurgersProfile(nn.Module):
     """U(X) = embedding of an MLP; works on tensors and on jets alike."""
 
@@ -319,6 +343,20 @@ class Burgers(Problem):
             self._refinement = (key, refine(self.linearization(), spec, self.cfg.refine))
         return self._refinement[1]
 
+    def reported_linearization(self) -> Linearization:
+        """The residual about the reported profile: the network plus the applied Newton corrections."""
+        lin = self.linearization()
+        for correction in self.refinement().applied if self.cfg.refine else []:
+            lin = lin.corrected(correction)
+        return lin
+
+    def stability(self) -> StabilitySpec:
+        """L = -dF/dU about the reported profile (`stability_spec`)."""
+        lin = self.reported_linearization()
+        perturbed = lin.corrected(self.refinement().next) if self.cfg.refine else None
+        parity = None if self.cfg.embedding == "none" else "odd"
+        return stability_spec(lin, self.k, tuple(self.cfg.domain), parity, perturbed)
+
     def _stages(self) -> dict[str, tuple[float, np.ndarray, np.ndarray, float, float]]:
         """Per stage ("network", and "refined" if refining): λ, U and |F| on the fine grid, and the
         estimates of their errors (the size of the next Newton correction, floored at float spacing)."""
@@ -331,11 +369,10 @@ class Burgers(Problem):
         stages = {}
         for name in ("network", "refined") if self.cfg.refine else ("network",):
             shift, stage, correction = (
-                (0, lin, corrections[0]) if name == "network" else (ref.profile(grid), lin, ref.next)
+                (0, lin, corrections[0])
+                if name == "network"
+                else (ref.profile(grid), self.reported_linearization(), ref.next)
             )
-            if name == "refined":
-                for applied in ref.applied:
-                    stage = stage.corrected(applied)
             res = np.abs(stage.residual_and_scalar_column(x.double().cpu(), 0)[0][0].numpy())
             floor = np.spacing(1.0) * max(1.0, float(np.max(np.abs(u))))
             stages[name] = (
