@@ -50,6 +50,7 @@ class OptimConfig:
     adam: AdamConfig = field(default_factory=AdamConfig)
     lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
     lm: LMConfig = field(default_factory=LMConfig)
+    restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
 
 
 PHASES = ("guess", "adam", "lbfgs", "lm")
@@ -162,6 +163,7 @@ def validate(cfg: DictConfig) -> None:
                 opt.acceleration,
                 "a number >= 0 (0: no geodesic acceleration)",
             )
+    require(cfg.optim.restarts >= 0, "optim.restarts", cfg.optim.restarts, "an integer >= 0")
     total = sum(cfg.optim[p].steps for p in PHASES)
     require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:

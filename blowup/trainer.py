@@ -244,6 +244,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     checkpoint_path = run_dir / "checkpoint.pt"
     started = clock() - elapsed
     stop_reasons = dict(state.get("stop_reasons", {})) if state else {}
+    restarts = list(state.get("restarts", [])) if state else []  # why each fresh start was made
     phase, convergence = start, None  # the phase and its stopping rule, as checkpointed
 
     def snapshot() -> dict:
@@ -256,6 +257,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             "rng": rng_state(device),
             "convergence": convergence.state_dict() if convergence else None,
             "stop_reasons": stop_reasons,
+            "restarts": restarts,
             "wall_time_s": clock() - started,
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
@@ -267,7 +269,17 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         logs.progress_bar() as bar,
         StopOnSignal() as stop,
     ):
-        for phase in phases[phases.index(start) if start in phases else 0 :]:
+        index = phases.index(start) if start in phases else 0
+        while index < len(phases):
+            phase = phases[index]
+            resuming = bool(state) and state["phase"] == phase
+            why = problem.bad_start() if phase == phases[-1] and not resuming and index > 0 else None
+            if why and len(restarts) < cfg.optim.restarts:  # a bad basin: start again from a fresh network
+                restarts.append(why)
+                logs.console.print(f"restart {len(restarts)}/{cfg.optim.restarts}: {why}")
+                problem.reinitialize(cfg.seed + 1000 * len(restarts))
+                index, state = 0, None
+                continue
             phase_cfg = cfg.optim[phase]
             problem.start_phase(phase)
             optimizer = make_optimizer(phase, phase_cfg, problem)
@@ -332,6 +344,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 bar.update(task, description=f"{phase} ({reason})")
             if status:
                 break
+            index += 1
         else:  # every phase ran to its end
             status = "completed"
             save_checkpoint(checkpoint_path, snapshot())
@@ -354,6 +367,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         device,
         meta | {"checkpoint_step": checkpoint_step},
         stop_reasons,
+        restarts,
     )
     logs.console.print(logs.summary_table(summary))
     logs.console.print(status_line(summary, run_dir))
@@ -379,6 +393,7 @@ def write_outputs(
     device: torch.device,
     meta: dict,
     stop_reasons: dict,
+    restarts: list[str],
 ) -> dict:
     """summary.json, solution.csv and the plot. A run that ran every phase is "completed" only if the
     problem finds its own result acceptable (its error estimates within tolerance), else "not_converged"."""
@@ -414,6 +429,7 @@ def write_outputs(
         "failure": failure,
         "stop_reason": stop_reasons.get(last_phase),
         "stop_reasons": stop_reasons,
+        "restarts": restarts,
         "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     }
     logs.write_json(run_dir / "summary.json", summary)

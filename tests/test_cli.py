@@ -48,7 +48,7 @@ def test_smoke_run_writes_every_output(tmp_path, backend):
     # too short to converge, or not: either way the status is what the error estimate says
     assert summary["status"] == (
         "completed"
-        if summary["lambda_error_estimate"] <= 1e-6 and summary["profile_error_estimate"] <= 1e-6
+        if summary["lambda_error_estimate"] <= 1e-9 and summary["profile_error_estimate"] <= 1e-9
         else "not_converged"
     )
     assert summary["lambda_error_estimate_network"] == pytest.approx(summary["lambda_error_network"], rel=0.5)

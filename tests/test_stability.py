@@ -9,7 +9,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from test_burgers import exact_profile_jet
 from test_newton import perturbed
 
 from blowup.equations.burgers import exact_lambda, residual, stability_spec
@@ -57,7 +56,8 @@ def test_cli_writes_files_for_a_run_and_names_unreadable_dirs(tmp_path):
     run = tmp_path / "run"
     train = ["blowup", "train", "experiment=smoke", "profile=1", f"hydra.run.dir={run}"]
     assert subprocess.run(train, capture_output=True, text=True).returncode == 0
-    result = subprocess.run(["blowup", "stability", str(run), str(tmp_path / "missing")], capture_output=True, text=True)
+    args = ["blowup", "stability", str(run), str(tmp_path / "missing")]
+    result = subprocess.run(args, capture_output=True, text=True)
     assert result.returncode == 0 and "missing: skipped" in result.stderr and "Traceback" not in result.stderr
     counts = json.loads((run / "stability.json").read_text())
     table = np.genfromtxt(run / "stability.csv", delimiter=",", names=True, dtype=None, encoding=None)

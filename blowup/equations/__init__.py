@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import pandas as pd
+import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
@@ -75,6 +76,20 @@ class Problem(ResidualTerms):
         """A `blowup.stability.StabilitySpec` about the trained result, for `blowup stability`: the
         linearised residual, domain and parity, the symmetry modes and any exact ones."""
         raise NotImplementedError
+
+    def bad_start(self) -> str | None:
+        """Checked as the last phase is about to begin: why the phases so far ended in a basin the last
+        one cannot leave (one line with the figure that says so), or None. The trainer then starts again
+        from a fresh initialisation (`reinitialize`), up to optim.restarts times. Must not change the
+        state: a run that needs no restart must train exactly as without this check."""
+        return None
+
+    def reinitialize(self, seed: int) -> None:
+        """A fresh initialisation for a restart: every submodule's parameters drawn anew from `seed`."""
+        torch.manual_seed(seed)
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
 
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""

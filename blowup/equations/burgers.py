@@ -51,8 +51,8 @@ class LMWeights:
 class Tolerance:
     """A run is "completed" only if its error estimates (no exact solution used) are at most these."""
 
-    lambda_error: float = 1e-6
-    profile_error: float = 1e-6
+    lambda_error: float = 1e-9
+    profile_error: float = 1e-9
 
 
 @dataclass
@@ -116,6 +116,9 @@ def check_config(cfg: DictConfig) -> None:
     check_derivative_memory(cfg, "profile", order, eq.points + eq.local_points, eq.model.width, eq.model.depth)
 
 
+BRACKET_EDGE = 0.1  # λ this close to an edge of its bracket (as a fraction of its width) is a bad start
+
+
 def exact_lambda(k: int) -> float:
     return 1.0 / (2 * k + 2)
 
@@ -125,8 +128,8 @@ def smooth_order(k: int) -> int:
 
     Away from λ_k the ODE's solutions carry a |X|^(1+1/λ) term, so U^(2k+4) is singular like
     |X|^(1/λ - 2k - 3) for λ between 1/(2k+3) and λ_k, and orders up to 2k+3 see it. Towards the
-    bracket's lower edge 1/(2k+3) that singularity fades to nothing, and networks settled there
-    (k = 0, two seeds in ten). Order 2k+4 sees U^(2k+5), singular like |X|^(-1) at that edge."""
+    bracket's lower edge 1/(2k+3) that singularity fades to nothing, and networks settled there.
+    Order 2k+4 sees U^(2k+5), singular like |X|^(-1) at that edge (`bad_start` catches the rest)."""
     return 2 * k + 4
 
 
@@ -343,6 +346,21 @@ class Burgers(Problem):
             self._refinement = (key, refine(self.linearization(), spec, self.cfg.refine))
         return self._refinement[1]
 
+    def bad_start(self) -> str | None:
+        """λ pressed against an edge of its bracket: near the lower edge 1/(2k+3) the wrong-λ solutions
+        are smooth to almost the order the loss checks, and a network that settles there stays."""
+        lo, hi = self.lam_lo, self.lam_hi
+        lam = self.lam.item()
+        edge = min(lam - lo, hi - lam) / (hi - lo)
+        if edge < BRACKET_EDGE:
+            return f"lambda = {lam:.6g} within {edge:.1%} of its bracket ({lo:.6g}, {hi:.6g})"
+        return None
+
+    def reinitialize(self, seed: int) -> None:
+        super().reinitialize(seed)
+        with torch.no_grad():
+            self.lam_raw.zero_()  # mid-bracket, as at the start
+
     def reported_linearization(self) -> Linearization:
         """The residual about the reported profile: the network plus the applied Newton corrections."""
         lin = self.linearization()
@@ -359,7 +377,10 @@ class Burgers(Problem):
 
     def _stages(self) -> dict[str, tuple[float, np.ndarray, np.ndarray, float, float]]:
         """Per stage ("network", and "refined" if refining): λ, U and |F| on the fine grid, and the
-        estimates of their errors (the size of the next Newton correction, floored at float spacing)."""
+        estimates of their errors: the size of the next Newton correction, floored at float spacing,
+        and for U at least max |F| on the fine grid. The correction only sees its collocation points;
+        a network feature narrower than their spacing (a bad basin's near-singularity at X = 0) would
+        pass unseen, and leave the residual between the points to say so."""
         x = self._fine_grid()
         grid = x.flatten().cpu().numpy()
         lin, ref = self.linearization(), self.refinement()
@@ -379,7 +400,7 @@ class Burgers(Problem):
                 stage.scalar,
                 u + shift,
                 res,
-                max(correction.profile_error(grid), floor),
+                max(correction.profile_error(grid), float(res.max()), floor),
                 max(abs(correction.delta_scalar), float(np.spacing(stage.scalar))),
             )
         return stages
