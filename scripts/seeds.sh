@@ -11,7 +11,7 @@ SWEEP_ROOT=${SWEEP_ROOT:-outputs/seeds}
 case "${BLOCK:-default}" in
   default)  args=("profile=0,1,2,3,4,5,6" "seed=0,1,2,3,4,5,6,7,8,9") ;;
   threads1) args=("profile=0,1,2,3,4,5,6" "seed=0" "threads=1") ;;
-  high)     args=("profile=7,8,9,10" "seed=0,1,2,3,4") ;;
+  high)     args=("seed=0,1,2,3,4" "profile=7,8,9,10") ;;  # every k gets seed 0 before any gets seed 1
   *) echo "BLOCK must be one of default, threads1, high" >&2; exit 2 ;;
 esac
 blowup train -m equation=burgers "${args[@]}" "hydra.sweep.dir=${SWEEP_ROOT}/${BLOCK:-default}" "$@"

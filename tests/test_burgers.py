@@ -153,6 +153,7 @@ def test_levenberg_marquardt_phase_weighs_the_global_rows_up_and_the_others_as_b
     assert torch.equal(p.residuals()["residual"].detach(), before["residual"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [0, 1])
 def test_training_finds_lambda_k_and_the_exact_profile(k, tmp_path, monkeypatch):
     """A small end-to-end run (about 10 s): all three phases, then λ and U against the exact ones."""

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # launches processes or trains end to end
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -55,6 +55,7 @@ def test_correction_returns_the_known_perturbation(k):
     assert np.max(np.abs(correction.series(grid) - expected)) < 1e-3 * size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [1, 4])
 def test_refinement_reaches_round_off_and_estimates_its_error(k):
     size, offset = 1e-3, 1e-4
@@ -73,6 +74,7 @@ def test_refinement_reaches_round_off_and_estimates_its_error(k):
     assert 1e-11 < left and once.next.profile_error(grid) == pytest.approx(left, rel=0.1)
 
 
+@pytest.mark.slow
 def test_refinement_from_a_poor_start_runs_until_newton_has_converged():
     """A profile 3e-2 off with λ 0.16 off (what a network in a bad basin hands over at k = 0) needs more
     than a fixed few steps; the refinement goes on until the next correction is round-off, and no further."""

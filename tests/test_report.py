@@ -13,6 +13,8 @@ from blowup import report, trainer
 from blowup.config import config_dir
 from blowup.equations.burgers import Burgers
 
+pytestmark = pytest.mark.slow  # launches processes or trains end to end
+
 TINY = [
     "experiment=smoke",
     "optim.guess.steps=0",

@@ -18,6 +18,8 @@ from blowup import trainer
 from blowup.config import ConfigError, config_dir
 from blowup.equations.burgers import Burgers
 
+pytestmark = pytest.mark.slow  # launches processes or trains end to end
+
 # 2 guess, 8 Adam, 4 L-BFGS and 2 LM steps, a checkpoint every 3: small enough to run many times
 TINY = [
     "experiment=smoke",

@@ -11,6 +11,8 @@ from hydra import compose, initialize_config_dir
 from blowup import report
 from blowup.config import config_dir
 
+pytestmark = pytest.mark.slow  # launches processes or trains end to end
+
 TINY = [
     "experiment=smoke",
     "optim.guess.steps=0",

@@ -22,7 +22,7 @@ def exact_spec(k: int, offset: float = 0.0, size: float = 0.0):
     return stability_spec(lin, k, perturbed=moved)
 
 
-@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("k", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_every_smooth_mode_of_the_exact_profile_and_the_unstable_count(k):
     modes, counts = analyse(exact_spec(k))
     lam = exact_lambda(k)
@@ -39,6 +39,7 @@ def test_every_smooth_mode_of_the_exact_profile_and_the_unstable_count(k):
     assert counts["n_discarded"] == 0 and not counts["symmetry_modes_missing"]
 
 
+@pytest.mark.slow
 def test_a_profile_off_by_its_error_gets_error_bars_that_say_so():
     """λ 1e-4 off and a 3e-4 profile perturbation (a run that did not converge): eigenvalues move by
     about that much, and the error bars cover the move instead of claiming round-off."""

@@ -65,6 +65,7 @@ def test_state_round_trips():
     assert again.update(0.8) == conv.update(0.8) is True
 
 
+@pytest.mark.slow
 def test_a_run_that_found_no_profile_ends_not_converged(tmp_path):
     summary = trainer.train(config(*HOPELESS), tmp_path)
     assert summary["status"] == "not_converged" and summary["stop_reason"] == "max_steps"
@@ -111,6 +112,7 @@ def test_not_converged_exits_3_and_a_sweep_runs_every_value(tmp_path):
     assert allowed.returncode == 0, allowed.stderr
 
 
+@pytest.mark.slow
 def test_levenberg_marquardt_stops_once_converged(tmp_path):
     """An easy problem (k = 0, from the guess): LM stops long before its 400-step budget, and says why."""
     summary = trainer.train(config("optim.lm.steps=400", "optim.lm.patience=5", "optim.lm.rtol=0.5"), tmp_path)
@@ -122,6 +124,7 @@ def test_levenberg_marquardt_stops_once_converged(tmp_path):
     assert 5 < lm_steps < 400
 
 
+@pytest.mark.slow
 def test_error_estimates_match_the_exact_errors_on_a_tiny_run(tmp_path):
     """The network's estimates (first Newton correction) and the refined result's (the next one)."""
     summary = trainer.train(config(), tmp_path)
@@ -133,6 +136,7 @@ def test_error_estimates_match_the_exact_errors_on_a_tiny_run(tmp_path):
     assert summary["profile_max_error"] < 1e-3 * summary["profile_max_error_network"]  # refining helps
 
 
+@pytest.mark.slow
 def test_a_bad_basin_restarts_from_a_fresh_network_and_says_why(tmp_path, monkeypatch):
     """The check runs as the last phase begins; a bad start sends the run back to its first phase with
     new parameters, at most optim.restarts times, and summary.json lists why."""
