@@ -73,6 +73,8 @@ def test_smoke_experiment_is_tiny():
         ("equation.initial_guess=zero", "equation.initial_guess"),
         ("equation.tolerance.lambda_error=0", "equation.tolerance.lambda_error"),
         ("profile=1000", "profile"),
+        ("equation.refine=-1", "equation.refine"),
+        ("optim.restarts=-1", "optim.restarts"),
         ("max_memory_gb=0", "max_memory_gb"),
     ],
 )

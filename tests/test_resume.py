@@ -12,13 +12,12 @@ import time
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_train
 
 from blowup import trainer
-from blowup.config import ConfigError, config_dir
-from blowup.equations.burgers import Burgers
+from blowup.config import ConfigError
 
-pytestmark = pytest.mark.slow  # launches processes or trains end to end
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_plots")]  # launches processes; no profile.png
 
 # 2 guess, 8 Adam, 4 L-BFGS and 2 LM steps, a checkpoint every 3: small enough to run many times
 TINY = [
@@ -37,17 +36,8 @@ TOTAL = 16
 FINISHED = ("completed", "not_converged")  # ran every phase; too short to say it converged
 
 
-@pytest.fixture(autouse=True, scope="module")
-def no_plots():
-    """profile.png takes longer than these runs themselves; nothing here looks at it."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Burgers, "plot", lambda self, history, path: None)
-        yield
-
-
 def config(*overrides):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        return compose("train", overrides=TINY + list(overrides))
+    return compose_train(*TINY, *overrides)
 
 
 def checkpoint_step(run_dir) -> int:

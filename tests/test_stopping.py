@@ -8,11 +8,10 @@ import subprocess
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_train
 
 from blowup import trainer
 from blowup.cli import exit_code
-from blowup.config import config_dir
 from blowup.equations.burgers import Burgers
 from blowup.stopping import Convergence
 
@@ -28,16 +27,11 @@ HOPELESS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def no_plots():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Burgers, "plot", lambda self, history, path: None)
-        yield
+pytestmark = pytest.mark.usefixtures("no_plots")  # nothing here looks at profile.png
 
 
 def config(*overrides):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        return compose("train", overrides=SMOKE + list(overrides))
+    return compose_train(*SMOKE, *overrides)
 
 
 def test_convergence_needs_patience_steps_without_enough_progress():

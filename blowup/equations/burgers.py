@@ -90,6 +90,7 @@ def check_config(cfg: DictConfig) -> None:
         [
             ("embedding", eq.embedding, eq.embedding in EMBEDDINGS, "one of " + ", ".join(EMBEDDINGS)),
             ("initial_guess", eq.initial_guess, eq.initial_guess in GUESSES, "one of " + ", ".join(GUESSES)),
+            ("refine", eq.refine, eq.refine >= 0, "an integer >= 0 (0: the network alone)"),
             *[(f"tolerance.{key}", value, value > 0, "a number > 0") for key, value in asdict(eq.tolerance).items()],
             *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
             ("points", eq.points, eq.points >= 2, "an integer >= 2"),
