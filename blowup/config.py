@@ -24,6 +24,7 @@ class AdamConfig:
     lr: float = 1e-3
     patience: int = 200
     rtol: float = 1e-2
+    accept_every: int = 0  # > 0: every so many steps, end the phase "accepted" if the problem accepts the result
 
 
 @dataclass
@@ -33,6 +34,7 @@ class LBFGSConfig:
     history: int = 50
     patience: int = 50
     rtol: float = 1e-3
+    accept_every: int = 0
 
 
 @dataclass
@@ -42,6 +44,7 @@ class LMConfig:
     acceleration: float = 0.75
     patience: int = 30
     rtol: float = 1e-2
+    accept_every: int = 0
 
 
 @dataclass
@@ -151,6 +154,7 @@ def validate(cfg: DictConfig) -> None:
         require(opt.steps >= 0, f"optim.{phase}.steps", opt.steps, "an integer >= 0")
         require(opt.patience >= 1, f"optim.{phase}.patience", opt.patience, "an integer >= 1")
         require(0 <= opt.rtol < 1, f"optim.{phase}.rtol", opt.rtol, "a number in [0, 1) (0: run all steps)")
+        require(opt.accept_every >= 0, f"optim.{phase}.accept_every", opt.accept_every, "an integer >= 0 (0: never)")
         if "lr" in opt:
             require(opt.lr > 0, f"optim.{phase}.lr", opt.lr, "a number > 0")
         if "history" in opt:

@@ -264,6 +264,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     save_checkpoint(checkpoint_path, state or snapshot())  # a last good checkpoint from the start
     status = None  # "interrupted" or "diverged" once the run stops early
+    evaluation = None  # the problem's verdict on the final state, once every phase has run
     with (
         logs.MetricsLog(run_dir / "metrics.csv", columns) as metrics,
         logs.progress_bar() as bar,
@@ -300,7 +301,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 scalars="",
             )
             prior = stop_reasons.get(phase) if state and state["phase"] == phase else None
-            reason = prior if prior in ("converged", "stalled") else None  # more steps continue a max_steps phase
+            # a phase that stopped by max_steps continues when given more steps; one that stopped by itself does not
+            reason = prior if prior in ("accepted", "converged", "stalled") else None
             while phase_step < phase_cfg.steps and not status and not reason:
                 t0 = clock()
                 scalars = {k: v.item() for k, v in problem.scalars().items()}  # the state the loss is of
@@ -326,7 +328,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     }
                 )
                 step, phase_step = step + 1, phase_step + 1
-                if convergence.update(loss.item()):
+                if accepted(problem, phase_cfg, phase_step):
+                    reason = "accepted"
+                elif convergence.update(loss.item()):
                     reason = "converged"
                 elif getattr(optimizer, "stalled", False):
                     reason = "stalled"  # no damping lowers the loss: Levenberg-Marquardt is at its floor
@@ -344,8 +348,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 bar.update(task, description=f"{phase} ({reason})")
             if status:
                 break
-            index += 1
-        else:  # every phase ran to its end
+            index = len(phases) if reason == "accepted" else index + 1  # later phases could only move it off
+            if index == len(phases):  # every phase ran to its end: is the result one the problem accepts?
+                evaluation = problem.evaluate()
+                failure = problem.failure(evaluation)
+                if failure and len(restarts) < cfg.optim.restarts:  # a basin the phases could not leave
+                    restarts.append(f"not converged: {failure}")
+                    logs.console.print(f"restart {len(restarts)}/{cfg.optim.restarts}: {restarts[-1]}")
+                    problem.reinitialize(cfg.seed + 1000 * len(restarts))
+                    index, state = 0, None
+        else:
             status = "completed"
             save_checkpoint(checkpoint_path, snapshot())
 
@@ -368,10 +380,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         meta | {"checkpoint_step": checkpoint_step},
         stop_reasons,
         restarts,
+        evaluation if status == "completed" else None,
     )
     logs.console.print(logs.summary_table(summary))
     logs.console.print(status_line(summary, run_dir))
     return summary
+
+
+def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int) -> bool:
+    """Whether the problem accepts its result as it stands (checked every `accept_every` steps)."""
+    every = phase_cfg.get("accept_every", 0)
+    if not (problem.judges_results and every and phase_step % every == 0):
+        return False
+    return problem.failure(problem.evaluate()) is None
 
 
 def status_line(summary: dict, run_dir: Path) -> str:
@@ -394,6 +415,7 @@ def write_outputs(
     meta: dict,
     stop_reasons: dict,
     restarts: list[str],
+    evaluation: dict | None = None,
 ) -> dict:
     """summary.json, solution.csv and the plot. A run that ran every phase is "completed" only if the
     problem finds its own result acceptable (its error estimates within tolerance), else "not_converged"."""
@@ -401,7 +423,7 @@ def write_outputs(
     problem.solution().to_csv(run_dir / "solution.csv", index=False)
     with torch.enable_grad():
         final_loss = sum(loss_terms(problem.residuals()).values()).item()
-    evaluation = problem.evaluate()
+    evaluation = evaluation or problem.evaluate()
     failure = problem.failure(evaluation) if status == "completed" else None
     if failure:
         status = "not_converged"

@@ -131,6 +131,17 @@ def test_error_estimates_match_the_exact_errors_on_a_tiny_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_training_ends_accepted_once_the_result_passes_its_own_error_estimates(tmp_path):
+    """k = 0 from the guess: the Newton-refined result passes its tolerance long before LM's budget, and
+    the run ends there; the estimates that accepted it agree with the closed-form profile."""
+    summary = trainer.train(config("optim.lm.steps=400", "optim.lm.accept_every=20", "optim.lm.rtol=0"), tmp_path)
+    assert summary["status"] == "completed" and summary["stop_reason"] == summary["stop_reasons"]["lm"] == "accepted"
+    lm_steps = summary["steps"] - (5 + 30 + 10)
+    assert lm_steps % 20 == 0 and lm_steps < 400
+    assert summary["lambda_error"] <= 1e-12 and summary["profile_max_error"] <= 1e-11
+
+
+@pytest.mark.slow
 def test_a_bad_basin_restarts_from_a_fresh_network_and_says_why(tmp_path, monkeypatch):
     """The check runs as the last phase begins; a bad start sends the run back to its first phase with
     new parameters, at most optim.restarts times, and summary.json lists why."""
@@ -148,6 +159,23 @@ def test_a_bad_basin_restarts_from_a_fresh_network_and_says_why(tmp_path, monkey
     assert len(starts) == 3 and list(phases).count("lm") == summary["steps"] - 3 * (5 + 30 + 10)
     none = trainer.train(config("optim.restarts=0", "equation.refine=0"), tmp_path / "none")
     assert none["restarts"] == [] and none["steps"] == 5 + 30 + 10 + 3
+
+
+@pytest.mark.slow
+def test_a_run_the_problem_rejects_restarts_and_only_the_last_verdict_counts(tmp_path, monkeypatch):
+    """Every phase ran but the problem's failure check rejects the result (a basin the phases could not
+    leave): a fresh network runs every phase again, while restarts remain."""
+    verdicts = []
+
+    def failure(self, evaluation):
+        verdicts.append(evaluation["lambda"])
+        return "profile_error_estimate 1e-02 > tolerance 1e-09" if len(verdicts) == 1 else None
+
+    monkeypatch.setattr(Burgers, "failure", failure)
+    summary = trainer.train(config("optim.restarts=1", "equation.refine=0"), tmp_path)
+    assert summary["restarts"] == ["not converged: profile_error_estimate 1e-02 > tolerance 1e-09"]
+    assert summary["status"] == "completed" and summary["steps"] == 2 * (5 + 30 + 10 + 3)
+    assert verdicts[0] != verdicts[1]  # a fresh network, not the same state judged twice
 
 
 def test_bad_start_is_lambda_at_a_bracket_edge_and_a_restart_redraws_the_network():

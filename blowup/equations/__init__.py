@@ -55,6 +55,7 @@ class Problem(ResidualTerms):
     phases: tuple[str, ...] = ("adam", "lbfgs", "lm")  # the optimiser phases it runs ("guess" needs a guess)
     phase: str = "adam"
     plot_name: str = "solution.png"  # the file `plot` writes in the run dir
+    judges_results: bool = False  # True: `failure` can reject a result, so a phase may end once it accepts one
 
     @abstractmethod
     def scalars(self) -> dict[str, Tensor]:
@@ -97,7 +98,9 @@ class Problem(ResidualTerms):
 
     def failure(self, evaluation: dict) -> str | None:
         """Why the trained result is not acceptable (one line with the figure that decided it), or None.
-        `evaluation` is what `evaluate()` returned. A run that ran every phase is "completed" only if None."""
+        `evaluation` is what `evaluate()` returned. A run that ran every phase is "completed" only if None;
+        if not, and restarts remain, it starts again from a fresh initialisation. With `judges_results`, a
+        phase with optim.<phase>.accept_every ends early ("accepted") when this finds nothing wrong."""
         return None
 
 
