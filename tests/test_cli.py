@@ -112,7 +112,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, override, key):
 @pytest.mark.parametrize(
     "override, allowed",
     [
-        ("optim.lm.bogus=1", "steps, damping, acceleration, patience, rtol"),
+        ("optim.lm.bogus=1", "steps, damping, acceleration, patience, rtol, accept_every"),
         ("equation.lm_weights.smoth=1", "residual, sobolev, smooth, origin, boundary"),
     ],
 )

@@ -179,7 +179,11 @@ def test_csv_data_has_no_truth_but_a_baseline(tmp_path):
     eq = sir.typed_config(make_cfg("equation.data.noise=0"))
     exact = sir.synthetic_observations(eq)
     path = write_csv(tmp_path, pd.DataFrame({"t": exact.t, "I": exact.counts[:, 0], "S": 0.0}).to_csv(index=False))
-    problem = sir.build(make_cfg(f"equation.data.path='{path}'", "equation.model.width=4", "equation.points=11"))
+    problem = sir.build(
+        make_cfg(
+            f"equation.data.path='{path}'", "equation.model.width=4", "equation.points=11", "equation.refine=false"
+        )
+    )
     summary = problem.evaluate()
     assert summary["beta_true"] is None and summary["gamma_rel_error"] is None
     assert summary["beta_lsq"] == pytest.approx(0.3, rel=1e-6)
@@ -208,3 +212,33 @@ def test_cli_smoke_run_writes_rates_and_summary(tmp_path):
     solution = pd.read_csv(tmp_path / "solution.csv")
     assert len(solution) >= 1001 and {"t", "S", "I", "R", "S_true", "I_true", "R_true"} <= set(solution.columns)
     assert (tmp_path / "fit.png").stat().st_size > 0
+
+
+FAST_EPIDEMIC = [  # as in scripts/sir_table.py: N = 763, one case at t = 0, the infected counted daily
+    "equation=sir",
+    "equation.N=763",
+    "equation.initial=[762,1,0]",
+    "equation.horizon=[0,14]",
+    "equation.data.beta=1.7",
+    "equation.data.gamma=0.45",
+    "equation.data.grid=15",
+    "equation.data.observations=14",
+    "equation.data.noise=15",
+]
+
+
+@pytest.mark.slow
+def test_a_fast_epidemic_lands_on_the_least_squares_estimate_with_its_error_bars(tmp_path):
+    """Tiny training, a fast epidemic: the reported rates are the baseline's to 0.1% (in fact to its own
+    solver tolerance), the reported trajectory meets the ODE, the standard errors agree; the network alone
+    (refine=false) does not meet the ODE, and says so."""
+    from blowup import trainer
+
+    summary = trainer.train(make_cfg(*FAST_EPIDEMIC[1:], "experiment=smoke", "device=cpu"), tmp_path / "fit")
+    assert summary["status"] == "completed" and summary["residual_max"] <= 1e-8
+    for name in ("beta", "gamma"):
+        assert summary[f"{name}_vs_lsq"] <= 1e-3
+        assert summary[f"{name}_rel_stderr"] == pytest.approx(summary[f"{name}_lsq_rel_stderr"], rel=0.2)
+    network = trainer.train(make_cfg(*FAST_EPIDEMIC[1:], "experiment=smoke", "equation.refine=false"), tmp_path / "n")
+    assert network["status"] == "not_converged" and network["residual_max"] > 1e-8
+    assert network["failure"].startswith("residual_max")
