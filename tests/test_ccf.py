@@ -1,0 +1,47 @@
+"""CCF self-similar profiles by Newton on the log grid (blowup.ccf), against the published stable λ."""
+
+import numpy as np
+import pytest
+
+from blowup.ccf import refine, residual, smoothness_defect, solve_profile
+from blowup.hilbert import LogGrid
+
+# Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable profile (13 digits)
+PUBLISHED_STABLE = 1.1807776628998
+GRID = LogGrid.with_spacing(-40.0, 80.0, 0.2)
+
+
+@pytest.fixture(scope="module")
+def stable():
+    return solve_profile(1.25, GRID)
+
+
+@pytest.mark.parametrize("start", [1.0, 1.5])
+def test_the_stable_profile_from_either_end_of_its_bracket(start):
+    found = solve_profile(start, GRID)
+    assert found.converged
+    assert abs(found.lam - PUBLISHED_STABLE) < 1e-12
+
+
+def test_the_profile_solves_the_equation_between_grid_points_and_is_smooth_at_the_origin(stable):
+    assert stable.offgrid_residual_max() < 1e-10
+    assert abs(smoothness_defect(stable.q, stable.lam, GRID)) < 1e-12
+    finer = refine(stable, LogGrid.with_spacing(-40.0, 80.0, 0.15))
+    assert finer.converged and abs(finer.lam - stable.lam) < 1e-12
+
+
+def test_far_field_and_origin_behaviour(stable):
+    """Not imposed anywhere: Θ ~ |y|^b with b = λ/(1+λ) far out (q ~ e^((b-1)s)), Θ ~ y² at the origin (q ~ e^s),
+    and Θ > 0 away from 0 (the sign convention of the issue's equation)."""
+    s, q = GRID.s, stable.q
+    b = stable.lam / (1 + stable.lam)
+    far = (s > 30) & (s < 45)
+    assert abs(np.polyfit(s[far], np.log(q[far]), 1)[0] - (b - 1)) < 1e-6
+    near = (s > -25) & (s < -10)
+    assert abs(np.polyfit(s[near], np.log(q[near]), 1)[0] - 1) < 1e-5
+    assert (q[(s > -25) & (s < 45)] > 0).all()
+
+
+def test_a_wrong_lambda_leaves_a_residual(stable):
+    """The residual is not satisfied by the profile at a nearby λ: it resolves λ, not just the shape."""
+    assert np.abs(residual(stable.q, stable.lam + 1e-6, GRID)).max() > 1e-8
