@@ -13,7 +13,9 @@ has a non-smooth one. As s → +∞, q ~ e^((b-1)s) with b = λ/(1+λ): Θ grows
 Θ_μ(y) = μ Θ(y/μ) is translation in s; the normalisation puts the maximum of q at y = 1 (q_s(0) = 0).
 
 Unknowns q on the grid and λ; equations: R at every point, smoothness, normalisation. Gauss-Newton on
-this consistent over-determined system converges quadratically from a rough start in the profile's basin.
+this consistent over-determined system converges quadratically from a rough start in the profile's basin;
+from outside it, it can settle on a least-squares minimum that solves nothing, so convergence also asks that
+every equation hold.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves more than this
+RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
 MAX_STEPS = 60
 
 
@@ -75,8 +78,8 @@ def newton(q: np.ndarray, lam: float, grid: LogGrid, max_steps: int = MAX_STEPS)
             return ProfileSolve(lam, q, grid, step, False)
         update = np.linalg.lstsq(jac, -rows, rcond=None)[0]
         q, lam = q + update[:n], lam + update[n]
-        if np.abs(update).max() < STEP_TOLERANCE:
-            return ProfileSolve(lam, q, grid, step, True)
+        if np.abs(update).max() < STEP_TOLERANCE:  # a least-squares minimum need not be a solution: check
+            return ProfileSolve(lam, q, grid, step, bool(np.abs(rows).max() < RESIDUAL_TOLERANCE))
     return ProfileSolve(lam, q, grid, max_steps, False)
 
 
@@ -99,5 +102,7 @@ def solve_profile(lam: float, grid: LogGrid, q: np.ndarray | None = None) -> Pro
 
 def refine(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
     """The same profile on another grid (same interval, more points), started from `solve` interpolated."""
+    if (grid.left, grid.right) != (solve.grid.left, solve.grid.right) or grid.points <= solve.grid.points:
+        raise ValueError(f"refine needs more points on the same interval, got {grid} after {solve.grid}")
     q, _ = interpolate(solve.q, solve.grid, grid.points)
     return newton(q, solve.lam, grid)

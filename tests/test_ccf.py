@@ -45,3 +45,15 @@ def test_far_field_and_origin_behaviour(stable):
 def test_a_wrong_lambda_leaves_a_residual(stable):
     """The residual is not satisfied by the profile at a nearby λ: it resolves λ, not just the shape."""
     assert np.abs(residual(stable.q, stable.lam + 1e-6, GRID)).max() > 1e-8
+
+
+def test_a_least_squares_minimum_is_not_a_profile():
+    """A grid that stops before the tail has decayed (right end s = 25, q still 1e-5 there) makes the system
+    inconsistent: Newton's steps settle within a few iterations on a least-squares minimum, λ 3e-5 off. That
+    must not count as converged."""
+    from blowup.ccf import newton, rough_profile
+
+    short = LogGrid.with_spacing(-40.0, 25.0, 0.2)
+    result = newton(rough_profile(1.2, short), 1.2, short)
+    assert result.steps < 20 and not result.converged
+    assert result.offgrid_residual_max() > 1e-7
