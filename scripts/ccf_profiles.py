@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blowup.ccf import refine, solve_profile
+from blowup.ccf_profile import refine, solve_profile
 from blowup.hilbert import LogGrid
 
 PUBLISHED = {0: 1.1807776628998, 1: 0.6057337012032, 2: 0.47}  # arXiv 2509.14185, Fig. 2 (profile 2: about)

@@ -21,7 +21,12 @@ from torch import Tensor, nn
 from blowup.config import ConfigError, require
 
 # name -> module; each module defines `check_config(cfg)` (raises ConfigError) and `build(cfg) -> Problem`
-EQUATIONS = {"burgers": "blowup.equations.burgers", "sir": "blowup.equations.sir", "decay": "blowup.equations.decay"}
+EQUATIONS = {
+    "burgers": "blowup.equations.burgers",
+    "sir": "blowup.equations.sir",
+    "ccf": "blowup.equations.ccf",
+    "decay": "blowup.equations.decay",
+}
 
 
 class ResidualTerms(nn.Module, ABC):

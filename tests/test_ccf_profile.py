@@ -1,9 +1,9 @@
-"""CCF self-similar profiles by Newton on the log grid (blowup.ccf), against the published stable λ."""
+"""CCF self-similar profiles by Newton on the log grid (blowup.ccf_profile), against the published stable λ."""
 
 import numpy as np
 import pytest
 
-from blowup.ccf import refine, residual, smoothness_defect, solve_profile
+from blowup.ccf_profile import refine, residual, smoothness_defect, solve_profile
 from blowup.hilbert import LogGrid
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable profile (13 digits)
@@ -51,7 +51,7 @@ def test_a_least_squares_minimum_is_not_a_profile():
     """A grid that stops before the tail has decayed (right end s = 25, q still 1e-5 there) makes the system
     inconsistent: Newton's steps settle within a few iterations on a least-squares minimum, λ 3e-5 off. That
     must not count as converged."""
-    from blowup.ccf import newton, rough_profile
+    from blowup.ccf_profile import newton, rough_profile
 
     short = LogGrid.with_spacing(-40.0, 25.0, 0.2)
     result = newton(rough_profile(1.2, short), 1.2, short)

@@ -53,10 +53,10 @@ class ProfileSolve:
     def theta(self) -> np.ndarray:
         return np.exp(self.grid.s) * self.q
 
-    def offgrid_residual_max(self, factor: int = 3) -> float:
-        """max |R| of the trigonometric interpolant on a grid `factor` (odd) times finer: what the residual is
-        between the points Newton made it vanish at."""
-        fine_q, fine = interpolate(self.q, self.grid, factor * self.grid.points)
+    def offgrid_residual_max(self, points: int | None = None) -> float:
+        """max |R| of the trigonometric interpolant on a finer grid (`points`, odd; default 3x): what the residual
+        is between the points Newton made it vanish at."""
+        fine_q, fine = interpolate(self.q, self.grid, points or 3 * self.grid.points)
         return float(np.abs(residual(fine_q, self.lam, fine)).max())
 
 

@@ -1,0 +1,280 @@
+"""The Córdoba-Córdoba-Fontelos model θ_t + (Hθ) θ_x = 0: self-similar profiles -λΘ + ((1+λ) y + HΘ) Θ' = 0.
+
+The equation, the log grid and the smoothness condition that selects λ are in `blowup.ccf_profile`: in
+s = log y, q = Θ/y solves R = -λq + (1 + λ + Tq)(q + q_s) = 0 with T the Hilbert transform (`blowup.hilbert`).
+The network w(s) carries q = e(s) w(s) under the envelope e = 1 / (e^-s + e^(as)), a = 1/(1+λ): e ~ e^s at the
+origin (Θ ~ y², the smooth behaviour) and ~ e^(-as) far out (Θ ~ |y|^(λ/(1+λ))), so w tends to constants at
+both ends, which a tanh MLP does by itself. The residual is weighed by 1/e, so both ends count.
+
+T is nonlocal: every residual row depends on the network at every point. The optimisers that see the whole
+loss at once (Adam, L-BFGS) train it; the per-point Levenberg-Marquardt phase does not apply. The network is
+the finder: the reported profile is Newton's on the log grid (`blowup.ccf_profile`) started from it, at two
+grid spacings, whose difference in λ is the error estimate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from blowup.ccf_profile import ProfileSolve, newton, refine, residual, rough_profile
+from blowup.config import require
+from blowup.derivatives import input_jet
+from blowup.equations import Problem, require_all, typed_equation_config
+from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
+from blowup.models import MLP, ModelConfig
+
+# Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2; reported beside the result, never used
+PUBLISHED_LAMBDA = {0: 1.1807776628998, 1: 0.6057337012032}
+# per profile, from a coarse scan of our own (README, "CCF"): the stable profile's basin is wide
+DEFAULT_BRACKETS = {0: (0.9, 1.6), 1: (0.52, 0.9), 2: (0.4, 0.52)}
+
+
+@dataclass
+class CCFWeights:
+    residual: float = 1.0  # R / e on the network's grid
+    sobolev: float = 1.0  # its s-derivatives 1..sobolev (spectral on the grid: R is known only there)
+    smoothness: float = 1.0  # Tq(-∞) + 1 + λ/2 = 0: Θ ~ y² at the origin
+    normalization: float = 1.0  # q_s(0) = 0: the maximum of Θ/y at y = 1 (the scaling family is a shift in s)
+    guess: float = 1.0  # the guess phase's fit of q to a rough profile
+
+
+@dataclass
+class CCFConfig:
+    name: str = "ccf"
+    lambda_bracket: tuple[float, float] | None = None  # default: DEFAULT_BRACKETS[profile]
+    grid: tuple[float, float] = (-40.0, 80.0)  # s = log y; the profiles' tails must be round-off at both ends
+    points: int = 301  # the network's collocation points on the grid (odd)
+    input_scale: float = 20.0  # the network sees s / input_scale
+    newton_spacing: tuple[float, float] = (0.2, 0.15)  # Newton's two grids; λ's change between them: the estimate
+    tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
+    lambda_tolerance: float = 1e-10  # largest λ error estimate of a "completed" run
+    weights: CCFWeights = field(default_factory=CCFWeights)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, depth=2))
+    eval_points: int = 2401  # points of the fine grid for solution.csv and the residual between Newton's points
+
+
+def run_label(cfg: DictConfig) -> str:
+    return f"ccf_k{cfg.profile}"
+
+
+def bracket(eq: CCFConfig, profile: int) -> tuple[float, float]:
+    return tuple(eq.lambda_bracket) if eq.lambda_bracket is not None else DEFAULT_BRACKETS[profile]
+
+
+def check_config(cfg: DictConfig) -> None:
+    eq = typed_equation_config(cfg, CCFConfig)
+    if cfg.profile not in DEFAULT_BRACKETS:
+        allowed = "0, 1, 2, or another with equation.lambda_bracket"
+        require(eq.lambda_bracket is not None, "profile", cfg.profile, allowed)
+    lo, hi = bracket(eq, cfg.profile)
+    coarse, fine = eq.newton_spacing
+    fine_points = LogGrid.with_spacing(*eq.grid, fine).points
+    require_all(
+        [
+            ("lambda_bracket", eq.lambda_bracket, 0 < lo < hi, "null (the profile's default) or [lo, hi], 0 < lo < hi"),
+            ("grid", eq.grid, eq.grid[0] <= -10 and eq.grid[1] >= 10, "[left, right] with left <= -10, right >= 10"),
+            ("points", eq.points, eq.points >= 21 and eq.points % 2 == 1, "an odd integer >= 21"),
+            ("input_scale", eq.input_scale, eq.input_scale > 0, "a number > 0"),
+            (
+                "newton_spacing",
+                eq.newton_spacing,
+                0.05 <= fine < coarse <= 0.5,
+                "[coarse, fine] with 0.05 <= fine < coarse <= 0.5",
+            ),
+            ("tolerance", eq.tolerance, eq.tolerance > 0, "a number > 0"),
+            ("lambda_tolerance", eq.lambda_tolerance, eq.lambda_tolerance > 0, "a number > 0"),
+            *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
+            ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
+            ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+            (
+                "eval_points",
+                eq.eval_points,
+                eq.eval_points % 2 == 1 and eq.eval_points > fine_points,
+                f"an odd integer > {fine_points} (Newton's fine grid)",
+            ),
+        ]
+    )
+
+
+class ScaledInput(nn.Module):
+    """w(s) = MLP(s / scale), on tensors and jets alike."""
+
+    def __init__(self, net: nn.Module, scale: float):
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, s):
+        return self.net(s * (1 / self.scale))
+
+
+class CCF(Problem):
+    phases = ("guess", "adam", "lbfgs")
+    plot_name = "profile.png"
+    judges_results = True  # Newton from the network says when the network is in the profile's basin
+
+    def __init__(self, cfg: CCFConfig, profile: int, sobolev: int, backend: str):
+        super().__init__()
+        self.cfg, self.profile, self.sobolev, self.backend = cfg, profile, sobolev, backend
+        self.lam_lo, self.lam_hi = bracket(cfg, profile)
+        self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth).double(), cfg.input_scale)
+        self.lam_raw = nn.Parameter(torch.zeros((), dtype=torch.float64))  # λ at the middle of its bracket
+        self.grid = LogGrid(*cfg.grid, cfg.points)
+        hilbert, diff = operator_matrices(self.grid)
+        self.register_buffer("hilbert", torch.from_numpy(hilbert))
+        self.register_buffer("diff", torch.from_numpy(diff))
+        self.register_buffer("s", torch.from_numpy(self.grid.s).view(-1, 1))
+        self.register_buffer("origin", torch.zeros(1, 1, dtype=torch.float64))
+        q_guess = rough_profile(0.5 * (self.lam_lo + self.lam_hi), self.grid)
+        self.register_buffer("q_guess", torch.from_numpy(q_guess).view(-1, 1))
+        self._newton_cache: tuple[str, dict] | None = None
+
+    @property
+    def lam(self) -> Tensor:
+        return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(self.lam_raw)
+
+    def envelope(self, s: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
+        """e(s) and e'(s)/e(s) = (1-a)/2 - (1+a)/2 tanh((1+a)s/2), a = 1/(1+λ)."""
+        a = 1 / (1 + lam)
+        e = 1 / (torch.exp(-s) + torch.exp(a * s))
+        return e, (1 - a) / 2 - (1 + a) / 2 * torch.tanh((1 + a) * s / 2)
+
+    def q_and_slope(self, s: Tensor, lam: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """q, q_s / e and e at points s (N, 1) (envelope at λ unless given); w, w_s from the configured backend."""
+        w = input_jet(self.w, s, 1, self.backend).derivatives()  # (2, N, 1)
+        e, log_slope = self.envelope(s, self.lam if lam is None else lam)
+        return e * w[0], w[1] + log_slope * w[0], e
+
+    def terms(self) -> dict[str, tuple[Tensor, ...]]:
+        if self.phase == "guess":
+            return {"guess": (self.s, self.q_guess)}
+        return {"residual": (self.s,), "smoothness": (self.s[:1],), "normalization": (self.origin,)}
+
+    def forward(self, term: str, s: Tensor, *targets: Tensor) -> Tensor:
+        weights = self.cfg.weights
+        if term == "residual":  # every row needs every point: T is nonlocal
+            q, slope, e = self.q_and_slope(self.s)
+            speed = 1 + self.lam + self.hilbert @ q
+            weighted = -self.lam * q / e + speed * (q / e + slope)  # R / e
+            rows = [weighted]
+            for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
+                rows.append(self.diff @ rows[-1] * weights.sobolev)
+            return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5
+        if term == "smoothness":
+            q, _, _ = self.q_and_slope(self.s)
+            return (self.hilbert[:1] @ q + 1 + self.lam / 2) * weights.smoothness
+        if term == "normalization":
+            _, slope, _ = self.q_and_slope(s)
+            return slope * weights.normalization
+        if term == "guess":  # the shape only: λ stays where it starts (its envelope would pull it to fit the guess)
+            q, _, e = self.q_and_slope(s, self.lam.detach())
+            return (q - targets[0]) / e * weights.guess / len(self.s) ** 0.5
+        raise KeyError(term)
+
+    def scalars(self) -> dict[str, Tensor]:
+        return {"lambda": self.lam}
+
+    # --- the result: Newton from the network ---------------------------------------------------------------
+    def network_q(self, s: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            points = torch.tensor(s).view(-1, 1).to(self.s)
+            q = self.envelope(points, self.lam)[0] * self.w(points)
+        return q.flatten().cpu().double().numpy()
+
+    def newton_solves(self) -> tuple[ProfileSolve, ProfileSolve]:
+        """Newton on the coarse grid from the network's q and λ, then on the fine grid from that."""
+        state = hashlib.sha1(b"".join(p.detach().cpu().numpy().tobytes() for p in self.parameters())).hexdigest()
+        if self._newton_cache and self._newton_cache[0] == state:
+            return self._newton_cache[1]
+        coarse_grid, fine_grid = (LogGrid.with_spacing(*self.cfg.grid, h) for h in self.cfg.newton_spacing)
+        coarse = newton(self.network_q(coarse_grid.s), self.lam.item(), coarse_grid)
+        fine = refine(coarse, fine_grid) if coarse.converged else coarse
+        self._newton_cache = (state, (coarse, fine))
+        return coarse, fine
+
+    def evaluate(self) -> dict:
+        coarse, fine = self.newton_solves()
+        network_residual = residual(self.network_q(self.grid.s), self.lam.item(), self.grid)
+        converged = coarse.converged and fine.converged
+        out = {
+            "profile": self.profile,
+            "lambda": fine.lam if converged else self.lam.item(),
+            "lambda_network": self.lam.item(),
+            "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
+            "residual_max": fine.offgrid_residual_max(self.cfg.eval_points) if converged else float("nan"),
+            "residual_max_network": float(np.abs(network_residual).max()),
+            "newton_converged": converged,
+            "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
+            "lambda_published": PUBLISHED_LAMBDA.get(self.profile),
+        }
+        published = PUBLISHED_LAMBDA.get(self.profile)
+        out["lambda_vs_published"] = abs(out["lambda"] - published) if published is not None else None
+        return out
+
+    def failure(self, evaluation: dict) -> str | None:
+        if not evaluation["newton_converged"]:
+            return f"Newton from the network did not converge (its residual {evaluation['residual_max_network']:.1e})"
+        if not self.lam_lo < evaluation["lambda"] < self.lam_hi:
+            return f"lambda {evaluation['lambda']:.10g} is outside the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g})"
+        if not evaluation["residual_max"] <= self.cfg.tolerance:
+            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance:.0e}"
+        if not evaluation["lambda_error_estimate"] <= self.cfg.lambda_tolerance:
+            return (
+                f"lambda_error_estimate {evaluation['lambda_error_estimate']:.2e} > lambda_tolerance "
+                f"{self.cfg.lambda_tolerance:.0e}"
+            )
+        return None
+
+    def solution(self) -> pd.DataFrame:
+        """On the fine grid (eval_points): y > 0 (Θ is even, Ω = Θ' and HΘ odd), Newton's profile if it converged."""
+        _, fine = self.newton_solves()
+        q, grid = interpolate(fine.q, fine.grid, self.cfg.eval_points)
+        y = np.exp(grid.s)
+        return pd.DataFrame(
+            {
+                "s": grid.s,
+                "y": y,
+                "Theta": y * q,
+                "Omega": q + derivative(q, grid),
+                "H_Theta": y * hilbert_over_y(q, grid),
+                "q": q,
+                "q_network": self.network_q(grid.s),
+                "residual": residual(q, fine.lam, grid),
+            }
+        )
+
+    def plot(self, metrics: pd.DataFrame, path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        sol, evaluation = self.solution(), self.evaluate()
+        fine = LogGrid(*self.cfg.grid, len(sol))
+        network_residual = residual(self.network_q(sol.s.to_numpy()), self.lam.item(), fine)
+        floor = 1e-17
+        fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+        ax[0].plot(sol.s, sol.q, "C0-", label=f"Newton, λ = {evaluation['lambda']:.13g}")
+        ax[0].plot(sol.s, sol.q_network, "C1--", label=f"network, λ = {evaluation['lambda_network']:.6g}")
+        ax[0].set(title=f"CCF profile {self.profile}: Θ(y)/y", xlabel="s = log y", xlim=(-15, 30))
+        ax[0].legend()
+        ax[1].semilogy(sol.s, np.maximum(np.abs(sol.residual), floor), "C0-", lw=1, label="Newton")
+        ax[1].semilogy(sol.s, np.maximum(np.abs(network_residual), floor), "C1-", lw=1, label="network")
+        ax[1].set(title="|residual| on the fine grid (floor 1e-17)", xlabel="s = log y", ylim=(floor / 2, None))
+        ax[1].legend()
+        if len(metrics):
+            ax[2].semilogy(metrics.step, metrics.loss)
+        ax[2].set(title="loss", xlabel="step")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def build(cfg: DictConfig) -> CCF:
+    return CCF(typed_equation_config(cfg, CCFConfig), cfg.profile, cfg.sobolev, cfg.backend.name)

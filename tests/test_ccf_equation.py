@@ -1,0 +1,98 @@
+"""`blowup train equation=ccf`: the network's residual against the profile solver's, both backends, a CLI run,
+resume, bad values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import compose_train
+
+from blowup import trainer
+from blowup.ccf_profile import residual
+from blowup.config import ConfigError, validate
+from blowup.equations import build_problem
+
+PUBLISHED_STABLE = 1.1807776628998  # arXiv 2509.14185, Fig. 2
+
+
+def problem_for(*overrides):
+    cfg = compose_train("equation=ccf", *overrides)
+    validate(cfg)
+    torch.manual_seed(0)
+    return build_problem(cfg)
+
+
+@pytest.mark.parametrize("sobolev", [0, 2])
+def test_network_residual_is_the_profile_equation_on_both_backends(sobolev):
+    """The trained-on rows times e are the solver's residual (numpy, q_s by FFT rather than by the chain rule
+    through the envelope) at the network's q, on a grid fine enough for the FFT derivative; the Sobolev rows
+    are their s-derivatives; ntp and autograd agree to round-off."""
+    rows = {}
+    for backend in ("ntp", "autograd"):
+        problem = problem_for(f"backend={backend}", f"sobolev={sobolev}", "equation.points=601")
+        rows[backend] = problem("residual", problem.s).detach().numpy() * len(problem.s) ** 0.5
+    s = problem.s.flatten().numpy()
+    e = problem.envelope(problem.s, problem.lam)[0].detach().flatten().numpy()
+    expected = residual(problem.network_q(s), problem.lam.item(), problem.grid)
+    assert rows["ntp"].shape == (len(s), sobolev + 1)
+    assert np.abs(rows["ntp"][:, 0] * e - expected).max() < 1e-9 * np.abs(expected).max()
+    assert np.abs(rows["ntp"] - rows["autograd"]).max() < 1e-10 * np.abs(rows["ntp"]).max()
+
+
+def test_the_envelope_has_the_profiles_ends():
+    """q = e w: e ~ e^s at the origin (Θ ~ y²) and ~ e^(-s/(1+λ)) far out (Θ ~ |y|^(λ/(1+λ))); e'/e as stated."""
+    problem = problem_for("equation.points=101")
+    lam = problem.lam.detach()
+    s = torch.linspace(-30, 60, 901).view(-1, 1)
+    e, log_slope = problem.envelope(s, lam)
+    numeric = torch.gradient(torch.log(e).flatten(), spacing=(s.flatten(),))[0]
+    assert (numeric - log_slope.flatten())[1:-1].abs().max() < 1e-3
+    assert abs(log_slope[0].item() - 1) < 1e-12 and abs(log_slope[-1].item() + 1 / (1 + lam.item())) < 1e-12
+
+
+@pytest.mark.slow
+def test_cli_run_finds_the_stable_profile_and_writes_its_outputs(tmp_path):
+    run = subprocess.run(
+        ["blowup", "train", "equation=ccf", "experiment=smoke", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["equation"] == "ccf"
+    assert abs(summary["lambda"] - PUBLISHED_STABLE) < 1e-10 and summary["residual_max"] < 1e-9
+    assert summary["lambda_error_estimate"] < 1e-10
+    solution = pd.read_csv(tmp_path / "solution.csv")
+    assert {"y", "Theta", "Omega", "H_Theta"} <= set(solution.columns) and len(solution) == 1001
+    assert (tmp_path / "profile.png").stat().st_size > 0
+
+
+def test_a_run_in_the_wrong_bracket_is_not_converged(tmp_path):
+    """From the generic start Newton finds the stable profile; in profile 1's bracket that is a failure."""
+    cfg = compose_train("equation=ccf", "profile=1", "experiment=smoke", "equation.points=101", "optim.adam.steps=5")
+    validate(cfg)
+    summary = trainer.train(cfg, tmp_path)
+    assert summary["status"] == "not_converged" and "outside the bracket" in summary["failure"]
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("equation.points=300", "equation.points"),
+        ("equation.lambda_bracket=[1.5,1.0]", "equation.lambda_bracket"),
+        ("equation.newton_spacing=[0.1,0.2]", "equation.newton_spacing"),
+        ("equation.eval_points=501", "equation.eval_points"),
+        ("equation.grid=[-5,80]", "equation.grid"),
+        ("equation.weights.smoothness=-1", "equation.weights.smoothness"),
+        ("profile=5", "profile"),
+    ],
+)
+def test_bad_values_name_their_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(compose_train("equation=ccf", override))
