@@ -270,7 +270,9 @@ def plot(modes: list[Mode], spec: StabilitySpec, path: Path, leading: int = 6) -
     grid = np.linspace(*spec.domain, GRID)
     for m in modes[:leading]:
         ax[1].plot(grid, m.values.real, label=f"ν = {m.nu.real:.6g}" + (f" ({m.symmetry})" if m.symmetry else ""))
-    ax[1].set(xlabel="X", title=f"leading {min(leading, len(modes))} eigenfunctions (max 1)")
+    ax[1].set(
+        xlabel=getattr(spec, "coordinate", "X"), title=f"leading {min(leading, len(modes))} eigenfunctions (max 1)"
+    )
     ax[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -294,6 +296,14 @@ def show(run_dir: Path, modes: list[Mode], counts: dict, console: Console) -> No
             "" if m.eigenfunction_error is None else f"{m.eigenfunction_error:.1e}",
         )
     console.print(grid)
+    if counts.get("resolved_above") is not None:  # a grid spectrum: only the part right of its continuum
+        console.print(
+            f"unstable (symmetries excluded) with Re ν > {counts['resolved_above']:.4f}: {counts['n_unstable']} "
+            f"(even class); at or below that the grid's transport continuum: "
+            f"{len(counts['candidates_in_continuum'])} candidates there, not counted; "
+            f"{counts['n_reported']} converged, {counts['n_discarded']} discarded; {counts['wall_time_s']:.1f} s"
+        )
+        return
     console.print(
         f"unstable (symmetries excluded): {counts['n_unstable']} ({counts['n_unstable_odd']} odd, "
         f"{counts['n_unstable_even']} even); {counts['n_reported']} converged eigenvalues shown down to "
@@ -329,7 +339,7 @@ def main(argv: list[str]) -> int:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             print(f"{run_dir}: skipped: {reason}", file=sys.stderr)
             continue
-        modes, counts = analyse(spec)
+        modes, counts = spec.analyse() if hasattr(spec, "analyse") else analyse(spec)  # CCF: its own grid
         out = args.out / run_dir.name if args.out and len(args.runs) > 1 else args.out or run_dir
         out.mkdir(parents=True, exist_ok=True)
         table(modes).to_csv(out / "stability.csv", index=False, float_format="%.17g")

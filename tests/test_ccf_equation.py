@@ -56,7 +56,7 @@ def test_the_envelope_has_the_profiles_ends():
 
 
 @pytest.mark.slow
-def test_cli_run_finds_the_stable_profile_and_writes_its_outputs(tmp_path):
+def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(tmp_path):
     run = subprocess.run(
         ["blowup", "train", "equation=ccf", "experiment=smoke", f"hydra.run.dir={tmp_path}"],
         capture_output=True,
@@ -71,6 +71,10 @@ def test_cli_run_finds_the_stable_profile_and_writes_its_outputs(tmp_path):
     solution = pd.read_csv(tmp_path / "solution.csv")
     assert {"y", "Theta", "Omega", "H_Theta"} <= set(solution.columns) and len(solution) == 1001
     assert (tmp_path / "profile.png").stat().st_size > 0
+    analysis = subprocess.run(["blowup", "stability", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert analysis.returncode == 0, analysis.stderr[-2000:]
+    counts = json.loads((tmp_path / "stability.json").read_text())
+    assert counts["n_unstable"] == 0 and counts["symmetry_modes"] == {"time": pytest.approx(1.0, abs=1e-10)}
 
 
 def test_a_run_in_the_wrong_bracket_is_not_converged(tmp_path):

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from blowup.ccf_profile import ProfileSolve, newton, refine, residual, rough_profile
+from blowup.ccf_stability import CCFStability
 from blowup.config import require
 from blowup.derivatives import input_jet
 from blowup.equations import Problem, require_all, typed_equation_config
@@ -216,6 +217,12 @@ class CCF(Problem):
         published = PUBLISHED_LAMBDA.get(self.profile)
         out["lambda_vs_published"] = abs(out["lambda"] - published) if published is not None else None
         return out
+
+    def stability(self) -> CCFStability:
+        coarse, fine = self.newton_solves()
+        if not (coarse.converged and fine.converged):
+            raise ValueError("Newton did not converge from this run's network: no profile to analyse")
+        return CCFStability(coarse, fine)
 
     def failure(self, evaluation: dict) -> str | None:
         if not evaluation["newton_converged"]:

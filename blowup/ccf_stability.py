@@ -1,0 +1,118 @@
+"""Linear stability of a CCF profile: the spectrum of L = -dR/dq on the log grid, at two spacings.
+
+In self-similar variables (τ = -log(1 - t)) the profile evolves by Θ_τ = -F(Θ), F = -λΘ + ((1+λ)y + HΘ)Θ'.
+For an even perturbation φ = y ψ (φ(0) = 0), F's derivative divided by y is exactly the Jacobian of
+`blowup.ccf_profile.residual` in q: L ψ = λψ - (1 + λ + Tq)(ψ + ψ_s) - (Tψ)(q + q_s), the matrix Newton
+already builds. So the even spectrum is one eigenvalue call per grid.
+
+The grid cannot resolve all of it. Near any point L transports ψ with speed c(s) = 1 + λ + Tq(s), so
+oscillations of ψ localised there behave as eigenfunctions with Re ν = λ - c(s): a continuum filling
+Re ν ≤ λ - min c, which is λ/2 at the origin, where smoothness makes c = λ/2. Eigenvalues to the right
+of that bound are discrete. A mode is reported there when it is found on both grids (their difference is
+its error), and its eigenfunction decays like e^s towards the origin (φ ~ y², smooth) and decays far out.
+Eigenvalues in the strip 0 < Re ν ≤ λ - min c that pass the same tests are listed as candidates, not counted:
+a smooth mode embedded in the continuum and a grid artefact cannot be told apart there.
+
+Symmetry modes of the CCF equation, as eigenvalues in λ: time translation ν = 1 (even, φ = λΘ - (1+λ)yΘ'),
+space translation 1 + λ (odd: outside this even class), adding a constant to θ: λ (φ = 1, φ(0) ≠ 0: outside
+the class φ = yψ), and the scaling family ν = 0 (even, inside the unresolved strip).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from blowup.ccf_profile import ProfileSolve
+from blowup.hilbert import operator_matrices
+from blowup.stability import GRID, Mode, Symmetry
+
+SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
+ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
+MATCH = 1e-6  # the same eigenvalue on both grids (relative to max(1, |ν|)); a symmetry mode within 1e-4
+SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
+
+
+def _operator(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
+    hilbert, diff = operator_matrices(solve.grid)
+    q, lam, identity = solve.q, solve.lam, np.eye(solve.grid.points)
+    speed = 1 + lam + hilbert @ q
+    jacobian = -lam * identity + (q + diff @ q)[:, None] * hilbert + speed[:, None] * (identity + diff)
+    return -jacobian, speed
+
+
+def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray) -> bool:
+    """ψ ~ e^s towards the origin (φ ~ y²), and far out either decaying or already at round-off (an exact mode
+    whose leading far-field term cancels, as the time mode's does)."""
+    s, size = solve.grid.s, np.abs(vector) + 1e-300
+    near = (s > solve.grid.left + 15) & (s < solve.grid.left + 28)
+    far = (s > solve.grid.right - 40) & (s < solve.grid.right - 20)
+    toward_origin = np.polyfit(s[near], np.log(size[near]), 1)[0]
+    far_out = np.polyfit(s[far], np.log(size[far]), 1)[0]
+    return abs(toward_origin - 1) <= SMOOTH_RATE and (far_out < 0 or size[far].max() <= ROUND_OFF * size.max())
+
+
+@dataclass
+class CCFStability:
+    """`blowup stability` on a CCF run: the coarse and fine Newton solves of its profile."""
+
+    coarse: ProfileSolve
+    fine: ProfileSolve
+    domain: tuple[float, float] = SHOWN
+    coordinate: str = "s = log y"
+    exact: list = field(default_factory=list)
+
+    @property
+    def symmetries(self) -> list[Symmetry]:
+        return [Symmetry("time", 1.0, "even"), Symmetry("scaling", 0.0, "even")]
+
+    def analyse(self) -> tuple[list[Mode], dict]:
+        started = time.perf_counter()
+        lam = self.fine.lam
+        spectra = {}
+        for name, solve in (("coarse", self.coarse), ("fine", self.fine)):
+            operator, speed = _operator(solve)
+            nu, vectors = np.linalg.eig(operator)
+            spectra[name] = (nu, vectors, lam - speed.min())
+        bound = max(spectra["coarse"][2], spectra["fine"][2])
+        coarse_nu = spectra["coarse"][0]
+        modes, discarded = [], 0
+        nu, vectors, _ = spectra["fine"]
+        for i in np.argsort(-nu.real):
+            if nu[i].real <= 0:
+                break
+            error = float(np.min(np.abs(coarse_nu - nu[i])))
+            if error > MATCH * max(1.0, abs(nu[i])) or not _smooth_and_decaying(self.fine, vectors[:, i]):
+                discarded += 1
+                continue
+            modes.append(Mode(nu=complex(nu[i]), error=error, parity="even", values=self._shown(vectors[:, i])))
+        for mode in modes:
+            mode.symmetry = next((s.name for s in self.symmetries if abs(mode.nu - s.nu) <= 1e-4), None)
+        unstable = [m for m in modes if m.nu.real - m.error > bound and m.symmetry is None]
+        in_continuum = [m for m in modes if m.nu.real <= bound and m.symmetry is None]
+        counts = {
+            "n_unstable": len(unstable),
+            "n_unstable_odd": None,  # the odd class is not analysed (the profile and this grid are even)
+            "n_unstable_even": len(unstable),
+            "resolved_above": bound,  # Re ν at or below this is the transport continuum: not resolved
+            # eigenvalues in (0, bound] that pass the same tests: candidates, not counted as unstable
+            "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],
+            "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
+            "symmetry_modes_missing": [
+                s.name for s in self.symmetries if s.nu > bound and not any(m.symmetry == s.name for m in modes)
+            ],
+            "n_reported": len(modes),
+            "n_discarded": discarded,
+            "grid_points": [self.coarse.grid.points, self.fine.grid.points],
+            "lambda": lam,
+            "max_error": max((m.error for m in modes), default=None),
+            "wall_time_s": time.perf_counter() - started,
+        }
+        return modes, counts
+
+    def _shown(self, vector: np.ndarray) -> np.ndarray:
+        """The eigenfunction ψ = φ/y (real part, max 1) on GRID points of SHOWN in s."""
+        values = np.interp(np.linspace(*self.domain, GRID), self.fine.grid.s, vector.real)
+        return values / np.max(np.abs(values))
