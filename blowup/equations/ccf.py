@@ -124,16 +124,17 @@ class CCF(Problem):
         super().__init__()
         self.cfg, self.profile, self.sobolev, self.backend = cfg, profile, sobolev, backend
         self.lam_lo, self.lam_hi = bracket(cfg, profile)
-        self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth).double(), cfg.input_scale)
-        self.lam_raw = nn.Parameter(torch.zeros((), dtype=torch.float64))  # λ at the middle of its bracket
+        self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth), cfg.input_scale)  # the run's dtype
+        self.lam_raw = nn.Parameter(torch.zeros(()))  # λ at the middle of its bracket
         self.grid = LogGrid(*cfg.grid, cfg.points)
         hilbert, diff = operator_matrices(self.grid)
-        self.register_buffer("hilbert", torch.from_numpy(hilbert))
-        self.register_buffer("diff", torch.from_numpy(diff))
-        self.register_buffer("s", torch.from_numpy(self.grid.s).view(-1, 1))
-        self.register_buffer("origin", torch.zeros(1, 1, dtype=torch.float64))
+        dtype = torch.get_default_dtype()  # the network trains in the run's dtype; Newton is float64 throughout
+        self.register_buffer("hilbert", torch.tensor(hilbert, dtype=dtype))
+        self.register_buffer("diff", torch.tensor(diff, dtype=dtype))
+        self.register_buffer("s", torch.tensor(self.grid.s, dtype=dtype).view(-1, 1))
+        self.register_buffer("origin", torch.zeros(1, 1))
         q_guess = rough_profile(0.5 * (self.lam_lo + self.lam_hi), self.grid)
-        self.register_buffer("q_guess", torch.from_numpy(q_guess).view(-1, 1))
+        self.register_buffer("q_guess", torch.tensor(q_guess, dtype=dtype).view(-1, 1))
         self._newton_cache: tuple[str, dict] | None = None
 
     @property
