@@ -28,7 +28,7 @@ from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, ope
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves more than this
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
-MAX_STEPS = 60
+MAX_STEPS = 30  # it converges in under 10 from any start in a basin; more only delays a failure
 
 
 def residual(q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:

@@ -77,6 +77,7 @@ def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(t
     assert counts["n_unstable"] == 0 and counts["symmetry_modes"] == {"time": pytest.approx(1.0, abs=1e-10)}
 
 
+@pytest.mark.slow
 def test_a_run_in_the_wrong_bracket_is_not_converged(tmp_path):
     """From the generic start Newton finds the stable profile; in profile 1's bracket that is a failure."""
     cfg = compose_train("equation=ccf", "profile=1", "experiment=smoke", "equation.points=101", "optim.adam.steps=5")
