@@ -135,28 +135,30 @@ def fit_at_degree(
         """Initial value and the residual at every node after the first: zero on a solution."""
         return torch.cat([(Y[0] - y0).unsqueeze(0), residual(Y, D @ Y, p)[1:]])
 
-    def jacobians(Y: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
-        """d constraints / dY as ((n+1) C, (n+1) C) and d constraints / dp as ((n+1) C, P)."""
+    def jacobians(Y: Tensor, p: Tensor, with_params: bool = True) -> tuple[Tensor, Tensor | None]:
+        """d constraints / dY as ((n+1) C, (n+1) C) and d constraints / dp as ((n+1) C, P) (None without
+        `with_params`: the trajectory's Newton needs only the first)."""
         dY, h = D @ Y, 1j * COMPLEX_STEP
         Yc, dYc, pc = Y.to(torch.complex128), dY.to(torch.complex128), p.to(torch.complex128)
         unit = torch.eye(Y.shape[1], dtype=torch.complex128)
         by_value = torch.stack([residual(Yc + h * e, dYc, pc).imag for e in unit], -1) / COMPLEX_STEP
         by_slope = torch.stack([residual(Yc, dYc + h * e, pc).imag for e in unit], -1) / COMPLEX_STEP
-        by_param = torch.stack([residual(Yc, dYc, pc + h * e).imag for e in torch.eye(len(p))], -1) / COMPLEX_STEP
         # row (k, c), column (l, c'): δ_kl ∂F_c/∂y_c' + D_kl ∂F_c/∂y'_c', at node k
         G_Y = torch.einsum("kcd,kl->kcld", by_slope, D) + torch.einsum("kcd,kl->kcld", by_value, torch.eye(len(D)))
         G_Y[0] = 0
         G_Y[0, :, 0, :] = torch.eye(Y.shape[1])  # the initial-value row
-        G_p = by_param.clone()
-        G_p[0] = 0
         size = Y.numel()
+        if not with_params:
+            return G_Y.reshape(size, size), None
+        G_p = torch.stack([residual(Yc, dYc, pc + h * e).imag for e in torch.eye(len(p))], -1) / COMPLEX_STEP
+        G_p[0] = 0
         return G_Y.reshape(size, size), G_p.reshape(size, -1)
 
     def trajectory(Y: Tensor, p: Tensor) -> Tensor | None:
         """The collocation solution for parameters p, by Newton from Y (None if it does not converge)."""
         for _ in range(NEWTON_STEPS):
             try:
-                step = torch.linalg.solve(jacobians(Y, p)[0], -constraints(Y, p).flatten()).reshape(Y.shape)
+                step = torch.linalg.solve(jacobians(Y, p, False)[0], -constraints(Y, p).flatten()).reshape(Y.shape)
             except torch.linalg.LinAlgError:  # a start far enough off to make the linearisation singular
                 return None
             Y = Y + step
