@@ -60,17 +60,22 @@ class ProfileSolve:
         return float(np.abs(residual(fine_q, self.lam, fine)).max())
 
 
+def linearisation(q: np.ndarray, lam: float, hilbert: np.ndarray, diff: np.ndarray):
+    """Tq, q_s and the dense ∂R/∂q: Newton's Jacobian, and minus the stability operator (`blowup.ccf_stability`)."""
+    tq, qs = hilbert @ q, diff @ q
+    identity = np.eye(len(q))
+    return tq, qs, -lam * identity + (q + qs)[:, None] * hilbert + (1 + lam + tq)[:, None] * (identity + diff)
+
+
 def newton(q: np.ndarray, lam: float, grid: LogGrid, max_steps: int = MAX_STEPS) -> ProfileSolve:
     """Gauss-Newton on (residual, smoothness, normalisation) for q on `grid` and λ, from (q, λ)."""
     hilbert, diff = operator_matrices(grid)
     n, centre = grid.points, int(np.argmin(np.abs(grid.s)))
-    identity = np.eye(n)
     for step in range(1, max_steps + 1):
-        tq, qs = hilbert @ q, diff @ q
-        speed = 1 + lam + tq
-        rows = np.concatenate([-lam * q + speed * (q + qs), [tq[0] + 1 + lam / 2, qs[centre]]])
+        tq, qs, dr_dq = linearisation(q, lam, hilbert, diff)
+        rows = np.concatenate([-lam * q + (1 + lam + tq) * (q + qs), [tq[0] + 1 + lam / 2, qs[centre]]])
         jac = np.zeros((n + 2, n + 1))
-        jac[:n, :n] = -lam * identity + (q + qs)[:, None] * hilbert + speed[:, None] * (identity + diff)
+        jac[:n, :n] = dr_dq
         jac[:n, n] = qs  # ∂R/∂λ = -q + (q + q_s)
         jac[n, :n], jac[n, n] = hilbert[0], 0.5
         jac[n + 1, :n] = diff[centre]

@@ -25,22 +25,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blowup.ccf_profile import ProfileSolve
+from blowup.ccf_profile import ProfileSolve, linearisation
 from blowup.hilbert import operator_matrices
-from blowup.stability import GRID, Mode, Symmetry
+from blowup.stability import GRID, MATCH, Mode, Symmetry
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
 ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
-MATCH = 1e-6  # the same eigenvalue on both grids (relative to max(1, |ν|)); a symmetry mode within 1e-4
+GRIDS_AGREE = 1e-6  # the same eigenvalue on both grids, relative to max(1, |ν|)
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
 
 
 def _operator(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
-    hilbert, diff = operator_matrices(solve.grid)
-    q, lam, identity = solve.q, solve.lam, np.eye(solve.grid.points)
-    speed = 1 + lam + hilbert @ q
-    jacobian = -lam * identity + (q + diff @ q)[:, None] * hilbert + speed[:, None] * (identity + diff)
-    return -jacobian, speed
+    """L = -∂R/∂q and the transport speed c = 1 + λ + Tq."""
+    tq, _, dr_dq = linearisation(solve.q, solve.lam, *operator_matrices(solve.grid))
+    return -dr_dq, 1 + solve.lam + tq
 
 
 def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray) -> bool:
@@ -84,12 +82,12 @@ class CCFStability:
             if nu[i].real <= 0:
                 break
             error = float(np.min(np.abs(coarse_nu - nu[i])))
-            if error > MATCH * max(1.0, abs(nu[i])) or not _smooth_and_decaying(self.fine, vectors[:, i]):
+            if error > GRIDS_AGREE * max(1.0, abs(nu[i])) or not _smooth_and_decaying(self.fine, vectors[:, i]):
                 discarded += 1
                 continue
             modes.append(Mode(nu=complex(nu[i]), error=error, parity="even", values=self._shown(vectors[:, i])))
         for mode in modes:
-            mode.symmetry = next((s.name for s in self.symmetries if abs(mode.nu - s.nu) <= 1e-4), None)
+            mode.symmetry = next((s.name for s in self.symmetries if abs(mode.nu - s.nu) <= MATCH), None)
         unstable = [m for m in modes if m.nu.real - m.error > bound and m.symmetry is None]
         in_continuum = [m for m in modes if m.nu.real <= bound and m.symmetry is None]
         counts = {

@@ -1,3 +1,5 @@
+import subprocess
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -13,6 +15,11 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+def blowup(*args, cwd=None, env=None, timeout=300):
+    """The installed console script, as a user runs it: its CompletedProcess with stdout and stderr."""
+    return subprocess.run(["blowup", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
 def compose_train(*overrides):

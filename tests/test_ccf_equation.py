@@ -4,13 +4,12 @@ resume, bad values."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_train
+from conftest import blowup, compose_train
 
 from blowup import trainer
 from blowup.ccf_profile import residual
@@ -57,12 +56,7 @@ def test_the_envelope_has_the_profiles_ends():
 
 @pytest.mark.slow
 def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(tmp_path):
-    run = subprocess.run(
-        ["blowup", "train", "equation=ccf", "experiment=smoke", f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = blowup("train", "equation=ccf", "experiment=smoke", f"hydra.run.dir={tmp_path}")
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["equation"] == "ccf"
@@ -71,7 +65,7 @@ def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(t
     solution = pd.read_csv(tmp_path / "solution.csv")
     assert {"y", "Theta", "Omega", "H_Theta"} <= set(solution.columns) and len(solution) == 1001
     assert (tmp_path / "profile.png").stat().st_size > 0
-    analysis = subprocess.run(["blowup", "stability", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    analysis = blowup("stability", str(tmp_path))
     assert analysis.returncode == 0, analysis.stderr[-2000:]
     counts = json.loads((tmp_path / "stability.json").read_text())
     assert counts["n_unstable"] == 0 and counts["symmetry_modes"] == {"time": pytest.approx(1.0, abs=1e-10)}

@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import blowup
 
 pytestmark = pytest.mark.slow  # launches processes or trains end to end
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def blowup(*args, cwd=None, env=None, timeout=300):
-    return subprocess.run(["blowup", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.mark.parametrize("backend", ["ntp", "autograd"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import blowup
 from hydra import compose, initialize_config_dir
 from scipy.integrate import solve_ivp
 from torch import nn
@@ -192,11 +192,8 @@ def test_csv_data_has_no_truth_but_a_baseline(tmp_path):
 
 @pytest.mark.slow
 def test_cli_smoke_run_writes_rates_and_summary(tmp_path):
-    run = subprocess.run(
-        ["blowup", "train", "equation=sir", "experiment=smoke", "equation.data.noise=0", f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = blowup(
+        "train", "equation=sir", "experiment=smoke", "equation.data.noise=0", f"hydra.run.dir={tmp_path}", timeout=120
     )
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -8,8 +8,10 @@ smallest complete example (the README's "Adding an equation").
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -100,6 +102,15 @@ class Problem(ResidualTerms):
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
         self.phase = phase
+
+    def once_per_state(self, name: str, compute: Callable[[], object]):
+        """compute() for the current parameters, kept until they change: the summary, the plot, solution.csv and
+        the trainer's acceptance checks all look at the same trained state, and its refinement is the costly part."""
+        key = hashlib.sha1(b"".join(p.detach().cpu().numpy().tobytes() for p in self.parameters())).digest()
+        cache = self.__dict__.setdefault("_per_state", {})
+        if name not in cache or cache[name][0] != key:
+            cache[name] = (key, compute())
+        return cache[name][1]
 
     def failure(self, evaluation: dict) -> str | None:
         """Why the trained result is not acceptable (one line with the figure that decided it), or None.

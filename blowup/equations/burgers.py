@@ -334,9 +334,9 @@ class Burgers(Problem):
         )
 
     def refinement(self) -> Refinement:
-        """Newton corrections about the trained state (computed once per state: plots and summaries share it)."""
-        key = (self.lam.item(), *[float(p.detach().sum()) for p in self.u.parameters()])
-        if getattr(self, "_refinement", (None,))[0] != key:
+        """Newton corrections about the trained state (once per state: plots and summaries share it)."""
+
+        def compute() -> Refinement:
             spec = ProfileSpec(
                 domain=tuple(self.cfg.domain),
                 boundary=dict(zip(self.cfg.domain, self.cfg.boundary)),
@@ -345,8 +345,9 @@ class Burgers(Problem):
             )
             if spec.parity == "odd":
                 spec.boundary = {x: u for x, u in spec.boundary.items() if x > 0}
-            self._refinement = (key, refine(self.linearization(), spec, self.cfg.refine))
-        return self._refinement[1]
+            return refine(self.linearization(), spec, self.cfg.refine)
+
+        return self.once_per_state("refinement", compute)
 
     def bad_start(self) -> str | None:
         """λ pressed against an edge of its bracket: near the lower edge 1/(2k+3) the wrong-λ solutions

@@ -14,7 +14,6 @@ grid spacings, whose difference in λ is the error estimate.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -135,7 +134,6 @@ class CCF(Problem):
         self.register_buffer("origin", torch.zeros(1, 1))
         q_guess = rough_profile(0.5 * (self.lam_lo + self.lam_hi), self.grid)
         self.register_buffer("q_guess", torch.tensor(q_guess, dtype=dtype).view(-1, 1))
-        self._newton_cache: tuple[str, dict] | None = None
 
     @property
     def lam(self) -> Tensor:
@@ -168,9 +166,8 @@ class CCF(Problem):
             for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
                 rows.append(self.diff @ rows[-1] * weights.sobolev)
             return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5
-        if term == "smoothness":
-            q, _, _ = self.q_and_slope(self.s)
-            return (self.hilbert[:1] @ q + 1 + self.lam / 2) * weights.smoothness
+        if term == "smoothness":  # T q at the left end needs q everywhere, but not its slope
+            return (self.hilbert[:1] @ self.q_values(self.s) + 1 + self.lam / 2) * weights.smoothness
         if term == "normalization":
             _, slope, _ = self.q_and_slope(s)
             return slope * weights.normalization
@@ -183,22 +180,24 @@ class CCF(Problem):
         return {"lambda": self.lam}
 
     # --- the result: Newton from the network ---------------------------------------------------------------
+    def q_values(self, s: Tensor) -> Tensor:
+        """q = e w at points s (N, 1), by a plain forward pass."""
+        return self.envelope(s, self.lam)[0] * self.w(s)
+
     def network_q(self, s: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            points = torch.tensor(s).view(-1, 1).to(self.s)
-            q = self.envelope(points, self.lam)[0] * self.w(points)
+            q = self.q_values(torch.tensor(s).view(-1, 1).to(self.s))
         return q.flatten().cpu().double().numpy()
 
     def newton_solves(self) -> tuple[ProfileSolve, ProfileSolve]:
         """Newton on the coarse grid from the network's q and λ, then on the fine grid from that."""
-        state = hashlib.sha1(b"".join(p.detach().cpu().numpy().tobytes() for p in self.parameters())).hexdigest()
-        if self._newton_cache and self._newton_cache[0] == state:
-            return self._newton_cache[1]
-        coarse_grid, fine_grid = (LogGrid.with_spacing(*self.cfg.grid, h) for h in self.cfg.newton_spacing)
-        coarse = newton(self.network_q(coarse_grid.s), self.lam.item(), coarse_grid)
-        fine = refine(coarse, fine_grid) if coarse.converged else coarse
-        self._newton_cache = (state, (coarse, fine))
-        return coarse, fine
+
+        def compute() -> tuple[ProfileSolve, ProfileSolve]:
+            coarse_grid, fine_grid = (LogGrid.with_spacing(*self.cfg.grid, h) for h in self.cfg.newton_spacing)
+            coarse = newton(self.network_q(coarse_grid.s), self.lam.item(), coarse_grid)
+            return coarse, refine(coarse, fine_grid) if coarse.converged else coarse
+
+        return self.once_per_state("newton", compute)
 
     def evaluate(self) -> dict:
         coarse, fine = self.newton_solves()
@@ -213,9 +212,9 @@ class CCF(Problem):
             "residual_max_network": float(np.abs(network_residual).max()),
             "newton_converged": converged,
             "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
-            "lambda_published": PUBLISHED_LAMBDA.get(self.profile),
         }
         published = PUBLISHED_LAMBDA.get(self.profile)
+        out["lambda_published"] = published
         out["lambda_vs_published"] = abs(out["lambda"] - published) if published is not None else None
         return out
 
@@ -264,8 +263,7 @@ class CCF(Problem):
         import matplotlib.pyplot as plt
 
         sol, evaluation = self.solution(), self.evaluate()
-        fine = LogGrid(*self.cfg.grid, len(sol))
-        network_residual = residual(self.network_q(sol.s.to_numpy()), self.lam.item(), fine)
+        network_residual = residual(sol.q_network.to_numpy(), self.lam.item(), LogGrid(*self.cfg.grid, len(sol)))
         floor = 1e-17
         fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
         ax[0].plot(sol.s, sol.q, "C0-", label=f"Newton, λ = {evaluation['lambda']:.13g}")

@@ -263,9 +263,9 @@ class SIR(Problem):
         return least_squares_rates(self.cfg, self.obs)
 
     def constrained_fit(self) -> OdeFit:
-        """The data fit with the ODE as a constraint, from the trained state (computed once per state)."""
-        key = [float(p.detach().sum()) for p in self.parameters()]
-        if getattr(self, "_fit", (None,))[0] != key:
+        """The data fit with the ODE as a constraint, from the trained state (once per state)."""
+
+        def compute() -> OdeFit:
             problem = OdeData(
                 residual=sir_residual,
                 initial=np.array(self.cfg.initial) / self.cfg.N,
@@ -273,8 +273,9 @@ class SIR(Problem):
                 data=self.obs.counts / self.cfg.N,
                 observed=self.observed,
             )
-            self._fit = (key, fit(problem, self.network_values, (self.T * self.rates).detach().cpu().numpy()))
-        return self._fit[1]
+            return fit(problem, self.network_values, (self.T * self.rates).detach().cpu().numpy())
+
+        return self.once_per_state("constrained_fit", compute)
 
     @torch.no_grad()
     def network_values(self, tau: np.ndarray) -> np.ndarray:
