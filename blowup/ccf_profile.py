@@ -20,15 +20,19 @@ every equation hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves more than this
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
 MAX_STEPS = 30  # it converges in under 10 from any start in a basin; more only delays a failure
+FAMILY_TOLERANCE = 1e-5  # a non-smooth member on a scanning grid: only the sign of its defect is used
+ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins λ to round-off
 
 
 def residual(q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
@@ -67,25 +71,114 @@ def linearisation(q: np.ndarray, lam: float, hilbert: np.ndarray, diff: np.ndarr
     return tq, qs, -lam * identity + (q + qs)[:, None] * hilbert + (1 + lam + tq)[:, None] * (identity + diff)
 
 
-def newton(q: np.ndarray, lam: float, grid: LogGrid, max_steps: int = MAX_STEPS) -> ProfileSolve:
-    """Gauss-Newton on (residual, smoothness, normalisation) for q on `grid` and λ, from (q, λ)."""
+def newton(
+    q: np.ndarray, lam: float, grid: LogGrid, smooth: bool = True, tolerance: float = RESIDUAL_TOLERANCE
+) -> ProfileSolve:
+    """Gauss-Newton on (residual, smoothness, normalisation) for q on `grid` and λ, from (q, λ). With
+    smooth=False, λ stays fixed and the smoothness row is dropped: the family's non-smooth member at λ."""
     hilbert, diff = operator_matrices(grid)
     n, centre = grid.points, int(np.argmin(np.abs(grid.s)))
-    for step in range(1, max_steps + 1):
+    unknowns = n + 1 if smooth else n
+    for step in range(1, MAX_STEPS + 1):
         tq, qs, dr_dq = linearisation(q, lam, hilbert, diff)
-        rows = np.concatenate([-lam * q + (1 + lam + tq) * (q + qs), [tq[0] + 1 + lam / 2, qs[centre]]])
-        jac = np.zeros((n + 2, n + 1))
-        jac[:n, :n] = dr_dq
-        jac[:n, n] = qs  # ∂R/∂λ = -q + (q + q_s)
-        jac[n, :n], jac[n, n] = hilbert[0], 0.5
-        jac[n + 1, :n] = diff[centre]
+        rows = [-lam * q + (1 + lam + tq) * (q + qs), [qs[centre]]]
+        jac = np.zeros((n + 1 + smooth, unknowns))
+        jac[:n, :n], jac[n, :n] = dr_dq, diff[centre]
+        if smooth:
+            rows.append([tq[0] + 1 + lam / 2])
+            jac[:n, n] = qs  # ∂R/∂λ = -q + (q + q_s)
+            jac[n + 1, :n], jac[n + 1, n] = hilbert[0], 0.5
+        rows = np.concatenate(rows)
         if not np.all(np.isfinite(jac)):  # diverged: a start outside every profile's basin
             return ProfileSolve(lam, q, grid, step, False)
-        update = np.linalg.lstsq(jac, -rows, rcond=None)[0]
-        q, lam = q + update[:n], lam + update[n]
+        update = scipy.linalg.lstsq(jac, -rows, lapack_driver="gelsy", check_finite=False)[0]  # QR: fast
+        q, lam = q + update[:n], lam + (update[n] if smooth else 0.0)
         if np.abs(update).max() < STEP_TOLERANCE:  # a least-squares minimum need not be a solution: check
-            return ProfileSolve(lam, q, grid, step, bool(np.abs(rows).max() < RESIDUAL_TOLERANCE))
-    return ProfileSolve(lam, q, grid, max_steps, False)
+            return ProfileSolve(lam, q, grid, step, bool(np.abs(rows).max() < tolerance))
+    return ProfileSolve(lam, q, grid, MAX_STEPS, False)
+
+
+def smooth_in_bracket(
+    q: np.ndarray, lam: float, grid: LogGrid, bracket: tuple[float, float], step: float
+) -> ProfileSolve | None:
+    """The family's member nearest to λ whose smoothness defect vanishes, searched within `bracket`: a rough
+    start for Newton with the smoothness row, or None when the defect keeps its sign.
+
+    The non-smooth family (`newton(smooth=False)`) is followed from (q, λ) in steps of `step`, upwards and
+    downwards in turn, until the defect changes sign between two members; regula falsi then narrows that
+    interval. A direction ends at the bracket's edge or where Newton loses the family. Where the family cannot
+    be entered at λ (a start outside Newton's basin: low λ's members have steep fronts that a rough start
+    misses), it is entered at the bracket's upper end from `rough_profile`, whose members are gentler. The
+    grid only has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's
+    tolerance."""
+    lo, hi = bracket
+
+    def member(start: ProfileSolve | np.ndarray, at: float) -> ProfileSolve | None:
+        q0 = start.q if isinstance(start, ProfileSolve) else start
+        found = newton(q0, at, grid, smooth=False, tolerance=FAMILY_TOLERANCE)
+        return found if found.converged else None
+
+    def defect(solve: ProfileSolve) -> float:
+        return smoothness_defect(solve.q, solve.lam, grid)
+
+    first = member(q, min(max(lam, lo), hi)) or member(rough_profile(hi, grid), hi)
+    if first is None:
+        return None
+    ends = {+1: first, -1: first}
+    while ends:
+        for direction in list(ends):
+            last = ends[direction]
+            nxt = last.lam + direction * step
+            found = member(last, nxt) if lo <= nxt <= hi else None
+            if found is None:
+                del ends[direction]
+            elif np.sign(defect(found)) != np.sign(defect(last)):
+                return _regula_falsi(last, found, member, defect)
+            else:
+                ends[direction] = found
+    return None
+
+
+def _regula_falsi(a: ProfileSolve, b: ProfileSolve, member, defect) -> ProfileSolve:
+    """Narrow [a.λ, b.λ], across which the defect changes sign, to ROOT_STEPS secant steps (Illinois variant)."""
+    fa, fb = defect(a), defect(b)
+    for _ in range(ROOT_STEPS):
+        at = b.lam - fb * (b.lam - a.lam) / (fb - fa)
+        c = member(a if abs(at - a.lam) < abs(at - b.lam) else b, at)
+        if c is None:
+            break
+        fc = defect(c)
+        if np.sign(fc) == np.sign(fb):
+            fa /= 2  # Illinois: the end that stays is weighed down, so both ends move
+        else:
+            a, fa = b, fb
+        b, fb = c, fc
+        if abs(b.lam - a.lam) < 1e-9:
+            break
+    return b
+
+
+def find_profile(
+    start: Callable[[LogGrid], np.ndarray],
+    lam: float,
+    bracket: tuple[float, float],
+    interval: tuple[float, float],
+    scan_spacing: float,
+    scan_step: float,
+    newton_spacing: tuple[float, float],
+) -> tuple[ProfileSolve | None, ProfileSolve, ProfileSolve]:
+    """The smooth profile in `bracket` nearest to (start, λ), as a run finds it: the family followed to where it
+    turns smooth on a scanning grid (None if nowhere), then Newton on the coarse and the fine grid of
+    `newton_spacing` over `interval`; the fine solve's λ minus the coarse one's is the error estimate.
+    `start(grid)` gives the starting q on a grid (a network's, or `rough_profile`'s)."""
+    scan_grid = LogGrid.with_spacing(*interval, scan_spacing)
+    found = smooth_in_bracket(start(scan_grid), lam, scan_grid, bracket, scan_step)
+    coarse_grid, fine_grid = (LogGrid.with_spacing(*interval, h) for h in newton_spacing)
+    if found is None:
+        nothing = ProfileSolve(lam, start(coarse_grid), coarse_grid, 0, False)
+        return None, nothing, nothing
+    coarse = newton(interpolate(found.q, scan_grid, coarse_grid.points)[0], found.lam, coarse_grid)
+    return found, coarse, refine(coarse, fine_grid) if coarse.converged else coarse
 
 
 def rough_profile(lam: float, grid: LogGrid) -> np.ndarray:

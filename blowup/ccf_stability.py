@@ -5,13 +5,16 @@ For an even perturbation φ = y ψ (φ(0) = 0), F's derivative divided by y is e
 `blowup.ccf_profile.residual` in q: L ψ = λψ - (1 + λ + Tq)(ψ + ψ_s) - (Tψ)(q + q_s), the matrix Newton
 already builds. So the even spectrum is one eigenvalue call per grid.
 
-The grid cannot resolve all of it. Near any point L transports ψ with speed c(s) = 1 + λ + Tq(s), so
-oscillations of ψ localised there behave as eigenfunctions with Re ν = λ - c(s): a continuum filling
-Re ν ≤ λ - min c, which is λ/2 at the origin, where smoothness makes c = λ/2. Eigenvalues to the right
-of that bound are discrete. A mode is reported there when it is found on both grids (their difference is
-its error), and its eigenfunction decays like e^s towards the origin (φ ~ y², smooth) and decays far out.
-Eigenvalues in the strip 0 < Re ν ≤ λ - min c that pass the same tests are listed as candidates, not counted:
-a smooth mode embedded in the continuum and a grid artefact cannot be told apart there.
+What makes an eigenvalue genuine is its eigenfunction. Near the origin, where c = 1 + λ + Tq tends to
+λ/2, an eigenfunction at ν is A e^s (forced by the nonlocal term: φ ~ y², smooth) plus B e^((1 - 2ν/λ)s)
+(φ ~ |y|^(2 - 2ν/λ): not smooth, or not even decaying for Re ν > λ/2). In a space that does not ask for
+smoothness every ν in a strip is an eigenvalue, so a mode is reported only when its eigenfunction decays
+like e^s towards the origin (B = 0), decays far out, and its eigenvalue is found on both grids (their
+difference is its error). The grid adds artefacts of its own: transport with speed c(s) around the
+periodic grid gives eigenvalues up to Re ν = λ - min c, with eigenfunctions that change between grids or
+decay at the origin like the non-smooth part, and the same tests discard them. They cannot tell e^s from
+e^((1 - 2ν/λ)s) when ν is small against λ: eigenvalues with 0 < Re ν ≤ RESOLVED_FRACTION·λ that pass
+are listed as candidates, not counted.
 
 Symmetry modes of the CCF equation, as eigenvalues in λ: time translation ν = 1 (even, φ = λΘ - (1+λ)yΘ'),
 space translation 1 + λ (odd: outside this even class), adding a constant to θ: λ (φ = 1, φ(0) ≠ 0: outside
@@ -30,6 +33,7 @@ from blowup.hilbert import operator_matrices
 from blowup.stability import GRID, MATCH, Mode, Symmetry
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
+RESOLVED_FRACTION = 0.1  # above ν = this·λ a non-smooth part's rate 1 - 2ν/λ is 4 SMOOTH_RATE or more from 1
 ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
 GRIDS_AGREE = 1e-6  # the same eigenvalue on both grids, relative to max(1, |ν|)
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
@@ -74,7 +78,7 @@ class CCFStability:
             operator, speed = _operator(solve)
             nu, vectors = np.linalg.eig(operator)
             spectra[name] = (nu, vectors, lam - speed.min())
-        bound = max(spectra["coarse"][2], spectra["fine"][2])
+        bound = RESOLVED_FRACTION * lam
         coarse_nu = spectra["coarse"][0]
         modes, discarded = [], 0
         nu, vectors, _ = spectra["fine"]
@@ -94,8 +98,10 @@ class CCFStability:
             "n_unstable": len(unstable),
             "n_unstable_odd": None,  # the odd class is not analysed (the profile and this grid are even)
             "n_unstable_even": len(unstable),
-            "resolved_above": bound,  # Re ν at or below this is the transport continuum: not resolved
+            "unstable_modes": [[m.nu.real, m.nu.imag] for m in unstable],
+            "resolved_above": bound,  # at or below this Re ν smooth and non-smooth eigenfunctions look alike
             # eigenvalues in (0, bound] that pass the same tests: candidates, not counted as unstable
+            "grid_artefacts_up_to": max(spectra["coarse"][2], spectra["fine"][2]),  # λ - min c: discarded there
             "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
             "symmetry_modes_missing": [

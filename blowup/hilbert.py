@@ -96,9 +96,14 @@ def operator_matrices(grid: LogGrid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def interpolate(q: np.ndarray, grid: LogGrid, points: int) -> tuple[np.ndarray, LogGrid]:
-    """q on a finer grid over the same interval, by trigonometric interpolation (`points` odd, > grid's)."""
-    fine = LogGrid(grid.left, grid.right, points)
+    """q on another grid over the same interval with `points` (odd) points, by trigonometric interpolation:
+    finer pads q's spectrum with zeros, coarser drops its highest wavenumbers."""
+    other = LogGrid(grid.left, grid.right, points)
     coefficients = np.fft.fftshift(np.fft.fft(q))
-    pad = (points - grid.points) // 2
-    padded = np.fft.ifftshift(np.concatenate([np.zeros(pad), coefficients, np.zeros(pad)]))
-    return np.real(np.fft.ifft(padded)) * points / grid.points, fine
+    if points >= grid.points:
+        pad = (points - grid.points) // 2
+        coefficients = np.concatenate([np.zeros(pad), coefficients, np.zeros(pad)])
+    else:
+        cut = (grid.points - points) // 2
+        coefficients = coefficients[cut : cut + points]
+    return np.real(np.fft.ifft(np.fft.ifftshift(coefficients))) * points / grid.points, other

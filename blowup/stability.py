@@ -296,10 +296,10 @@ def show(run_dir: Path, modes: list[Mode], counts: dict, console: Console) -> No
             "" if m.eigenfunction_error is None else f"{m.eigenfunction_error:.1e}",
         )
     console.print(grid)
-    if counts.get("resolved_above") is not None:  # a grid spectrum: only the part right of its continuum
+    if counts.get("resolved_above") is not None:  # a grid spectrum: counted right of where it is resolved
         console.print(
             f"unstable (symmetries excluded) with Re ν > {counts['resolved_above']:.4f}: {counts['n_unstable']} "
-            f"(even class); at or below that the grid's transport continuum: "
+            f"(even class); at or below that a smooth eigenfunction is not told from a non-smooth one: "
             f"{len(counts['candidates_in_continuum'])} candidates there, not counted; "
             f"{counts['n_reported']} converged, {counts['n_discarded']} discarded; {counts['wall_time_s']:.1f} s"
         )

@@ -1,8 +1,10 @@
-"""CCF profiles by Newton on the log grid (blowup.ccf) from starts spread over each profile's bracket (the
-issue's wide brackets), beside the published λ. A start counts as found only if Newton converged, λ lies in the
-bracket and the off-grid residual is below 1e-9. One row per start to results/ccf_profiles.csv, a table to .md.
+"""CCF profiles without a network: the run's finder (blowup.ccf_profile.find_profile: the non-smooth family
+followed to where it turns smooth, then Newton on the profile's two default grids) from rough starts spread
+over each of the issue's wide brackets, beside the published λ. A start counts as found only if Newton
+converged, λ lies in the bracket and the off-grid residual is below 1e-9. One row per start to
+results/ccf_profiles.csv, a table to .md.
 
-    python3 scripts/ccf_profiles.py [--out results] [--starts 6]
+    python3 scripts/ccf_profiles.py [--out results] [--starts 3]
 """
 
 from __future__ import annotations
@@ -14,29 +16,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blowup.ccf_profile import refine, solve_profile
-from blowup.hilbert import LogGrid
+from blowup.ccf_profile import find_profile, rough_profile
+from blowup.equations.ccf import DEFAULTS, CCFConfig
 
 PUBLISHED = {0: 1.1807776628998, 1: 0.6057337012032, 2: 0.47}  # arXiv 2509.14185, Fig. 2 (profile 2: about)
 BRACKETS = {0: (1.0, 1.5), 1: (0.52, 0.9), 2: (0.40, 0.52)}
-COARSE, FINE = 0.2, 0.15  # grid spacings in s = log y; λ's change between them is the error estimate
-LEFT, RIGHT = -40.0, 80.0
 
 
 def attempt(profile: int, start: float) -> dict:
     clock = time.perf_counter()
-    coarse = solve_profile(start, LogGrid.with_spacing(LEFT, RIGHT, COARSE))
-    fine = refine(coarse, LogGrid.with_spacing(LEFT, RIGHT, FINE)) if coarse.converged else coarse
     lo, hi = BRACKETS[profile]
-    residual = fine.offgrid_residual_max() if np.isfinite(fine.q).all() else float("nan")
-    found = fine.converged and lo <= fine.lam <= hi and residual < 1e-9
+    defaults = DEFAULTS[profile]
+    found, coarse, fine = find_profile(
+        lambda grid: rough_profile(start, grid),
+        start,
+        (lo, hi),
+        defaults.grid,
+        CCFConfig.scan_spacing,
+        CCFConfig.scan_step,
+        defaults.newton_spacing,
+    )
+    converged = coarse.converged and fine.converged
+    residual = fine.offgrid_residual_max() if converged else float("nan")
     return {
         "profile": profile,
         "start": start,
-        "found": found,
-        "lambda": fine.lam,
-        "lambda_vs_published": abs(fine.lam - PUBLISHED[profile]),
-        "lambda_error_estimate": abs(fine.lam - coarse.lam),
+        "found": converged and lo <= fine.lam <= hi and residual < 1e-9,
+        "lambda_scan": found.lam if found is not None else float("nan"),
+        "lambda": fine.lam if converged else float("nan"),
+        "lambda_vs_published": abs(fine.lam - PUBLISHED[profile]) if converged else float("nan"),
+        "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
         "offgrid_residual_max": residual,
         "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
         "wall_time_s": time.perf_counter() - clock,
@@ -75,7 +84,7 @@ def markdown(rows: pd.DataFrame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--starts", type=int, default=6)
+    parser.add_argument("--starts", type=int, default=3)
     args = parser.parse_args()
     rows = pd.DataFrame(
         [

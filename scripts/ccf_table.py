@@ -1,5 +1,6 @@
 """`blowup train equation=ccf` as the issue asks, over seeds 0-2 and 1 or 2 threads: profile 0 in [1.0, 1.5],
-profile 1 in [0.52, 0.9]. One row per run to results/ccf_runs.csv, the per-case worst to results/ccf_runs.md.
+profile 1 in [0.52, 0.9]; then `blowup stability` on each completed run. One row per run to
+results/ccf_runs.csv, the per-case worst to results/ccf_runs.md.
 
     python3 scripts/ccf_table.py [--root outputs/ccf] [--out results] [--seeds 0 1 2] [--threads 1 2]
 """
@@ -14,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 CASES = {0: "[1.0,1.5]", 1: "[0.52,0.9]"}
-COLUMNS = ["status", "failure", "lambda", "lambda_network", "lambda_vs_published", "lambda_error_estimate",
-           "residual_max", "newton_steps", "steps", "wall_time_s"]  # fmt: skip
+COLUMNS = ["status", "failure", "lambda", "lambda_network", "lambda_scan", "lambda_vs_published",
+           "lambda_error_estimate", "residual_max", "newton_steps", "steps", "wall_time_s"]  # fmt: skip
+STABILITY = ["n_unstable", "unstable_modes", "candidates_in_continuum", "symmetry_modes", "wall_time_s"]
 
 
 def run(profile: int, seed: int, threads: int, run_dir: Path) -> dict:
@@ -25,15 +27,19 @@ def run(profile: int, seed: int, threads: int, run_dir: Path) -> dict:
         print(" ".join(command), flush=True)
         subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
     summary = json.loads((run_dir / "summary.json").read_text())
+    if summary["status"] == "completed" and not (run_dir / "stability.json").is_file():
+        subprocess.run(["blowup", "stability", str(run_dir)], stdout=subprocess.DEVNULL, check=False)
+    stability = json.loads((run_dir / "stability.json").read_text()) if summary["status"] == "completed" else {}
     return {"profile": profile, "bracket": CASES[profile], "seed": seed, "threads": threads,
-            **{c: summary.get(c) for c in COLUMNS}}  # fmt: skip
+            **{c: summary.get(c) for c in COLUMNS},
+            **{f"stability_{c}": stability.get(c) for c in STABILITY}}  # fmt: skip
 
 
 def markdown(rows: pd.DataFrame) -> str:
     lines = [
         "| profile | bracket | runs (seeds × threads) | completed | λ (worst run) | worst \\|λ - published\\| |"
-        " worst λ estimate | worst residual | run s (max) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        " worst λ estimate | worst residual | run s (max) | unstable modes (ν, every completed run) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (profile, bracket), frame in rows.groupby(["profile", "bracket"]):
         done = frame[frame.status == "completed"]
@@ -43,8 +49,9 @@ def markdown(rows: pd.DataFrame) -> str:
                      f"{done.lambda_error_estimate.max():.1e}", f"{done.residual_max.max():.1e}"]  # fmt: skip
         else:
             cells = [f"none: {frame.failure.iloc[0]}", "", "", ""]
+        modes = sorted({", ".join(f"{re:.10f}" for re, _ in m) or "none" for m in done.stability_unstable_modes})
         lines.append(f"| {profile} | {bracket} | {len(frame)} | {len(done)} | " + " | ".join(cells)
-                     + f" | {frame.wall_time_s.max():.0f} |")  # fmt: skip
+                     + f" | {frame.wall_time_s.max():.0f} | {'; '.join(modes)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

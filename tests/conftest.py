@@ -34,3 +34,16 @@ def no_plots():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Burgers, "plot", lambda self, history, path: None)
         yield
+
+
+@pytest.fixture(scope="session")
+def first_unstable_ccf_profile():
+    """CCF's first unstable profile as a run finds it: the non-smooth family followed from a rough start (entered at
+    the bracket's top) to where it turns smooth, then Newton on two grids that resolve its steep front."""
+    from blowup.ccf_profile import find_profile, rough_profile
+
+    found, coarse, fine = find_profile(
+        lambda grid: rough_profile(0.62, grid), 0.62, (0.52, 0.9), (-36.0, 60.0), 0.1, 0.05, (0.03, 0.025)
+    )
+    assert found is not None
+    return found, coarse, fine

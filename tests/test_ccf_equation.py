@@ -72,12 +72,15 @@ def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(t
 
 
 @pytest.mark.slow
-def test_a_run_in_the_wrong_bracket_is_not_converged(tmp_path):
-    """From the generic start Newton finds the stable profile; in profile 1's bracket that is a failure."""
-    cfg = compose_train("equation=ccf", "profile=1", "experiment=smoke", "equation.points=101", "optim.adam.steps=5")
+def test_a_bracket_without_a_profile_is_not_converged(tmp_path):
+    """Above the stable profile the family's smoothness defect keeps its sign: the run says so, in its status."""
+    cfg = compose_train(
+        "equation=ccf", "experiment=smoke", "equation.lambda_bracket=[1.3,1.5]", "equation.scan_spacing=0.2"
+    )
     validate(cfg)
     summary = trainer.train(cfg, tmp_path)
-    assert summary["status"] == "not_converged" and "outside the bracket" in summary["failure"]
+    assert summary["status"] == "not_converged" and "no smooth profile found" in summary["failure"]
+    assert summary["lambda_scan"] is None
 
 
 @pytest.mark.parametrize(
@@ -86,6 +89,9 @@ def test_a_run_in_the_wrong_bracket_is_not_converged(tmp_path):
         ("equation.points=300", "equation.points"),
         ("equation.lambda_bracket=[1.5,1.0]", "equation.lambda_bracket"),
         ("equation.newton_spacing=[0.1,0.2]", "equation.newton_spacing"),
+        ("equation.newton_spacing=[0.02,0.01]", "equation.newton_spacing"),  # 12001 points: dense matrices of 1 GB
+        ("equation.scan_spacing=0", "equation.scan_spacing"),
+        ("equation.scan_step=0.8", "equation.scan_step"),
         ("equation.eval_points=501", "equation.eval_points"),
         ("equation.grid=[-5,80]", "equation.grid"),
         ("equation.weights.smoothness=-1", "equation.weights.smoothness"),

@@ -1,13 +1,22 @@
-"""CCF self-similar profiles by Newton on the log grid (blowup.ccf_profile), against the published stable λ."""
+"""CCF self-similar profiles by Newton on the log grid (blowup.ccf_profile), against the published λ."""
 
 import numpy as np
 import pytest
 
-from blowup.ccf_profile import refine, residual, smoothness_defect, solve_profile
-from blowup.hilbert import LogGrid
+from blowup.ccf_profile import (
+    newton,
+    refine,
+    residual,
+    rough_profile,
+    smooth_in_bracket,
+    smoothness_defect,
+    solve_profile,
+)
+from blowup.hilbert import LogGrid, hilbert_over_y, interpolate
 
-# Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable profile (13 digits)
+# Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable and 1st unstable profiles
 PUBLISHED_STABLE = 1.1807776628998
+PUBLISHED_FIRST_UNSTABLE = 0.6057337012032
 GRID = LogGrid.with_spacing(-40.0, 80.0, 0.2)
 
 
@@ -51,9 +60,37 @@ def test_a_least_squares_minimum_is_not_a_profile():
     """A grid that stops before the tail has decayed (right end s = 25, q still 1e-5 there) makes the system
     inconsistent: Newton's steps settle within a few iterations on a least-squares minimum, λ 3e-5 off. That
     must not count as converged."""
-    from blowup.ccf_profile import newton, rough_profile
-
     short = LogGrid.with_spacing(-40.0, 25.0, 0.2)
     result = newton(rough_profile(1.2, short), 1.2, short)
     assert result.steps < 20 and not result.converged
     assert result.offgrid_residual_max() > 1e-7
+
+
+def test_the_non_smooth_family_has_the_derived_exponent_at_the_origin(stable):
+    """Away from a profile's λ, Newton without the smoothness row still solves the equation, and Θ ~ |y|^(1+p)
+    at the origin with p = λ/c - 1, c = 1 + λ + Tq(-∞): the derivation of the smoothness condition, checked
+    against the slope of log q that nothing imposes."""
+    grid = LogGrid.with_spacing(-40.0, 80.0, 0.1)  # the member's far left is at round-off, not at GRID's 1e-10
+    member = newton(interpolate(stable.q, GRID, grid.points)[0], 1.0, grid, smooth=False)
+    assert member.converged and member.lam == 1.0
+    p = 1.0 / (2.0 + hilbert_over_y(member.q, grid)[0]) - 1
+    near = (grid.s > -25) & (grid.s < -12)
+    assert abs(np.polyfit(grid.s[near], np.log(member.q[near]), 1)[0] - p) < 1e-5
+    assert p > 1.1 and abs(smoothness_defect(member.q, 1.0, grid)) > 1e-2
+
+
+def test_following_the_family_finds_the_stable_profile_and_nothing_where_there_is_none():
+    found = smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.0, 1.5), 0.05)
+    assert found is not None and abs(found.lam - PUBLISHED_STABLE) < 1e-8
+    assert smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.3, 1.5), 0.05) is None
+
+
+@pytest.mark.slow
+def test_the_first_unstable_profile_from_the_family(first_unstable_ccf_profile):
+    """Entered at the bracket's top (a rough start at 0.62 is outside Newton's basin), the family turns smooth
+    near 0.6057 on the scanning grid; Newton on grids that resolve the profile's front gives the published λ."""
+    found, coarse, fine = first_unstable_ccf_profile
+    assert abs(found.lam - PUBLISHED_FIRST_UNSTABLE) < 1e-4
+    assert coarse.converged and fine.converged
+    assert abs(fine.lam - PUBLISHED_FIRST_UNSTABLE) < 1e-12 and abs(fine.lam - coarse.lam) < 1e-11
+    assert fine.offgrid_residual_max() < 1e-8

@@ -8,13 +8,16 @@ both ends, which a tanh MLP does by itself. The residual is weighed by 1/e, so b
 
 T is nonlocal: every residual row depends on the network at every point. The optimisers that see the whole
 loss at once (Adam, L-BFGS) train it; the per-point Levenberg-Marquardt phase does not apply. The network is
-the finder: the reported profile is Newton's on the log grid (`blowup.ccf_profile`) started from it, at two
-grid spacings, whose difference in λ is the error estimate.
+the first finder: its q and λ start the non-smooth family (every λ has a solution that is smooth except at
+the origin), which is followed through the bracket until it turns smooth (`ccf_profile.smooth_in_bracket`).
+The unstable profiles have steep fronts that the network does not reach by training, and its λ drifts to
+where the residual is easy; the family does not. The reported profile is Newton's from there at two grid
+spacings, whose difference in λ is the error estimate.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -22,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from blowup.ccf_profile import ProfileSolve, newton, refine, residual, rough_profile
+from blowup.ccf_profile import ProfileSolve, find_profile, residual, rough_profile
 from blowup.ccf_stability import CCFStability
 from blowup.config import require
 from blowup.derivatives import input_jet
@@ -32,8 +35,23 @@ from blowup.models import MLP, ModelConfig
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2; reported beside the result, never used
 PUBLISHED_LAMBDA = {0: 1.1807776628998, 1: 0.6057337012032}
-# per profile, from a coarse scan of our own (README, "CCF"): the stable profile's basin is wide
-DEFAULT_BRACKETS = {0: (0.9, 1.6), 1: (0.52, 0.9), 2: (0.4, 0.52)}
+MAX_GRID_POINTS = 6001  # Newton's matrices are dense: 6001² doubles is 0.3 GB each
+
+
+@dataclass(frozen=True)
+class ProfileDefaults:
+    """What a profile's run uses unless the config says otherwise (README, "CCF": how each was measured)."""
+
+    lambda_bracket: tuple[float, float]  # from the smoothness defect along the non-smooth family
+    grid: tuple[float, float]  # the tails at round-off at both ends: the far one decays like y^(-1/(1+λ))
+    newton_spacing: tuple[float, float]  # fine enough for the profile's steepest front
+
+
+DEFAULTS = {
+    0: ProfileDefaults((0.9, 1.6), (-40.0, 80.0), (0.2, 0.15)),
+    1: ProfileDefaults((0.52, 0.9), (-36.0, 60.0), (0.025, 0.02)),
+    2: ProfileDefaults((0.4, 0.52), (-36.0, 60.0), (0.025, 0.02)),
+}
 
 
 @dataclass
@@ -48,45 +66,66 @@ class CCFWeights:
 @dataclass
 class CCFConfig:
     name: str = "ccf"
-    lambda_bracket: tuple[float, float] | None = None  # default: DEFAULT_BRACKETS[profile]
-    grid: tuple[float, float] = (-40.0, 80.0)  # s = log y; the profiles' tails must be round-off at both ends
+    lambda_bracket: tuple[float, float] | None = None  # null: DEFAULTS[profile], as are grid and newton_spacing
+    grid: tuple[float, float] | None = None  # s = log y; the profiles' tails must be round-off at both ends
     points: int = 301  # the network's collocation points on the grid (odd)
     input_scale: float = 20.0  # the network sees s / input_scale
-    newton_spacing: tuple[float, float] = (0.2, 0.15)  # Newton's two grids; λ's change between them: the estimate
+    scan_spacing: float = 0.1  # the grid on which the non-smooth family is followed to where it turns smooth
+    scan_step: float = 0.02  # ... in steps of λ of this size from the network's λ
+    newton_spacing: tuple[float, float] | None = None  # Newton's two grids; λ's change between them: the estimate
     tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
     lambda_tolerance: float = 1e-10  # largest λ error estimate of a "completed" run
     weights: CCFWeights = field(default_factory=CCFWeights)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, depth=2))
-    eval_points: int = 2401  # points of the fine grid for solution.csv and the residual between Newton's points
+    eval_points: int | None = None  # the fine grid of solution.csv and of the residual between Newton's points;
+    # null: three times Newton's fine grid
 
 
 def run_label(cfg: DictConfig) -> str:
     return f"ccf_k{cfg.profile}"
 
 
-def bracket(eq: CCFConfig, profile: int) -> tuple[float, float]:
-    return tuple(eq.lambda_bracket) if eq.lambda_bracket is not None else DEFAULT_BRACKETS[profile]
+def with_defaults(eq: CCFConfig, profile: int) -> CCFConfig:
+    """The config with each null replaced by the profile's default (profiles past 2 take profile 2's grids)."""
+    defaults = DEFAULTS.get(profile, DEFAULTS[2])
+    unset = {key: getattr(defaults, key) for key in asdict(defaults) if getattr(eq, key) is None}
+    eq = replace(eq, **{key: tuple(value) for key, value in unset.items()})
+    if eq.eval_points is None:
+        eq = replace(eq, eval_points=3 * LogGrid.with_spacing(*eq.grid, eq.newton_spacing[1]).points)
+    return eq
 
 
 def check_config(cfg: DictConfig) -> None:
     eq = typed_equation_config(cfg, CCFConfig)
-    if cfg.profile not in DEFAULT_BRACKETS:
+    if cfg.profile not in DEFAULTS:
         allowed = "0, 1, 2, or another with equation.lambda_bracket"
         require(eq.lambda_bracket is not None, "profile", cfg.profile, allowed)
-    lo, hi = bracket(eq, cfg.profile)
-    coarse, fine = eq.newton_spacing
-    fine_points = LogGrid.with_spacing(*eq.grid, fine).points
+    lo, hi = eq.lambda_bracket or DEFAULTS[cfg.profile].lambda_bracket
+    grid = eq.grid or DEFAULTS.get(cfg.profile, DEFAULTS[2]).grid
+    require_all([("grid", eq.grid, grid[0] <= -10 and grid[1] >= 10, "[left, right] with left <= -10, right >= 10")])
+    coarse, fine = eq.newton_spacing or DEFAULTS.get(cfg.profile, DEFAULTS[2]).newton_spacing
+
+    def points(spacing: float) -> int:
+        return LogGrid.with_spacing(*grid, spacing).points if spacing > 0 else 0
+
+    fine_points = points(fine)
     require_all(
         [
             ("lambda_bracket", eq.lambda_bracket, 0 < lo < hi, "null (the profile's default) or [lo, hi], 0 < lo < hi"),
-            ("grid", eq.grid, eq.grid[0] <= -10 and eq.grid[1] >= 10, "[left, right] with left <= -10, right >= 10"),
             ("points", eq.points, eq.points >= 21 and eq.points % 2 == 1, "an odd integer >= 21"),
             ("input_scale", eq.input_scale, eq.input_scale > 0, "a number > 0"),
             (
+                "scan_spacing",
+                eq.scan_spacing,
+                0 < eq.scan_spacing <= 0.5 and points(eq.scan_spacing) <= MAX_GRID_POINTS,
+                f"a number in (0, 0.5] leaving at most {MAX_GRID_POINTS} points on the grid",
+            ),
+            ("scan_step", eq.scan_step, 0 < eq.scan_step <= hi - lo, "a number in (0, the bracket's width]"),
+            (
                 "newton_spacing",
                 eq.newton_spacing,
-                0.05 <= fine < coarse <= 0.5,
-                "[coarse, fine] with 0.05 <= fine < coarse <= 0.5",
+                0 < fine < coarse <= 0.5 and fine_points <= MAX_GRID_POINTS,
+                f"null or [coarse, fine] with 0 < fine < coarse <= 0.5, at most {MAX_GRID_POINTS} points on the grid",
             ),
             ("tolerance", eq.tolerance, eq.tolerance > 0, "a number > 0"),
             ("lambda_tolerance", eq.lambda_tolerance, eq.lambda_tolerance > 0, "a number > 0"),
@@ -96,8 +135,8 @@ def check_config(cfg: DictConfig) -> None:
             (
                 "eval_points",
                 eq.eval_points,
-                eq.eval_points % 2 == 1 and eq.eval_points > fine_points,
-                f"an odd integer > {fine_points} (Newton's fine grid)",
+                eq.eval_points is None or (eq.eval_points % 2 == 1 and fine_points < eq.eval_points <= 100_001),
+                f"null or an odd integer in ({fine_points} (Newton's fine grid), 100001]",
             ),
         ]
     )
@@ -121,8 +160,9 @@ class CCF(Problem):
 
     def __init__(self, cfg: CCFConfig, profile: int, sobolev: int, backend: str):
         super().__init__()
+        cfg = with_defaults(cfg, profile)
         self.cfg, self.profile, self.sobolev, self.backend = cfg, profile, sobolev, backend
-        self.lam_lo, self.lam_hi = bracket(cfg, profile)
+        self.lam_lo, self.lam_hi = cfg.lambda_bracket
         self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth), cfg.input_scale)  # the run's dtype
         self.lam_raw = nn.Parameter(torch.zeros(()))  # λ at the middle of its bracket
         self.grid = LogGrid(*cfg.grid, cfg.points)
@@ -189,24 +229,32 @@ class CCF(Problem):
             q = self.q_values(torch.tensor(s).view(-1, 1).to(self.s))
         return q.flatten().cpu().double().numpy()
 
-    def newton_solves(self) -> tuple[ProfileSolve, ProfileSolve]:
-        """Newton on the coarse grid from the network's q and λ, then on the fine grid from that."""
+    def newton_solves(self) -> tuple[ProfileSolve | None, ProfileSolve, ProfileSolve]:
+        """The family scan from the network's q and λ (None: no sign change of the smoothness defect in the
+        bracket), Newton on the coarse grid from where it turned smooth, then on the fine grid from that."""
 
-        def compute() -> tuple[ProfileSolve, ProfileSolve]:
-            coarse_grid, fine_grid = (LogGrid.with_spacing(*self.cfg.grid, h) for h in self.cfg.newton_spacing)
-            coarse = newton(self.network_q(coarse_grid.s), self.lam.item(), coarse_grid)
-            return coarse, refine(coarse, fine_grid) if coarse.converged else coarse
+        def compute() -> tuple[ProfileSolve | None, ProfileSolve, ProfileSolve]:
+            return find_profile(
+                lambda grid: self.network_q(grid.s),
+                self.lam.item(),
+                (self.lam_lo, self.lam_hi),
+                self.cfg.grid,
+                self.cfg.scan_spacing,
+                self.cfg.scan_step,
+                self.cfg.newton_spacing,
+            )
 
         return self.once_per_state("newton", compute)
 
     def evaluate(self) -> dict:
-        coarse, fine = self.newton_solves()
+        found, coarse, fine = self.newton_solves()
         network_residual = residual(self.network_q(self.grid.s), self.lam.item(), self.grid)
         converged = coarse.converged and fine.converged
         out = {
             "profile": self.profile,
             "lambda": fine.lam if converged else self.lam.item(),
             "lambda_network": self.lam.item(),
+            "lambda_scan": found.lam if found is not None else None,  # where the family's defect changed sign
             "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
             "residual_max": fine.offgrid_residual_max(self.cfg.eval_points) if converged else float("nan"),
             "residual_max_network": float(np.abs(network_residual).max()),
@@ -219,14 +267,23 @@ class CCF(Problem):
         return out
 
     def stability(self) -> CCFStability:
-        coarse, fine = self.newton_solves()
+        _, coarse, fine = self.newton_solves()
         if not (coarse.converged and fine.converged):
             raise ValueError("Newton did not converge from this run's network: no profile to analyse")
         return CCFStability(coarse, fine)
 
     def failure(self, evaluation: dict) -> str | None:
+        if evaluation["lambda_scan"] is None:
+            return (
+                f"the smoothness defect kept its sign along the non-smooth family from the network's lambda "
+                f"{evaluation['lambda_network']:.6g} through the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g}): "
+                "no smooth profile found there"
+            )
         if not evaluation["newton_converged"]:
-            return f"Newton from the network did not converge (its residual {evaluation['residual_max_network']:.1e})"
+            return (
+                f"Newton did not converge from where the family turned smooth (lambda {evaluation['lambda_scan']:.10g}"
+                f" on the scanning grid): the profile is not resolved on the grids newton_spacing gives"
+            )
         if not self.lam_lo < evaluation["lambda"] < self.lam_hi:
             return f"lambda {evaluation['lambda']:.10g} is outside the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g})"
         if not evaluation["residual_max"] <= self.cfg.tolerance:
@@ -240,7 +297,7 @@ class CCF(Problem):
 
     def solution(self) -> pd.DataFrame:
         """On the fine grid (eval_points): y > 0 (Θ is even, Ω = Θ' and HΘ odd), Newton's profile if it converged."""
-        _, fine = self.newton_solves()
+        _, _, fine = self.newton_solves()
         q, grid = interpolate(fine.q, fine.grid, self.cfg.eval_points)
         y = np.exp(grid.s)
         return pd.DataFrame(
