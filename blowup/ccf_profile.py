@@ -98,19 +98,28 @@ def newton(
     return ProfileSolve(lam, q, grid, MAX_STEPS, False)
 
 
+@dataclass
+class FamilyScan:
+    """What following the non-smooth family found: the λ range it was followed over (None: Newton could not
+    enter it) and, if its smoothness defect changed sign there, the member where it did, narrowed."""
+
+    covered: tuple[float, float] | None
+    smooth: ProfileSolve | None
+
+
 def smooth_in_bracket(
     q: np.ndarray, lam: float, grid: LogGrid, bracket: tuple[float, float], step: float
-) -> ProfileSolve | None:
+) -> FamilyScan:
     """The family's member nearest to λ whose smoothness defect vanishes, searched within `bracket`: a rough
-    start for Newton with the smoothness row, or None when the defect keeps its sign.
+    start for Newton with the smoothness row.
 
-    The non-smooth family (`newton(smooth=False)`) is followed from (q, λ) in steps of `step`, upwards and
-    downwards in turn, until the defect changes sign between two members; regula falsi then narrows that
-    interval. A direction ends at the bracket's edge or where Newton loses the family. Where the family cannot
-    be entered at λ (a start outside Newton's basin: low λ's members have steep fronts that a rough start
-    misses), it is entered at the bracket's upper end from `rough_profile`, whose members are gentler. The
-    grid only has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's
-    tolerance."""
+    The non-smooth family (`newton(smooth=False)`) is followed from (q, λ) in steps of `step` (the last one to
+    the bracket's edge), upwards and downwards in turn, until the defect changes sign between two members;
+    regula falsi then narrows that interval. A direction ends at the bracket's edge or where Newton loses the
+    family. Where the family cannot be entered at λ (a start outside Newton's basin: low λ's members have
+    steep fronts that a rough start misses), it is entered at the bracket's upper end from `rough_profile`,
+    whose members are gentler. The grid only has to give the defect's sign: members are accepted at
+    FAMILY_TOLERANCE, not at the profile's tolerance."""
     lo, hi = bracket
 
     def member(start: ProfileSolve | np.ndarray, at: float) -> ProfileSolve | None:
@@ -123,20 +132,22 @@ def smooth_in_bracket(
 
     first = member(q, min(max(lam, lo), hi)) or member(rough_profile(hi, grid), hi)
     if first is None:
-        return None
+        return FamilyScan(None, None)
     ends = {+1: first, -1: first}
+    covered = [first.lam, first.lam]
     while ends:
         for direction in list(ends):
             last = ends[direction]
-            nxt = last.lam + direction * step
-            found = member(last, nxt) if lo <= nxt <= hi else None
+            nxt = min(max(last.lam + direction * step, lo), hi)
+            found = member(last, nxt) if nxt != last.lam else None
             if found is None:
                 del ends[direction]
-            elif np.sign(defect(found)) != np.sign(defect(last)):
-                return _regula_falsi(last, found, member, defect)
-            else:
-                ends[direction] = found
-    return None
+                continue
+            covered = [min(covered[0], nxt), max(covered[1], nxt)]
+            if np.sign(defect(found)) != np.sign(defect(last)):
+                return FamilyScan(tuple(covered), _regula_falsi(last, found, member, defect))
+            ends[direction] = found
+    return FamilyScan(tuple(covered), None)
 
 
 def _regula_falsi(a: ProfileSolve, b: ProfileSolve, member, defect) -> ProfileSolve:
@@ -166,19 +177,19 @@ def find_profile(
     scan_spacing: float,
     scan_step: float,
     newton_spacing: tuple[float, float],
-) -> tuple[ProfileSolve | None, ProfileSolve, ProfileSolve]:
+) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
     """The smooth profile in `bracket` nearest to (start, λ), as a run finds it: the family followed to where it
-    turns smooth on a scanning grid (None if nowhere), then Newton on the coarse and the fine grid of
-    `newton_spacing` over `interval`; the fine solve's λ minus the coarse one's is the error estimate.
-    `start(grid)` gives the starting q on a grid (a network's, or `rough_profile`'s)."""
+    turns smooth on a scanning grid, then Newton on the coarse and the fine grid of `newton_spacing` over
+    `interval`; the fine solve's λ minus the coarse one's is the error estimate. `start(grid)` gives the
+    starting q on a grid (a network's, or `rough_profile`'s)."""
     scan_grid = LogGrid.with_spacing(*interval, scan_spacing)
-    found = smooth_in_bracket(start(scan_grid), lam, scan_grid, bracket, scan_step)
+    scan = smooth_in_bracket(start(scan_grid), lam, scan_grid, bracket, scan_step)
     coarse_grid, fine_grid = (LogGrid.with_spacing(*interval, h) for h in newton_spacing)
-    if found is None:
+    if scan.smooth is None:
         nothing = ProfileSolve(lam, start(coarse_grid), coarse_grid, 0, False)
-        return None, nothing, nothing
-    coarse = newton(interpolate(found.q, scan_grid, coarse_grid.points)[0], found.lam, coarse_grid)
-    return found, coarse, refine(coarse, fine_grid) if coarse.converged else coarse
+        return scan, nothing, nothing
+    coarse = newton(interpolate(scan.smooth.q, scan_grid, coarse_grid.points)[0], scan.smooth.lam, coarse_grid)
+    return scan, coarse, refine(coarse, fine_grid) if coarse.converged else coarse
 
 
 def rough_profile(lam: float, grid: LogGrid) -> np.ndarray:

@@ -27,7 +27,7 @@ def attempt(profile: int, start: float) -> dict:
     clock = time.perf_counter()
     lo, hi = BRACKETS[profile]
     defaults = DEFAULTS[profile]
-    found, coarse, fine = find_profile(
+    scan, coarse, fine = find_profile(
         lambda grid: rough_profile(start, grid),
         start,
         (lo, hi),
@@ -42,7 +42,8 @@ def attempt(profile: int, start: float) -> dict:
         "profile": profile,
         "start": start,
         "found": converged and lo <= fine.lam <= hi and residual < 1e-9,
-        "lambda_scan": found.lam if found is not None else float("nan"),
+        "lambda_scan": scan.smooth.lam if scan.smooth is not None else float("nan"),
+        "family_covered": scan.covered,
         "lambda": fine.lam if converged else float("nan"),
         "lambda_vs_published": abs(fine.lam - PUBLISHED[profile]) if converged else float("nan"),
         "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),

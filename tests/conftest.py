@@ -42,8 +42,8 @@ def first_unstable_ccf_profile():
     the bracket's top) to where it turns smooth, then Newton on two grids that resolve its steep front."""
     from blowup.ccf_profile import find_profile, rough_profile
 
-    found, coarse, fine = find_profile(
+    scan, coarse, fine = find_profile(
         lambda grid: rough_profile(0.62, grid), 0.62, (0.52, 0.9), (-36.0, 60.0), 0.1, 0.05, (0.03, 0.025)
     )
-    assert found is not None
-    return found, coarse, fine
+    assert scan.smooth is not None
+    return scan, coarse, fine

@@ -80,7 +80,7 @@ def test_a_bracket_without_a_profile_is_not_converged(tmp_path):
     validate(cfg)
     summary = trainer.train(cfg, tmp_path)
     assert summary["status"] == "not_converged" and "no smooth profile found" in summary["failure"]
-    assert summary["lambda_scan"] is None
+    assert summary["lambda_scan"] is None and summary["family_covered"] == [1.3, 1.5]
 
 
 @pytest.mark.parametrize(

@@ -80,17 +80,18 @@ def test_the_non_smooth_family_has_the_derived_exponent_at_the_origin(stable):
 
 
 def test_following_the_family_finds_the_stable_profile_and_nothing_where_there_is_none():
-    found = smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.0, 1.5), 0.05)
-    assert found is not None and abs(found.lam - PUBLISHED_STABLE) < 1e-8
-    assert smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.3, 1.5), 0.05) is None
+    scan = smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.0, 1.5), 0.05)
+    assert scan.smooth is not None and abs(scan.smooth.lam - PUBLISHED_STABLE) < 1e-8
+    empty = smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.3, 1.5), 0.05)
+    assert empty.smooth is None and empty.covered == (1.3, 1.5)  # followed to both edges
 
 
 @pytest.mark.slow
 def test_the_first_unstable_profile_from_the_family(first_unstable_ccf_profile):
     """Entered at the bracket's top (a rough start at 0.62 is outside Newton's basin), the family turns smooth
     near 0.6057 on the scanning grid; Newton on grids that resolve the profile's front gives the published λ."""
-    found, coarse, fine = first_unstable_ccf_profile
-    assert abs(found.lam - PUBLISHED_FIRST_UNSTABLE) < 1e-4
+    scan, coarse, fine = first_unstable_ccf_profile
+    assert abs(scan.smooth.lam - PUBLISHED_FIRST_UNSTABLE) < 1e-4 and scan.covered[1] == 0.9  # entered at the top
     assert coarse.converged and fine.converged
     assert abs(fine.lam - PUBLISHED_FIRST_UNSTABLE) < 1e-12 and abs(fine.lam - coarse.lam) < 1e-11
     assert fine.offgrid_residual_max() < 1e-8

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from blowup.ccf_profile import ProfileSolve, find_profile, residual, rough_profile
+from blowup.ccf_profile import FamilyScan, ProfileSolve, find_profile, residual, rough_profile
 from blowup.ccf_stability import CCFStability
 from blowup.config import require
 from blowup.derivatives import input_jet
@@ -229,11 +229,11 @@ class CCF(Problem):
             q = self.q_values(torch.tensor(s).view(-1, 1).to(self.s))
         return q.flatten().cpu().double().numpy()
 
-    def newton_solves(self) -> tuple[ProfileSolve | None, ProfileSolve, ProfileSolve]:
-        """The family scan from the network's q and λ (None: no sign change of the smoothness defect in the
-        bracket), Newton on the coarse grid from where it turned smooth, then on the fine grid from that."""
+    def newton_solves(self) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
+        """The family followed from the network's q and λ, Newton on the coarse grid from where it turned smooth,
+        then on the fine grid from that (`ccf_profile.find_profile`)."""
 
-        def compute() -> tuple[ProfileSolve | None, ProfileSolve, ProfileSolve]:
+        def compute() -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
             return find_profile(
                 lambda grid: self.network_q(grid.s),
                 self.lam.item(),
@@ -247,14 +247,15 @@ class CCF(Problem):
         return self.once_per_state("newton", compute)
 
     def evaluate(self) -> dict:
-        found, coarse, fine = self.newton_solves()
+        scan, coarse, fine = self.newton_solves()
         network_residual = residual(self.network_q(self.grid.s), self.lam.item(), self.grid)
         converged = coarse.converged and fine.converged
         out = {
             "profile": self.profile,
             "lambda": fine.lam if converged else self.lam.item(),
             "lambda_network": self.lam.item(),
-            "lambda_scan": found.lam if found is not None else None,  # where the family's defect changed sign
+            "lambda_scan": scan.smooth.lam if scan.smooth is not None else None,  # the family's defect changed sign
+            "family_covered": list(scan.covered) if scan.covered is not None else None,  # λ range it was followed
             "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
             "residual_max": fine.offgrid_residual_max(self.cfg.eval_points) if converged else float("nan"),
             "residual_max_network": float(np.abs(network_residual).max()),
@@ -273,11 +274,17 @@ class CCF(Problem):
         return CCFStability(coarse, fine)
 
     def failure(self, evaluation: dict) -> str | None:
-        if evaluation["lambda_scan"] is None:
+        if evaluation["family_covered"] is None:
             return (
-                f"the smoothness defect kept its sign along the non-smooth family from the network's lambda "
-                f"{evaluation['lambda_network']:.6g} through the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g}): "
-                "no smooth profile found there"
+                f"Newton could not enter the non-smooth family at the network's lambda "
+                f"{evaluation['lambda_network']:.6g} nor at the bracket's top {self.lam_hi:.6g}: "
+                "no smooth profile found"
+            )
+        if evaluation["lambda_scan"] is None:
+            lo, hi = evaluation["family_covered"]
+            return (
+                f"the smoothness defect kept its sign along the non-smooth family over lambda in [{lo:.6g}, {hi:.6g}]"
+                f" (bracket [{self.lam_lo:.6g}, {self.lam_hi:.6g}]): no smooth profile found there"
             )
         if not evaluation["newton_converged"]:
             return (
