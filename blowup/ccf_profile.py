@@ -16,6 +16,12 @@ Unknowns q on the grid and λ; equations: R at every point, smoothness, normalis
 this consistent over-determined system converges quadratically from a rough start in the profile's basin;
 from outside it, it can settle on a least-squares minimum that solves nothing, so convergence also asks that
 every equation hold.
+
+The basins of the unstable profiles are narrow, but the non-smooth family (λ fixed, no smoothness row) is
+easy to follow in λ, and its smoothness defect changes sign at each profile: `find_profile` follows it from
+any start to the nearest sign change in a bracket and hands that member to Newton. The unstable profiles have
+steep fronts where the transport speed 1 + λ + Tq dips towards zero; the grid's spacing must resolve them, or
+their error wraps around the periodic grid and leaves q a plateau at both ends.
 """
 
 from __future__ import annotations
