@@ -128,9 +128,8 @@ def smooth_in_bracket(
     FAMILY_TOLERANCE, not at the profile's tolerance."""
     lo, hi = bracket
 
-    def member(start: ProfileSolve | np.ndarray, at: float) -> ProfileSolve | None:
-        q0 = start.q if isinstance(start, ProfileSolve) else start
-        found = newton(q0, at, grid, smooth=False, tolerance=FAMILY_TOLERANCE)
+    def member(start: np.ndarray, at: float) -> ProfileSolve | None:
+        found = newton(start, at, grid, smooth=False, tolerance=FAMILY_TOLERANCE)
         return found if found.converged else None
 
     def defect(solve: ProfileSolve) -> float:
@@ -145,7 +144,7 @@ def smooth_in_bracket(
         for direction in list(ends):
             last = ends[direction]
             nxt = min(max(last.lam + direction * step, lo), hi)
-            found = member(last, nxt) if nxt != last.lam else None
+            found = member(last.q, nxt) if nxt != last.lam else None
             if found is None:
                 del ends[direction]
                 continue
@@ -161,7 +160,7 @@ def _regula_falsi(a: ProfileSolve, b: ProfileSolve, member, defect) -> ProfileSo
     fa, fb = defect(a), defect(b)
     for _ in range(ROOT_STEPS):
         at = b.lam - fb * (b.lam - a.lam) / (fb - fa)
-        c = member(a if abs(at - a.lam) < abs(at - b.lam) else b, at)
+        c = member((a if abs(at - a.lam) < abs(at - b.lam) else b).q, at)
         if c is None:
             break
         fc = defect(c)

@@ -89,10 +89,22 @@ def hilbert_over_y(q: np.ndarray, grid: LogGrid) -> np.ndarray:
     return (smooth_part - 2 * tail_integral(q, grid)) / np.pi
 
 
+_LAST_MATRICES: dict[LogGrid, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def operator_matrices(grid: LogGrid) -> tuple[np.ndarray, np.ndarray]:
-    """The dense matrices of `hilbert_over_y` and `derivative` on the grid (for Newton's Jacobian)."""
-    identity = np.eye(grid.points)
-    return hilbert_over_y(identity, grid), derivative(identity, grid)
+    """The dense matrices of `hilbert_over_y` and `derivative` on the grid (for Newton's Jacobian), read-only.
+    The last grid's are kept: following the family calls Newton on one grid many times, and the matrices
+    cost as much as a few of its steps. They are dropped before another grid's are built, so that two grids'
+    never take memory at once."""
+    if grid not in _LAST_MATRICES:
+        _LAST_MATRICES.clear()
+        identity = np.eye(grid.points)
+        matrices = hilbert_over_y(identity, grid), derivative(identity, grid)
+        for matrix in matrices:
+            matrix.flags.writeable = False
+        _LAST_MATRICES[grid] = matrices
+    return _LAST_MATRICES[grid]
 
 
 def interpolate(q: np.ndarray, grid: LogGrid, points: int) -> tuple[np.ndarray, LogGrid]:

@@ -86,13 +86,11 @@ def run_label(cfg: DictConfig) -> str:
 
 
 def with_defaults(eq: CCFConfig, profile: int) -> CCFConfig:
-    """The config with each null replaced by the profile's default (profiles past 2 take profile 2's grids)."""
+    """The config with each null of DEFAULTS' keys replaced by the profile's default (profiles past 2 take
+    profile 2's grids; their bracket has no default and is checked to be given)."""
     defaults = DEFAULTS.get(profile, DEFAULTS[2])
     unset = {key: getattr(defaults, key) for key in asdict(defaults) if getattr(eq, key) is None}
-    eq = replace(eq, **{key: tuple(value) for key, value in unset.items()})
-    if eq.eval_points is None:
-        eq = replace(eq, eval_points=3 * LogGrid.with_spacing(*eq.grid, eq.newton_spacing[1]).points)
-    return eq
+    return replace(eq, **{key: tuple(value) for key, value in unset.items()})
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -100,10 +98,9 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.profile not in DEFAULTS:
         allowed = "0, 1, 2, or another with equation.lambda_bracket"
         require(eq.lambda_bracket is not None, "profile", cfg.profile, allowed)
-    lo, hi = eq.lambda_bracket or DEFAULTS[cfg.profile].lambda_bracket
-    grid = eq.grid or DEFAULTS.get(cfg.profile, DEFAULTS[2]).grid
+    resolved = with_defaults(eq, cfg.profile)
+    (lo, hi), grid, (coarse, fine) = resolved.lambda_bracket, resolved.grid, resolved.newton_spacing
     require_all([("grid", eq.grid, grid[0] <= -10 and grid[1] >= 10, "[left, right] with left <= -10, right >= 10")])
-    coarse, fine = eq.newton_spacing or DEFAULTS.get(cfg.profile, DEFAULTS[2]).newton_spacing
 
     def points(spacing: float) -> int:
         return LogGrid.with_spacing(*grid, spacing).points if spacing > 0 else 0
@@ -163,6 +160,8 @@ class CCF(Problem):
         cfg = with_defaults(cfg, profile)
         self.cfg, self.profile, self.sobolev, self.backend = cfg, profile, sobolev, backend
         self.lam_lo, self.lam_hi = cfg.lambda_bracket
+        fine_points = LogGrid.with_spacing(*cfg.grid, cfg.newton_spacing[1]).points
+        self.eval_points = cfg.eval_points or 3 * fine_points  # solution.csv's grid, off Newton's points
         self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth), cfg.input_scale)  # the run's dtype
         self.lam_raw = nn.Parameter(torch.zeros(()))  # λ at the middle of its bracket
         self.grid = LogGrid(*cfg.grid, cfg.points)
@@ -257,7 +256,7 @@ class CCF(Problem):
             "lambda_scan": scan.smooth.lam if scan.smooth is not None else None,  # the family's defect changed sign
             "family_covered": list(scan.covered) if scan.covered is not None else None,  # λ range it was followed
             "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
-            "residual_max": fine.offgrid_residual_max(self.cfg.eval_points) if converged else float("nan"),
+            "residual_max": fine.offgrid_residual_max(self.eval_points) if converged else float("nan"),
             "residual_max_network": float(np.abs(network_residual).max()),
             "newton_converged": converged,
             "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
@@ -305,7 +304,7 @@ class CCF(Problem):
     def solution(self) -> pd.DataFrame:
         """On the fine grid (eval_points): y > 0 (Θ is even, Ω = Θ' and HΘ odd), Newton's profile if it converged."""
         _, _, fine = self.newton_solves()
-        q, grid = interpolate(fine.q, fine.grid, self.cfg.eval_points)
+        q, grid = interpolate(fine.q, fine.grid, self.eval_points)
         y = np.exp(grid.s)
         return pd.DataFrame(
             {
