@@ -12,14 +12,28 @@ import re
 import sys
 from pathlib import Path
 
-from blowup.config import ConfigError, config_dir, group_options, validate
+from blowup.config import config_dir, group_options, validate
+from blowup.equations import EQUATIONS
+from blowup.errors import ConfigError
 
 # command -> (help, Hydra config name or None for a plain argparse command, "module:function")
 COMMANDS = {
-    "train": ("train a PINN (blowup train --help lists config groups and keys)", "train", "blowup.trainer:train"),
-    "bench": ("time derivative backends and training steps (blowup bench --help)", "bench", "blowup.bench:run"),
-    "report": ("tabulate and plot run dirs: blowup report PATH ...", None, "blowup.report:main"),
-    "stability": ("stability spectrum of trained runs: blowup stability RUN_DIR ...", None, "blowup.stability:main"),
+    "train": (
+        "train a PINN (blowup train --help lists config groups and keys)",
+        "train",
+        "blowup.training.trainer:train",
+    ),
+    "bench": (
+        "time derivative backends and training steps (blowup bench --help)",
+        "bench",
+        "blowup.analysis.bench:run",
+    ),
+    "report": ("tabulate and plot run dirs: blowup report PATH ...", None, "blowup.analysis.report:main"),
+    "stability": (
+        "stability spectrum of trained runs: blowup stability RUN_DIR ...",
+        None,
+        "blowup.analysis.stability:main",
+    ),
 }
 USAGE = (
     "usage: blowup {"
@@ -173,8 +187,6 @@ def register_resolvers() -> None:
 
 def run_label(*, _root_) -> str:
     """The run dir's name for the equation: its module's `run_label(cfg)` (burgers_k3), else its name (sir)."""
-    from blowup.equations import EQUATIONS
-
     name = _root_.equation.name
     module = importlib.import_module(EQUATIONS[name]) if name in EQUATIONS else None
     return module.run_label(_root_) if hasattr(module, "run_label") else str(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -10,9 +9,11 @@ from typing import Any
 
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from blowup.derivatives import BACKENDS
+from blowup.engine.derivatives import BACKENDS
+from blowup.equations import EQUATIONS, check_equation
+from blowup.errors import ConfigError, require
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
@@ -84,10 +85,6 @@ class TrainConfig:
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
-class ConfigError(ValueError):
-    """Bad input: the message is the one line the user sees."""
-
-
 def config_dir() -> Path:
     """Hydra's config dir: the copy installed with the package, else the repo's conf/."""
     packaged = Path(str(resources.files("blowup"))) / "conf"
@@ -99,38 +96,8 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def require(ok: bool, key: str, value, allowed: str) -> None:
-    """The one shape of a bad-value error: key=value is invalid: allowed ..."""
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
-
-
-def memory_limit_gb(cfg: DictConfig) -> float:
-    if cfg.max_memory_gb is not None:
-        return cfg.max_memory_gb
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e9
-
-
-def check_derivative_memory(cfg: DictConfig, key: str, order: int, points: int, width: int, depth: int) -> None:
-    """Refuse, before anything runs, a run whose input derivatives cannot fit: a typo such as
-    profile=1000 must not take a shared machine down. A training step with derivatives up to `order`
-    holds about (order + 1)^2 x points x width x depth numbers (measured peak memory grows so in the
-    order; the factor 3 covers the smallest networks, the defaults need less), on top of ~0.5 GB."""
-    itemsize = torch.empty((), dtype=getattr(torch, cfg.dtype)).element_size()
-    need_gb = 0.5 + 3 * (order + 1) ** 2 * points * width * depth * itemsize / 1e9
-    limit_gb = memory_limit_gb(cfg)
-    if need_gb > limit_gb:
-        raise ConfigError(
-            f"{key}={OmegaConf.select(cfg, key)!r} is invalid: the run needs about {need_gb:.3g} GB "
-            f"(derivative order {order}, {points} points, width {width}, depth {depth}, {cfg.dtype}), over "
-            f"max_memory_gb={limit_gb:.3g}: allowed a smaller {key}, or max_memory_gb raised on purpose"
-        )
-
-
 def validate(cfg: DictConfig) -> None:
     """Semantic checks after composition; raises ConfigError naming the key and allowed values."""
-    from blowup.equations import EQUATIONS, check_equation
-
     require(
         cfg.equation is not None and cfg.equation.get("name") in EQUATIONS,
         "equation",

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from blowup import jet
-from blowup.models import MLP
+from blowup.engine import jet
+from blowup.engine.models import MLP
 
 
 def load_engine(rev: str):

@@ -1,4 +1,4 @@
-"""CCF profiles without a network: the run's finder (blowup.ccf_profile.find_profile: the non-smooth family
+"""CCF profiles without a network: the run's finder (blowup.equations.ccf.profile.find_profile: the non-smooth family
 followed to where it turns smooth, then Newton on the profile's two default grids) from rough starts spread
 over each of the issue's wide brackets, beside the published λ. A start counts as found only if Newton
 converged, λ lies in the bracket and the off-grid residual is below 1e-9. One row per start to
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blowup.ccf_profile import find_profile, rough_profile
-from blowup.equations.ccf import DEFAULTS, CCFConfig
+from blowup.equations.ccf.problem import DEFAULTS, CCFConfig
+from blowup.equations.ccf.profile import find_profile, rough_profile
 
 PUBLISHED = {0: 1.1807776628998, 1: 0.6057337012032, 2: 0.47}  # arXiv 2509.14185, Fig. 2 (profile 2: about)
 BRACKETS = {0: (1.0, 1.5), 1: (0.52, 0.9), 2: (0.40, 0.52)}

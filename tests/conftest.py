@@ -40,7 +40,7 @@ def no_plots():
 def first_unstable_ccf_profile():
     """CCF's first unstable profile as a run finds it: the non-smooth family followed from a rough start (entered at
     the bracket's top) to where it turns smooth, then Newton on two grids that resolve its steep front."""
-    from blowup.ccf_profile import find_profile, rough_profile
+    from blowup.equations.ccf.profile import find_profile, rough_profile
 
     scan, coarse, fine = find_profile(
         lambda grid: rough_profile(0.62, grid), 0.62, (0.52, 0.9), (-36.0, 60.0), 0.1, 0.05, (0.03, 0.025)

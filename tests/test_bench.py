@@ -14,10 +14,11 @@ from omegaconf import OmegaConf
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import jacrev, vmap
 
-from blowup import bench, jet
-from blowup.derivatives import input_derivatives
-from blowup.jet import Jet
-from blowup.models import MLP
+from blowup.analysis import bench
+from blowup.engine import jet
+from blowup.engine.derivatives import input_derivatives
+from blowup.engine.jet import Jet
+from blowup.engine.models import MLP
 
 
 @pytest.mark.slow

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from blowup.derivatives import input_jet
+from blowup.engine.derivatives import input_jet
+from blowup.engine.jet import Jet
+from blowup.engine.models import MLP, ModelConfig
 from blowup.equations.burgers import Burgers, BurgersConfig, BurgersProfile, exact_lambda, exact_profile, residual
-from blowup.jet import Jet
-from blowup.lm import pointwise_jacobian
-from blowup.losses import residual_vector
-from blowup.models import MLP, ModelConfig
+from blowup.solvers.lm import pointwise_jacobian
+from blowup.solvers.losses import residual_vector
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 6])
@@ -159,8 +159,8 @@ def test_training_finds_lambda_k_and_the_exact_profile(k, tmp_path, monkeypatch)
     """A small end-to-end run (about 10 s): all three phases, then λ and U against the exact ones."""
     from hydra import compose, initialize_config_dir
 
-    from blowup import trainer
     from blowup.config import config_dir
+    from blowup.training import trainer
 
     monkeypatch.setattr(Burgers, "plot", lambda self, history, path: None)
     overrides = [

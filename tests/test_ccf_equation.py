@@ -11,10 +11,11 @@ import pytest
 import torch
 from conftest import blowup, compose_train
 
-from blowup import trainer
-from blowup.ccf_profile import residual
-from blowup.config import ConfigError, validate
+from blowup.config import validate
 from blowup.equations import build_problem
+from blowup.equations.ccf.profile import residual
+from blowup.errors import ConfigError
+from blowup.training import trainer
 
 PUBLISHED_STABLE = 1.1807776628998  # arXiv 2509.14185, Fig. 2
 

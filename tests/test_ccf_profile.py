@@ -1,9 +1,10 @@
-"""CCF self-similar profiles by Newton on the log grid (blowup.ccf_profile), against the published λ."""
+"""CCF self-similar profiles by Newton on the log grid (blowup.equations.ccf.profile), against the published λ."""
 
 import numpy as np
 import pytest
 
-from blowup.ccf_profile import (
+from blowup.equations.ccf.hilbert import LogGrid, hilbert_over_y, interpolate
+from blowup.equations.ccf.profile import (
     newton,
     refine,
     residual,
@@ -12,7 +13,6 @@ from blowup.ccf_profile import (
     smoothness_defect,
     solve_profile,
 )
-from blowup.hilbert import LogGrid, hilbert_over_y, interpolate
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable and 1st unstable profiles
 PUBLISHED_STABLE = 1.1807776628998

@@ -1,11 +1,11 @@
-"""Stability of the stable CCF profile (blowup.ccf_stability): the time-translation mode against its formula."""
+"""Stability of the stable CCF profile (equations.ccf.stability): the time-translation mode against its formula."""
 
 import numpy as np
 import pytest
 
-from blowup.ccf_profile import refine, solve_profile
-from blowup.ccf_stability import CCFStability, _operator
-from blowup.hilbert import LogGrid, derivative
+from blowup.equations.ccf.hilbert import LogGrid, derivative
+from blowup.equations.ccf.profile import refine, solve_profile
+from blowup.equations.ccf.stability import CCFStability, _operator
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from blowup.config import ConfigError, config_dir, group_options, validate
+from blowup.config import config_dir, group_options, validate
+from blowup.errors import ConfigError
 
 
 def composed(*overrides):

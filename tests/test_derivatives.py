@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from blowup import jet
-from blowup.derivatives import input_derivatives
-from blowup.jet import Jet, cauchy_product, propagate
-from blowup.models import MLP
+from blowup.engine import jet
+from blowup.engine.derivatives import input_derivatives
+from blowup.engine.jet import Jet, cauchy_product, propagate
+from blowup.engine.models import MLP
 
 
 def points(n=41, lo=-1.5, hi=1.5):

@@ -1,9 +1,9 @@
-"""The log-grid Hilbert transform against closed forms (blowup.hilbert)."""
+"""The log-grid Hilbert transform against closed forms (blowup.equations.ccf.hilbert)."""
 
 import numpy as np
 import pytest
 
-from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
+from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
 
 GRID = LogGrid.with_spacing(-40.0, 80.0, 0.1)
 Y = np.exp(GRID.s)

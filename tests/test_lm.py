@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from blowup.equations import ResidualTerms
-from blowup.lm import DampedSolver, LevenbergMarquardt
-from blowup.losses import residual_vector
+from blowup.problem import ResidualTerms
+from blowup.solvers.lm import DampedSolver, LevenbergMarquardt
+from blowup.solvers.losses import residual_vector
 
 
 @pytest.mark.parametrize("rows, cols", [(7, 12), (12, 7)])

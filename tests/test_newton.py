@@ -1,4 +1,4 @@
-"""Newton corrections (blowup.newton) against the closed-form Burgers profiles: no training involved.
+"""Newton corrections (blowup.solvers.newton) against the closed-form Burgers profiles: no training involved.
 
 A profile built from the exact one plus a known perturbation, with a known λ offset, must get that
 perturbation and offset back as its correction (to second order), and refining must reach round-off."""
@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_burgers import exact_profile_jet
 
+from blowup.engine.jet import Jet
 from blowup.equations.burgers import exact_lambda, exact_profile, residual
-from blowup.jet import Jet
-from blowup.newton import ROUND_OFF, Linearization, ProfileSpec, newton_correction, refine
+from blowup.solvers.newton import ROUND_OFF, Linearization, ProfileSpec, newton_correction, refine
 
 
 def perturbation_jet(x: torch.Tensor, order: int, size: float) -> Jet:

@@ -1,4 +1,4 @@
-"""The constrained fit (blowup.ode_fit) against the classical estimator: scipy's least squares around
+"""The constrained fit (blowup.equations.sir.ode_fit) against the classical estimator: scipy's least squares around
 solve_ivp, on a fast epidemic where a PINN's penalty is most biased."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import compose_train
 
-from blowup.equations import sir
-from blowup.ode_fit import Collocation, OdeData, fit
+from blowup.equations.sir import problem as sir
+from blowup.equations.sir.ode_fit import Collocation, OdeData, fit
 
 FAST = ["equation=sir", "equation.N=763", "equation.initial=[762,1,0]", "equation.horizon=[0,14]"]
 FAST_DATA = [

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from blowup import report, trainer
+from blowup.analysis import report
 from blowup.config import config_dir
 from blowup.equations.burgers import Burgers
+from blowup.training import trainer
 
 pytestmark = pytest.mark.slow  # launches processes or trains end to end
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from conftest import compose_train
 
-from blowup import trainer
-from blowup.config import ConfigError
+from blowup.errors import ConfigError
+from blowup.training import trainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_plots")]  # launches processes; no profile.png
 

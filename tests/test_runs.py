@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from hydra import compose, initialize_config_dir
 
-from blowup import report
+from blowup.analysis import report
 from blowup.config import config_dir
 
 pytestmark = pytest.mark.slow  # launches processes or trains end to end

@@ -13,9 +13,10 @@ from hydra import compose, initialize_config_dir
 from scipy.integrate import solve_ivp
 from torch import nn
 
-from blowup.config import ConfigError, config_dir
-from blowup.equations import sir
-from blowup.lm import pointwise_jacobian
+from blowup.config import config_dir
+from blowup.equations.sir import problem as sir
+from blowup.errors import ConfigError
+from blowup.solvers.lm import pointwise_jacobian
 
 
 def make_cfg(*overrides: str):
@@ -229,7 +230,7 @@ def test_a_fast_epidemic_lands_on_the_least_squares_estimate_with_its_error_bars
     """Tiny training, a fast epidemic: the reported rates are the baseline's to 0.1% (in fact to its own
     solver tolerance), the reported trajectory meets the ODE, the standard errors agree; the network alone
     (refine=false) does not meet the ODE, and says so."""
-    from blowup import trainer
+    from blowup.training import trainer
 
     summary = trainer.train(make_cfg(*FAST_EPIDEMIC[1:], "experiment=smoke", "device=cpu"), tmp_path / "fit")
     assert summary["status"] == "completed" and summary["residual_max"] <= 1e-8

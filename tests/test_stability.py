@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_newton import perturbed
 
+from blowup.analysis.stability import analyse
 from blowup.equations.burgers import exact_lambda, residual, stability_spec
-from blowup.newton import Linearization
-from blowup.stability import analyse
+from blowup.solvers.newton import Linearization
 
 
 def exact_spec(k: int, offset: float = 0.0, size: float = 0.0):

@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import compose_train
 
-from blowup import trainer
 from blowup.cli import exit_code
 from blowup.equations.burgers import Burgers
-from blowup.stopping import Convergence
+from blowup.solvers.stopping import Convergence
+from blowup.training import trainer
 
 SMOKE = ["experiment=smoke", "device=cpu"]
 ROUND_OFF = 4 * 2.0**-52

@@ -15,13 +15,13 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from blowup.config import check_derivative_memory
-from blowup.derivatives import input_jet
-from blowup.equations import Problem, require_all, typed_equation_config
-from blowup.jet import Jet
-from blowup.models import MLP, ModelConfig
-from blowup.newton import Linearization, ProfileSpec, Refinement, refine
-from blowup.stability import ExactMode, StabilitySpec, Symmetry
+from blowup.analysis.stability import ExactMode, StabilitySpec, Symmetry
+from blowup.engine.derivatives import check_derivative_memory, input_jet
+from blowup.engine.jet import Jet
+from blowup.engine.models import MLP, ModelConfig
+from blowup.errors import require_all
+from blowup.problem import Problem, typed_equation_config
+from blowup.solvers.newton import Linearization, ProfileSpec, Refinement, refine
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
 GUESSES = ("tanh", "none")
@@ -67,7 +67,7 @@ class BurgersConfig:
     embedding: str = "odd_boundary"
     initial_guess: str = "tanh"
     tolerance: Tolerance = field(default_factory=Tolerance)
-    refine: int = 8  # most Newton corrections added to the network's profile (blowup.newton); 0: the network alone
+    refine: int = 8  # most Newton corrections added to the network's profile (solvers.newton); 0: the network alone
     weights: BurgersWeights = field(default_factory=BurgersWeights)
     lm_weights: LMWeights = field(default_factory=LMWeights)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -328,7 +328,7 @@ class Burgers(Problem):
         return x.view(-1, 1)
 
     def linearization(self) -> Linearization:
-        """The residual linearised about the trained network (blowup.newton)."""
+        """The residual linearised about the trained network (blowup.solvers.newton)."""
         return Linearization(
             residual, lambda x, order: input_jet(self.u, x.to(self.x_global), order, "ntp"), self.lam.item()
         )

@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from blowup.derivatives import input_jet
-from blowup.equations import Problem, require_all, typed_equation_config
-from blowup.models import MLP, ModelConfig
+from blowup.engine.derivatives import input_jet
+from blowup.engine.models import MLP, ModelConfig
+from blowup.errors import require_all
+from blowup.problem import Problem, typed_equation_config
 
 
 @dataclass

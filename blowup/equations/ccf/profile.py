@@ -2,7 +2,7 @@
 
 With θ = (1 - t)^λ Θ(x / (1 - t)^(1+λ)) the profile solves -λΘ + ((1+λ) y + HΘ) Θ' = 0 on the whole line.
 Θ is even (θ even is preserved by the equation) and Θ(0) = 0 (the equation at y = 0). In s = log y with
-q = Θ / y (`blowup.hilbert`), dividing by y:
+q = Θ / y (`blowup.equations.ccf.hilbert`), dividing by y:
 
     R(q, λ) = -λ q + (1 + λ + T q) (q + q_s) = 0,      T q = HΘ / y.
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
+from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves more than this
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
@@ -71,7 +71,7 @@ class ProfileSolve:
 
 
 def linearisation(q: np.ndarray, lam: float, hilbert: np.ndarray, diff: np.ndarray):
-    """Tq, q_s and the dense ∂R/∂q: Newton's Jacobian, and minus the stability operator (`blowup.ccf_stability`)."""
+    """Tq, q_s and the dense ∂R/∂q: Newton's Jacobian, and minus the stability operator (`stability`)."""
     tq, qs = hilbert @ q, diff @ q
     identity = np.eye(len(q))
     return tq, qs, -lam * identity + (q + qs)[:, None] * hilbert + (1 + lam + tq)[:, None] * (identity + diff)

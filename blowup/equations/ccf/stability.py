@@ -2,7 +2,7 @@
 
 In self-similar variables (τ = -log(1 - t)) the profile evolves by Θ_τ = -F(Θ), F = -λΘ + ((1+λ)y + HΘ)Θ'.
 For an even perturbation φ = y ψ (φ(0) = 0), F's derivative divided by y is exactly the Jacobian of
-`blowup.ccf_profile.residual` in q: L ψ = λψ - (1 + λ + Tq)(ψ + ψ_s) - (Tψ)(q + q_s), the matrix Newton
+`blowup.equations.ccf.profile.residual` in q: L ψ = λψ - (1 + λ + Tq)(ψ + ψ_s) - (Tψ)(q + q_s), the matrix Newton
 already builds. So the even spectrum is one eigenvalue call per grid.
 
 What makes an eigenvalue genuine is its eigenfunction. Near the origin, where c = 1 + λ + Tq tends to
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blowup.ccf_profile import ProfileSolve, linearisation
-from blowup.hilbert import operator_matrices
-from blowup.stability import GRID, MATCH, Mode, Symmetry
+from blowup.analysis.stability import GRID, MATCH, Mode, Symmetry
+from blowup.equations.ccf.hilbert import operator_matrices
+from blowup.equations.ccf.profile import ProfileSolve, linearisation
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
 RESOLVED_FRACTION = 0.1  # above ν = this·λ a non-smooth part's rate 1 - 2ν/λ is 4 SMOOTH_RATE or more from 1

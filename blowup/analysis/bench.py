@@ -29,10 +29,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from blowup import logs
-from blowup.config import ConfigError
-from blowup.derivatives import input_derivatives
-from blowup.models import MLP
+from blowup.engine.derivatives import input_derivatives
+from blowup.engine.models import MLP
+from blowup.errors import ConfigError
+from blowup.training import logs
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BACKENDS = ("autograd", "ntp", "jax")
@@ -252,7 +252,7 @@ def derivative_cell(net: MLP, x: torch.Tensor, order: int, backend: str):
 
 
 def train_step_cell(problem):
-    from blowup.losses import loss_terms
+    from blowup.solvers.losses import loss_terms
 
     def forward():
         problem.zero_grad(set_to_none=True)

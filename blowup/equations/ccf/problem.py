@@ -1,7 +1,7 @@
 """The Córdoba-Córdoba-Fontelos model θ_t + (Hθ) θ_x = 0: self-similar profiles -λΘ + ((1+λ) y + HΘ) Θ' = 0.
 
-The equation, the log grid and the smoothness condition that selects λ are in `blowup.ccf_profile`: in
-s = log y, q = Θ/y solves R = -λq + (1 + λ + Tq)(q + q_s) = 0 with T the Hilbert transform (`blowup.hilbert`).
+The equation, the log grid and the smoothness condition that selects λ are in `profile`: in
+s = log y, q = Θ/y solves R = -λq + (1 + λ + Tq)(q + q_s) = 0 with T the Hilbert transform (`hilbert`).
 The network w(s) carries q = e(s) w(s) under the envelope e = 1 / (e^-s + e^(as)), a = 1/(1+λ): e ~ e^s at the
 origin (Θ ~ y², the smooth behaviour) and ~ e^(-as) far out (Θ ~ |y|^(λ/(1+λ))), so w tends to constants at
 both ends, which a tanh MLP does by itself. The residual is weighed by 1/e, so both ends count.
@@ -25,13 +25,13 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from blowup.ccf_profile import FamilyScan, ProfileSolve, find_profile, residual, rough_profile
-from blowup.ccf_stability import CCFStability
-from blowup.config import require
-from blowup.derivatives import input_jet
-from blowup.equations import Problem, require_all, typed_equation_config
-from blowup.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
-from blowup.models import MLP, ModelConfig
+from blowup.engine.derivatives import input_jet
+from blowup.engine.models import MLP, ModelConfig
+from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
+from blowup.equations.ccf.profile import FamilyScan, ProfileSolve, find_profile, residual, rough_profile
+from blowup.equations.ccf.stability import CCFStability
+from blowup.errors import require, require_all
+from blowup.problem import Problem, typed_equation_config
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2; reported beside the result, never used
 PUBLISHED_LAMBDA = {0: 1.1807776628998, 1: 0.6057337012032}

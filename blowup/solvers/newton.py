@@ -34,7 +34,7 @@ import torch
 from numpy.polynomial import chebyshev
 from torch import Tensor
 
-from blowup.jet import Jet
+from blowup.engine.jet import Jet
 
 COMPLEX_STEP = 1e-30
 # Chebyshev degree of the first correction; each later one is finer by DEGREE_GROWTH: collocated at new

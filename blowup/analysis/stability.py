@@ -5,7 +5,7 @@ evolves by U_τ = -F(U), so a perturbation φ evolves by φ_τ = Lφ, L = -dF/dU
 Re ν > 0 is a direction in which initial data must be tuned for the blowup to follow this profile.
 
 L is never written by hand: its action on any function is the complex step of the equation's own
-residual (`blowup.newton.Linearization`) about the run's reported profile and λ, so an equation that
+residual (`blowup.solvers.newton.Linearization`) about the run's reported profile and λ, so an equation that
 declares its residual has its stability analysis.
 
 Where the velocity vanishes (X = 0 for Burgers) the eigenvalue problem is singular, and smoothness
@@ -42,7 +42,7 @@ from numpy.polynomial import chebyshev
 from rich.console import Console
 from rich.table import Table
 
-from blowup.newton import Linearization
+from blowup.solvers.newton import Linearization
 
 DEGREES = (160, 240)  # each eigenfunction at both; it must agree between them
 CONVERGED = 1e-5  # a mode is reported if its eigenfunction is resolved to this (residual and change, relative)
@@ -313,7 +313,7 @@ def show(run_dir: Path, modes: list[Mode], counts: dict, console: Console) -> No
 
 def stability_of(run_dir: Path):
     """The trained problem of a run dir, loaded from its config.yaml and checkpoint.pt."""
-    from blowup.trainer import load_trained
+    from blowup.training.trainer import load_trained
 
     problem = load_trained(run_dir)
     try:

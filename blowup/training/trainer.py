@@ -31,12 +31,14 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blowup import logs
-from blowup.config import PHASES, ConfigError
-from blowup.equations import Problem, build_problem
-from blowup.lm import LevenbergMarquardt
-from blowup.losses import loss_terms, residual_vector
-from blowup.stopping import Convergence
+from blowup.config import PHASES
+from blowup.equations import build_problem
+from blowup.errors import ConfigError
+from blowup.problem import Problem
+from blowup.solvers.lm import LevenbergMarquardt
+from blowup.solvers.losses import loss_terms, residual_vector
+from blowup.solvers.stopping import Convergence
+from blowup.training import logs
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # what a checkpoint must share with the run continuing it: the problem (optimiser settings and step counts may change)

@@ -5,7 +5,7 @@ dS/dt = -βSI/N, dI/dt = βSI/N - γI, dR/dt = γI. The network sees scaled time
 all O(1). A classical fit (solve_ivp inside least_squares) on the same data is the baseline to match.
 
 The network weighs data against the ODE, so where the data do not fit the model exactly its rates are
-biased; the reported rates come from a second stage started from it (`blowup.ode_fit`) that minimises
+biased; the reported rates come from a second stage started from it (`blowup.equations.sir.ode_fit`) that minimises
 the data misfit with the ODE as a constraint, and so lands on the least-squares estimate, with
 Gauss-Newton standard errors. The network's own rates are reported beside them (`*_network`).
 """
@@ -24,12 +24,12 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 from torch import Tensor, nn
 
-from blowup.config import ConfigError
-from blowup.derivatives import input_jet
-from blowup.equations import Problem, require_all, typed_equation_config
-from blowup.jet import Jet
-from blowup.models import MLP, ModelConfig
-from blowup.ode_fit import OdeData, OdeFit, fit
+from blowup.engine.derivatives import input_jet
+from blowup.engine.jet import Jet
+from blowup.engine.models import MLP, ModelConfig
+from blowup.equations.sir.ode_fit import OdeData, OdeFit, fit
+from blowup.errors import ConfigError, require_all
+from blowup.problem import Problem, typed_equation_config
 
 COMPARTMENTS = ("S", "I", "R")
 

@@ -2,16 +2,20 @@
 
 * ``autograd``: nested ``torch.autograd.grad``; each order differentiates the previous graph, so the
   cost grows exponentially with the order. The reference everything else is checked against.
-* ``ntp`` (n-TangentProp): one forward pass of Taylor coefficients through every layer (`blowup.jet`);
+* ``ntp`` (n-TangentProp): one forward pass of Taylor coefficients through every layer (`blowup.engine.jet`);
   cost near-linear in the order, any order.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from blowup.jet import Jet
+from blowup.engine.jet import Jet
+from blowup.errors import ConfigError
 
 BACKENDS = ("autograd", "ntp")
 
@@ -48,3 +52,25 @@ def _nested_autograd(net: nn.Module, x: Tensor, order: int) -> Tensor:
             derivs.append(g[:, 0])
         columns.append(torch.stack(derivs))
     return torch.stack(columns, dim=-1)
+
+
+def memory_limit_gb(cfg: DictConfig) -> float:
+    if cfg.max_memory_gb is not None:
+        return cfg.max_memory_gb
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2e9
+
+
+def check_derivative_memory(cfg: DictConfig, key: str, order: int, points: int, width: int, depth: int) -> None:
+    """Refuse, before anything runs, a run whose input derivatives cannot fit: a typo such as
+    profile=1000 must not take a shared machine down. A training step with derivatives up to `order`
+    holds about (order + 1)^2 x points x width x depth numbers (measured peak memory grows so in the
+    order; the factor 3 covers the smallest networks, the defaults need less), on top of ~0.5 GB."""
+    itemsize = torch.empty((), dtype=getattr(torch, cfg.dtype)).element_size()
+    need_gb = 0.5 + 3 * (order + 1) ** 2 * points * width * depth * itemsize / 1e9
+    limit_gb = memory_limit_gb(cfg)
+    if need_gb > limit_gb:
+        raise ConfigError(
+            f"{key}={OmegaConf.select(cfg, key)!r} is invalid: the run needs about {need_gb:.3g} GB "
+            f"(derivative order {order}, {points} points, width {width}, depth {depth}, {cfg.dtype}), over "
+            f"max_memory_gb={limit_gb:.3g}: allowed a smaller {key}, or max_memory_gb raised on purpose"
+        )

@@ -27,8 +27,8 @@ import torch
 from numpy.polynomial import chebyshev
 from torch import Tensor
 
-from blowup.jet import Jet
-from blowup.newton import COMPLEX_STEP
+from blowup.engine.jet import Jet
+from blowup.solvers.newton import COMPLEX_STEP
 
 DEGREES = (64, 96, 144, 216)  # collocation degrees tried in turn, each solve starting from the last
 SETTLED = 1e-9  # the parameters' largest relative change between two degrees at which they have settled

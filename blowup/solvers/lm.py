@@ -12,8 +12,8 @@ from torch import Tensor
 from torch.func import functional_call, jacrev, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from blowup.equations import ResidualTerms
-from blowup.losses import residual_vector
+from blowup.problem import ResidualTerms
+from blowup.solvers.losses import residual_vector
 
 
 def pointwise_jacobian(problem: ResidualTerms) -> Tensor:

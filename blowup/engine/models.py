@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from blowup.jet import Jet, propagate
+from blowup.engine.jet import Jet, propagate
 
 
 @dataclass

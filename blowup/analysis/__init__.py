@@ -1,0 +1,1 @@
+"""What runs on finished runs: stability spectra, reports, benchmarks."""

@@ -1,0 +1,1 @@
+"""CCF (Córdoba-Córdoba-Fontelos): self-similar profiles on a log grid with a spectral Hilbert transform."""

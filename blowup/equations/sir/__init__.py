@@ -1,0 +1,1 @@
+"""SIR: recover the infection and recovery rates from epidemic counts."""
