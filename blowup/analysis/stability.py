@@ -42,6 +42,7 @@ from numpy.polynomial import chebyshev
 from rich.console import Console
 from rich.table import Table
 
+from blowup.solvers.chebyshev import first_kind_points, parity_basis, parity_orders
 from blowup.solvers.newton import Linearization
 
 DEGREES = (160, 240)  # each eigenfunction at both; it must agree between them
@@ -94,11 +95,6 @@ class Mode:
     eigenfunction_error: float | None = None
 
 
-def _parity_orders(n: int, parity: str | None) -> np.ndarray:
-    orders = np.arange(n + 1)
-    return orders if parity is None else orders[orders % 2 == (parity == "odd")]
-
-
 def local_eigenvalues(spec: StabilitySpec, parity: str | None, lin: Linearization | None = None) -> np.ndarray:
     """Eigenvalues of L acting on Taylor coefficients at the smoothness point, orders 0..local_order.
 
@@ -106,7 +102,7 @@ def local_eigenvalues(spec: StabilitySpec, parity: str | None, lin: Linearizatio
     powers: the matrix is triangular, and its eigenvalues are the only candidates for smooth modes
     (whether one extends to the whole domain is `Collocation.mode`'s part)."""
     order = spec.local_order
-    powers = _parity_orders(order, parity)
+    powers = parity_orders(order, parity)
     taylor = np.zeros((order + 2, len(powers)))
     taylor[powers, np.arange(len(powers))] = 1.0
     x0 = torch.full((1, 1), spec.smooth_point, dtype=torch.float64)
@@ -114,13 +110,6 @@ def local_eigenvalues(spec: StabilitySpec, parity: str | None, lin: Linearizatio
     dfdu = lin.apply(x0, torch.from_numpy(taylor).unsqueeze(1), order, local=True)[:, 0].numpy()
     nu = scipy.linalg.eigvals(-dfdu[powers])
     return nu[np.argsort(-nu.real)]
-
-
-def _chebyshev_basis(degree: int, parity: str | None) -> np.ndarray:
-    js = np.arange(degree + 1)
-    if parity is not None:
-        js = js[js % 2 == (parity == "odd")]
-    return np.eye(degree + 1)[:, js]
 
 
 def _apply_series(spec: StabilitySpec, coeffs: np.ndarray, t: np.ndarray, half: float) -> np.ndarray:
@@ -136,9 +125,9 @@ class Collocation:
 
     def __init__(self, spec: StabilitySpec, degree: int, parity: str | None):
         self.spec, self.parity, self.half = spec, parity, max(abs(spec.domain[0]), abs(spec.domain[1]))
-        self.basis = _chebyshev_basis(degree, parity)
+        self.basis = parity_basis(degree, parity)
         n = self.basis.shape[1]
-        t = np.cos(np.pi * (np.arange(2 * n) + 0.5) / (2 * n))
+        t = first_kind_points(2 * n)
         self.t = t[t > spec.smooth_point / self.half] if parity else t[::2]
         self.values = chebyshev.chebval(self.t, self.basis).T
         self.operator = _apply_series(spec, self.basis, self.t, self.half)

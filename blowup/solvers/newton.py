@@ -35,6 +35,7 @@ from numpy.polynomial import chebyshev
 from torch import Tensor
 
 from blowup.engine.jet import Jet
+from blowup.solvers.chebyshev import basis_derivatives, first_kind_points
 
 COMPLEX_STEP = 1e-30
 # Chebyshev degree of the first correction; each later one is finer by DEGREE_GROWTH: collocated at new
@@ -154,31 +155,20 @@ def scalar_correction(lin: Linearization, spec: ProfileSpec) -> tuple[float, np.
     return float(solution[-1]), solution[:-1]
 
 
-def _basis(t: np.ndarray, degree: int, parity: str | None, derivatives: int) -> tuple[np.ndarray, np.ndarray]:
-    """(T_j(t) and its derivatives in t, shape (d + 1, N, B); the j used): odd j only for odd parity."""
-    js = np.arange(1, degree + 1, 2) if parity == "odd" else np.arange(degree + 1)
-    coeffs = np.eye(degree + 1)[:, js]
-    out = [chebyshev.chebval(t, coeffs).T]
-    for _ in range(derivatives):
-        coeffs = chebyshev.chebder(coeffs)
-        out.append(chebyshev.chebval(t, coeffs).T)
-    return np.stack(out), js
-
-
 def profile_correction(lin: Linearization, spec: ProfileSpec, delta_scalar: float, degree: int) -> ChebyshevSeries:
     """e from L e = -r - F_λ δλ, collocated at Chebyshev points, the boundary values as rows."""
     left, right = spec.domain
     half = max(abs(left), abs(right))  # t = X / half
     points = 2 * degree + 2
-    x = half * np.cos(np.pi * (np.arange(points) + 0.5) / points)  # Chebyshev points of the first kind
+    x = half * first_kind_points(points)
     x = x[x > 0] if spec.parity == "odd" else x[(x > left) & (x < right)]
-    basis, js = _basis(x / half, degree, spec.parity, 1)
+    basis, js = basis_derivatives(x / half, degree, spec.parity, 1)
     basis[1] /= half  # d/dX = d/dt / half: Taylor coefficients 0 and 1 of each ψ_j
     xt = torch.from_numpy(x).view(-1, 1)
     a = lin.apply(xt, torch.from_numpy(basis), 0)[0].numpy()
     r, g = (v[0].numpy() for v in lin.residual_and_scalar_column(xt, 0))
     bx = np.array(list(spec.boundary))
-    b_rows = _basis(bx / half, degree, spec.parity, 0)[0][0]
+    b_rows = basis_derivatives(bx / half, degree, spec.parity, 0)[0][0]
     b_rhs = np.array(list(spec.boundary.values())) - lin.values(torch.from_numpy(bx).view(-1, 1))
     weight = np.sqrt(len(x))  # the boundary values weigh as much as all the collocation rows together
     matrix = np.concatenate([a, weight * b_rows])

@@ -28,6 +28,7 @@ from numpy.polynomial import chebyshev
 from torch import Tensor
 
 from blowup.engine.jet import Jet
+from blowup.solvers.chebyshev import second_kind_points
 from blowup.solvers.newton import COMPLEX_STEP
 
 DEGREES = (64, 96, 144, 216)  # collocation degrees tried in turn, each solve starting from the last
@@ -83,7 +84,7 @@ class Collocation:
 
     def __init__(self, degree: int):
         self.degree = degree
-        self.x = -np.cos(np.pi * np.arange(degree + 1) / degree)  # ascending in [-1, 1]
+        self.x = second_kind_points(degree)
         self.vandermonde_inverse = np.linalg.inv(chebyshev.chebvander(self.x, degree))
         basis = np.eye(degree + 1)
         derivative = np.stack([chebyshev.chebval(self.x, chebyshev.chebder(b) * 2) for b in basis], 1)
