@@ -1,5 +1,6 @@
 """The contract between an equation and everything generic: what the trainer, the optimisers, the
-refinement and the analyses ask of an equation, and nothing else. An equation implements `Problem`.
+refinement and the analyses ask of an equation, and nothing else. An equation implements `Problem`, and
+where it has a stability analysis, `Stability` (what `blowup stability` asks: one `Spectrum` per profile).
 """
 
 from __future__ import annotations
@@ -7,8 +8,10 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +20,64 @@ from torch import Tensor, nn
 
 from blowup.errors import ConfigError
 
+MATCH = 1e-4  # a symmetry or exact mode within this of an eigenvalue is that mode
+GRID = 801  # points spanning Spectrum.domain (symmetric about its middle) where eigenfunctions are compared and plotted
+LISTED_FROM = -1.5  # the console table of `blowup stability` lists the modes with Re ν down to this
+
+
+@dataclass
+class Symmetry:
+    """A mode every profile has because the equation has a symmetry (position, time, frame, scale): not an
+    instability of the profile. Its eigenvalue is a formula in the trained scalars."""
+
+    name: str
+    nu: float
+    parity: str | None  # None: matched whatever the mode's parity
+
+
+@dataclass
+class ExactMode:
+    """A mode known in closed form about the exact profile, for comparison."""
+
+    index: int
+    nu: float
+    parity: str | None
+    eigenfunction: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Mode:
+    """One reported eigenvalue of the linearised operator, with its error bar and eigenfunction."""
+
+    nu: complex
+    error: float
+    parity: str
+    values: np.ndarray  # the eigenfunction at GRID points spanning Spectrum.domain, max |φ| = 1
+    symmetry: str | None = None
+    exact: float | None = None
+    exact_index: int | None = None
+    eigenfunction_error: float | None = None
+
+
+@dataclass
+class Spectrum:
+    """One profile's stability spectrum: what `blowup stability` writes, plots and prints."""
+
+    modes: list[Mode]  # by decreasing Re ν
+    counts: dict  # stability.json: the unstable count and how it was reached
+    domain: tuple[float, float]  # where the eigenfunctions are given ...
+    coordinate: str  # ... and its name (the plot's axis)
+    exact: list[float]  # closed-form eigenvalues drawn beside the found ones (empty where none is known)
+    summary: str  # one line under the console table: what was counted and what was left out
+
+
+class Stability(ABC):
+    """An equation's linear stability analysis about one trained profile (Problem.stability())."""
+
+    @abstractmethod
+    def analyse(self) -> Spectrum:
+        """The spectrum of L = -dF/dU about the profile: the modes it can vouch for, the rest counted."""
+
 
 class ResidualTerms(nn.Module, ABC):
     """A loss that is a sum of squares of named residual terms, evaluated point by point: what the
@@ -24,7 +85,7 @@ class ResidualTerms(nn.Module, ABC):
 
     `terms()` gives each term's per-point inputs, `forward(term, *inputs)` the weighted residuals at
     those points, shape (points, per-point). Derivatives of a network come from
-    `blowup.derivatives.input_jet` on the configured backend, so a residual written once on jets has
+    `blowup.engine.derivatives.input_jet` on the configured backend, so a residual written once on jets has
     every derivative order."""
 
     backend: str = "ntp"  # the derivative backend (blowup.solvers.lm switches to ntp for its per-point Jacobians)
@@ -50,6 +111,10 @@ class Problem(ResidualTerms):
     phase: str = "adam"
     plot_name: str = "solution.png"  # the file `plot` writes in the run dir
     judges_results: bool = False  # True: `failure` can reject a result, so a phase may end once it accepts one
+    profile_axis: str | None = None  # what the profile number means, for plots over it (`blowup report`)
+    # keys under `equation.` (or prefixes of them) that only change how the result is evaluated: a checkpoint
+    # trained with other values may be resumed
+    evaluation_keys: tuple[str, ...] = ()
 
     @abstractmethod
     def scalars(self) -> dict[str, Tensor]:
@@ -67,10 +132,15 @@ class Problem(ResidualTerms):
     def plot(self, metrics: pd.DataFrame, path: Path) -> None:
         """A figure of the result and its history (`metrics` is metrics.csv), saved to `path`."""
 
-    def stability(self):
-        """A `blowup.analysis.stability.StabilitySpec` about the trained result, for `blowup stability`: the
-        linearised residual, domain and parity, the symmetry modes and any exact ones."""
+    def stability(self) -> Stability:
+        """The stability analysis about the trained result, for `blowup stability`; NotImplementedError where
+        the equation has none."""
         raise NotImplementedError
+
+    def derivative_order(self) -> int | None:
+        """The highest order of the residual's derivatives that the loss imposes, where one order says what a
+        training step costs (`blowup bench` reports the step against it); None where it does not."""
+        return None
 
     def bad_start(self) -> str | None:
         """Checked as the last phase is about to begin: why the phases so far ended in a basin the last

@@ -24,7 +24,8 @@ def test_time_translation_is_an_eigenfunction_with_nu_one(stable):
 
 
 def test_the_stable_profile_has_no_unstable_mode(stable):
-    modes, counts = stable.analyse()
+    spectrum = stable.analyse()
+    modes, counts = spectrum.modes, spectrum.counts
     assert counts["n_unstable"] == 0 and counts["candidates_in_continuum"] == []
     assert [m.symmetry for m in modes] == ["time"] and abs(modes[0].nu - 1) < 1e-10
     # the grid's transport artefacts reach λ - min c, and smoothness at the origin makes min c = λ/2
@@ -36,7 +37,8 @@ def test_the_first_unstable_profile_has_one_unstable_mode(first_unstable_ccf_pro
     """One smooth, grid-converged, real mode besides the time mode, inside the range where the grid also has
     transport artefacts, which the tests discard."""
     _, coarse, fine = first_unstable_ccf_profile
-    modes, counts = CCFStability(coarse, fine).analyse()
+    spectrum = CCFStability(coarse, fine).analyse()
+    modes, counts = spectrum.modes, spectrum.counts
     assert counts["n_unstable"] == 1 and counts["symmetry_modes"] == {"time": pytest.approx(1.0, abs=1e-10)}
     unstable = next(m for m in modes if m.symmetry is None)
     assert counts["resolved_above"] < unstable.nu.real < counts["grid_artefacts_up_to"]

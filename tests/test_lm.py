@@ -1,23 +1,12 @@
-"""Levenberg-Marquardt: the damped solve against the normal equations, and convergence on a known fit."""
+"""Levenberg-Marquardt (blowup.solvers.lm): convergence to round-off on a known fit, and a stall that takes no step."""
 
 import pytest
 import torch
 from torch import nn
 
 from blowup.problem import ResidualTerms
-from blowup.solvers.lm import DampedSolver, LevenbergMarquardt
+from blowup.solvers.lm import LevenbergMarquardt
 from blowup.solvers.losses import residual_vector
-
-
-@pytest.mark.parametrize("rows, cols", [(7, 12), (12, 7)])
-def test_damped_solve_matches_the_normal_equations(rows, cols):
-    torch.manual_seed(0)
-    jac, r = torch.randn(rows, cols), torch.randn(rows)
-    for damping in (1e-6, 1e-2, 10.0):
-        expected = -torch.linalg.solve(jac.T @ jac + damping * torch.eye(cols), jac.T @ r)
-        assert torch.allclose(
-            DampedSolver(jac).solve(r, damping), expected, rtol=1e-7, atol=1e-10
-        )  # the reference squares the condition number
 
 
 class ExponentialFit(ResidualTerms):
@@ -44,3 +33,13 @@ def test_levenberg_marquardt_reaches_round_off_on_an_exact_fit(acceleration):
     assert all(later <= earlier for earlier, later in zip(losses, losses[1:]))  # a rejected step is not taken
     assert abs(problem.a.item() - 3.0) < 1e-10 and abs(problem.b.item() + 1.5) < 1e-10
     assert residual_vector(problem.residuals()).square().sum().item() < 1e-24
+
+
+def test_a_step_no_damping_improves_is_not_taken_and_says_so():
+    """At the exact fit the loss is zero and nothing is lower: every try is rejected (the damping doubling each
+    time), the parameters are put back, and the optimiser reports the stall."""
+    problem = ExponentialFit(3.0, -1.5)
+    lm = LevenbergMarquardt(problem, damping=1e-3, max_tries=5)
+    assert lm.step(residual_vector(problem.residuals()).detach()).item() == 0.0
+    assert lm.stalled and lm.state_dict() == {"damping": 1e-3 * 2**5}
+    assert problem.a.item() == 3.0 and problem.b.item() == -1.5

@@ -2,12 +2,13 @@
 
 Every cell times a scalar loss on the n-th input derivative (forward) and its backward w.r.t. the
 parameters, against the plain order-0 forward + backward of the same network and points; a second
-kind of cell times one full Burgers training step. Results go to bench.csv (one row per cell, skipped
-cells included with their reason), two plots and a table.
+kind of cell times one full training step of the equation `train_step.equation`, built as `blowup train`
+builds it. Results go to bench.csv (one row per cell, skipped cells included with their reason), two
+plots and a table.
 
 Cells that would take too long or too much memory are skipped, not run: a backend's time and memory
-are extrapolated from its two highest orders measured so far (nested autograd grows ~3x per order), and
-`max_order` caps a backend outright. The jax peer (jax.experimental.jet under jit) is imported here
+are extrapolated from its two highest orders measured so far (nested autograd's grow geometrically with
+the order), and `max_order` caps a backend outright. The jax peer (jax.experimental.jet under jit) is imported here
 only, and only when asked for and installed.
 """
 
@@ -18,7 +19,6 @@ import gc
 import logging
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -26,17 +26,22 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
+from blowup.config import config_dir
 from blowup.engine.derivatives import input_derivatives
+from blowup.engine.device import DTYPES, TIMERS, Clock, device_name
 from blowup.engine.models import MLP
+from blowup.equations import EQUATIONS, build_problem
 from blowup.errors import ConfigError
+from blowup.problem import Problem
+from blowup.solvers.losses import total_loss
 from blowup.training import logs
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BACKENDS = ("autograd", "ntp", "jax")
-TIMERS = ("cpu", "wall")
 COLUMNS = [
     "kind",
     "device",
@@ -74,6 +79,7 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)!r} is invalid: allowed {allowed}")
 
     require(all(b in BACKENDS for b in cfg.backends), "backends", "a list from " + ", ".join(BACKENDS))
+    require(cfg.train_step.equation in EQUATIONS, "train_step.equation", "one of " + ", ".join(EQUATIONS))
     require(
         all(b in ("autograd", "ntp") for b in cfg.train_step.backends),
         "train_step.backends",
@@ -101,21 +107,6 @@ def check_config(cfg: DictConfig) -> None:
 
 
 # --- measuring one cell ------------------------------------------------------------------------
-class Clock:
-    """Seconds: process CPU time (all threads; what load from other processes barely moves) or
-    wall-clock, and always wall-clock with a synchronise on CUDA, where CPU time means nothing."""
-
-    def __init__(self, device: torch.device, timer: str):
-        self.cuda = device.type == "cuda"
-        self.read = time.perf_counter if self.cuda or timer == "wall" else time.process_time
-        self.name = "wall" if self.read is time.perf_counter else "cpu"
-
-    def __call__(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return self.read()
-
-
 class PeakMemory:
     """Peak memory of one call, in MB. CUDA: max_memory_allocated. CPU: the process's peak resident set
     (Linux VmHWM, reset through /proc/self/clear_refs after returning freed heap with malloc_trim):
@@ -251,12 +242,33 @@ def derivative_cell(net: MLP, x: torch.Tensor, order: int, backend: str):
     return forward, lambda loss: loss.backward()
 
 
-def train_step_cell(problem):
-    from blowup.solvers.losses import loss_terms
+def train_config(steps: DictConfig, profile: int, backend: str) -> DictConfig:
+    """The config `blowup train` composes for the bench's training step at this profile and backend."""
+    overrides = [f"equation={steps.equation}", f"profile={profile}", f"sobolev={steps.sobolev}", f"backend={backend}"]
+    if GlobalHydra.instance().is_initialized():  # inside `blowup bench`: Hydra already knows the config dir
+        return compose("train", overrides=overrides)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose("train", overrides=overrides)
 
+
+def seeded_problem(cfg: DictConfig, seed: int, device: torch.device) -> Problem:
+    """The problem as `blowup train` builds it, its network drawn from `seed`."""
+    torch.manual_seed(seed)
+    return build_problem(cfg).to(device)
+
+
+def plain_cell(problem: Problem):
+    """The baseline of a training step: its network's plain order-0 forward + backward on the points of the
+    problem's first residual term."""
+    net = next(m for m in problem.modules() if isinstance(m, MLP))
+    points = next(iter(problem.terms().values()))[0]
+    return derivative_cell(net, points, 0, "plain")
+
+
+def train_step_cell(problem: Problem):
     def forward():
         problem.zero_grad(set_to_none=True)
-        return sum(loss_terms(problem.residuals()).values())
+        return total_loss(problem.residuals())
 
     return forward, lambda loss: loss.backward()
 
@@ -326,6 +338,7 @@ class Bench:
         self.rows: list[dict] = []
         self.history: dict[tuple, list] = {}  # (kind, backend, device, width, depth, points) -> [(order, s, MB)]
         self.has_jax = "jax" in cfg.backends and jax_available(cfg.threads)
+        self.problem_name: str | None = None  # the class of the problem whose training steps are timed
 
     def row(self, **fields) -> dict:
         row = {c: None for c in COLUMNS} | {"dtype": self.cfg.dtype, "threads": torch.get_num_threads()} | fields
@@ -404,20 +417,17 @@ class Bench:
             key = (backend,) + tuple(shape.values())
             for order in cfg.orders:
                 if backend == "jax":
-                    if not self.has_jax:
+                    unavailable = (
+                        "jax is not installed (pip install jax)"
+                        if not self.has_jax
+                        else "the jax peer runs on cpu only"
+                        if device != "cpu"
+                        else None
+                    )
+                    if unavailable:
                         self.row(
                             status="skipped",
-                            reason="jax is not installed (pip install jax)",
-                            order=order,
-                            backend=backend,
-                            timer=clock.name,
-                            **shape,
-                        )
-                        continue
-                    if device != "cpu":
-                        self.row(
-                            status="skipped",
-                            reason="the jax peer runs on cpu only",
+                            reason=unavailable,
                             order=order,
                             backend=backend,
                             timer=clock.name,
@@ -437,25 +447,25 @@ class Bench:
         return call, compile_s, value
 
     def train_steps(self, device: str) -> None:
-        from blowup.equations.burgers import Burgers, BurgersConfig
-
-        cfg = self.cfg
+        cfg, steps = self.cfg, self.cfg.train_step
         dev = torch.device(device if device != "cuda" or torch.cuda.is_available() else "cpu")
         clock, memory = Clock(dev, cfg.timer), PeakMemory(dev)
-        eq = BurgersConfig()
-        shape = dict(kind="train_step", device=device, width=eq.model.width, depth=eq.model.depth, points=eq.points)
-        torch.manual_seed(cfg.seed)
-        reference = Burgers(eq, 0, cfg.train_step.sobolev, "ntp").to(dev)  # the network every step builds
-        plain = derivative_cell(reference.u.net, reference.x_global, 0, "plain")
+        first = train_config(steps, steps.profiles[0], "ntp")
+        model = first.equation.model
+        shape = dict(
+            kind="train_step", device=device, width=model.width, depth=model.depth, points=first.equation.points
+        )
+        reference = seeded_problem(first, cfg.seed, dev)
+        plain = plain_cell(reference)  # the network every step builds
+        self.problem_name = type(reference).__name__
         self.run_cell(("plain",) + tuple(shape.values()), 0, lambda: plain, clock, memory, backend="plain", **shape)
-        for backend in cfg.train_step.backends:
+        for backend in steps.backends:
             key = (backend,) + tuple(shape.values())
-            for k in cfg.train_step.profiles:
-                torch.manual_seed(cfg.seed)
-                problem = Burgers(eq, k, cfg.train_step.sobolev, backend).to(dev)
+            for k in steps.profiles:
+                problem = seeded_problem(train_config(steps, k, backend), cfg.seed, dev)
                 self.run_cell(
                     key,
-                    2 * k + 4,
+                    problem.derivative_order(),
                     lambda problem=problem: train_step_cell(problem),
                     clock,
                     memory,
@@ -482,7 +492,7 @@ class Bench:
 
 
 # --- outputs -----------------------------------------------------------------------------------
-def console_table(df: pd.DataFrame) -> list[Table]:
+def console_table(df: pd.DataFrame, problem_name: str) -> list[Table]:
     """Per network shape: n | each backend's median ms | ntp's ratio to plain order-0 | speed-ups."""
     tables = []
     derivs = df[df.kind == "derivatives"]
@@ -521,7 +531,7 @@ def console_table(df: pd.DataFrame) -> list[Table]:
         tables.append(table)
     steps = df[df.kind == "train_step"]
     if len(steps):
-        table = Table(title="Burgers training step (loss + backward)")
+        table = Table(title=f"{problem_name} training step (loss + backward)")
         for col in ("device", "backend", "profile k", "derivatives", "ms", "x plain order-0", "peak MB"):
             table.add_column(col, justify="right")
         for r in steps.itertuples():
@@ -627,12 +637,7 @@ def targets(df: pd.DataFrame) -> dict:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
-    try:
-        check_config(cfg)
-    except ConfigError as err:
-        from blowup.cli import fail
-
-        fail(str(err))
+    check_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -656,7 +661,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     df = bench.frame()
     df.to_csv(run_dir / "bench.csv", index=False)
     plots = plot(df, run_dir) if cfg.plots else []
-    for table in console_table(df):
+    for table in console_table(df, bench.problem_name):
         logs.console.print(table)
     summary = {
         "csv": str(run_dir / "bench.csv"),
@@ -669,14 +674,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "timer": df.timer.dropna().iloc[0] if df.timer.notna().any() else cfg.timer,
         "threads": torch.get_num_threads(),
         "jax": bench.has_jax,
-        "device_names": {
-            d: (
-                torch.cuda.get_device_name()
-                if d == "cuda" and torch.cuda.is_available()
-                else platform.processor() or platform.machine()
-            )
-            for d in devices(cfg)
-        },
+        "device_names": {d: device_name(d) for d in devices(cfg)},
         "wall_time_s": time.perf_counter() - started,
         "status": "completed",
         "meta": logs.environment(),

@@ -14,6 +14,7 @@ run) and loss_curves.png.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -23,6 +24,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from blowup.equations import EQUATIONS
+from blowup.problem import Problem
+
 RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt")
 TIMES = ("wall_time_s", "step_time_s", "deriv_time_s")
 IDENTITY = ("equation", "profile", "backend", "sobolev", "seed", "device")
@@ -31,7 +35,7 @@ GREEK = {"lambda": "λ", "beta": "β", "gamma": "γ"}
 
 
 class BrokenRun(Exception):
-    """A run dir the report cannot use; the message says why in a few words."""
+    """A run dir that cannot be used (here, or by `blowup stability`); the message says why in a few words."""
 
 
 def find_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
@@ -147,14 +151,25 @@ def plot_speedups(pairs: pd.DataFrame, path: Path) -> None:
             ax.plot(group.profile, group[column], "o", color=line.get_color())
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(
-            title=f"ntp speed-up over autograd: {title}",
-            xlabel="profile k (Burgers: derivatives to order 2k+4)",
-            yscale="log",
-        )
+        ax.set(title=f"ntp speed-up over autograd: {title}", xlabel=profile_axis(pairs.equation), yscale="log")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("autograd time / ntp time")
     _save(fig, path)
+
+
+def problem_class(equation: str) -> type[Problem]:
+    """The Problem subclass defined by the equation's module (Problem itself for a name no longer registered)."""
+    if equation not in EQUATIONS:
+        return Problem
+    module = importlib.import_module(EQUATIONS[equation])
+    defined = (c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Problem))
+    return next((c for c in defined if c.__module__ == module.__name__), Problem)
+
+
+def profile_axis(equations) -> str:
+    """The axis label of plots over profile numbers: what each equation's Problem says they mean."""
+    said = [axis for name in sorted(set(equations)) if (axis := problem_class(name).profile_axis)]
+    return "; ".join(said) or "profile"
 
 
 def plot_errors(runs: list[tuple[dict, pd.DataFrame]], path: Path) -> bool:

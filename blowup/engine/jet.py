@@ -57,9 +57,6 @@ class Jet:
         """Jet of f' (one order lower): (f')_k = (k + 1) c_{k+1}."""
         return Jet(self.coeffs[1:] * _column("k", self.coeffs)[1:])
 
-    def truncate(self, order: int) -> Jet:
-        return self if order >= self.order else Jet(self.coeffs[: order + 1])
-
     # --- arithmetic: a jet meets a jet (series op) or a tensor/number (constant) -----------------
     def __add__(self, other) -> Jet:
         if isinstance(other, Jet):

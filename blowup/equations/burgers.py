@@ -15,13 +15,13 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from blowup.analysis.stability import ExactMode, StabilitySpec, Symmetry
 from blowup.engine.derivatives import check_derivative_memory, input_jet
 from blowup.engine.jet import Jet
 from blowup.engine.models import MLP, ModelConfig
 from blowup.errors import require_all
-from blowup.problem import Problem, typed_equation_config
+from blowup.problem import ExactMode, Problem, Symmetry, typed_equation_config
 from blowup.solvers.newton import Linearization, ProfileSpec, Refinement, refine
+from blowup.solvers.spectrum import CollocationStability
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
 GUESSES = ("tanh", "none")
@@ -135,12 +135,11 @@ def smooth_order(k: int) -> int:
 
 
 def local_radius_for(k: int) -> float:
-    """Where the smoothness conditions are imposed: [0, 0.075] up to k = 4, [0, 0.3] from k = 5 on.
+    """Where the smoothness conditions are imposed: a narrow interval for low k, a wider one from k = 5 on.
 
-    Away from λ_k the ODE's solutions differ from smooth ones by |X|^(1+1/λ) terms, invisible within
-    0.075 of the origin once 1 + 1/λ is near 15: at k = 6, seeds 0-2 all ended with a wrong λ near the
-    bracket edge (or never fitted) with 0.075, and all found λ_6 with 0.3. Wider converges more slowly,
-    so it is used only where needed."""
+    Away from λ_k the ODE's solutions differ from smooth ones by |X|^(1+1/λ) terms, which vanish to round-off
+    near the origin once 1 + 1/λ is large: a narrow interval then cannot tell a wrong λ from the right one.
+    Wider converges more slowly, so it is used only where needed (the README has the measurements)."""
     return 0.075 if k <= 4 else 0.3
 
 
@@ -166,10 +165,10 @@ def exact_profile(x: np.ndarray, k: int) -> np.ndarray:
 def tanh_guess(x: Tensor, right: float, u_right: float) -> Tensor:
     """-A tanh(X / A) with A tanh(right / A) = -u_right: U'(0) = -1, the slope of every smooth profile.
 
-    From the embedding's own start, U'(0) = -1/2, half the seeds fell to the other root of the
-    order-1 condition U'(0)(1 + U'(0)) = 0 and never found a profile. tanh rather than the stable
-    profile (U + U^3 = -X): that one's singularities at |X| = 0.38 give the high-order smoothness
-    rows, which reach 0.3 from k = 5 on, a start at loss 1e12."""
+    From the embedding's own start, U'(0) = -1/2, a network can fall to the other root of the order-1
+    condition U'(0)(1 + U'(0)) = 0 and never find a profile. tanh rather than the stable profile
+    (U + U^3 = -X): that one's complex singularities lie close to the real axis, so its high-order
+    smoothness rows are huge wherever the local interval is wide."""
     lo, hi = 1e-3, 10 * right  # A tanh(right / A) increases with A: bisection
     for _ in range(100):
         a = (lo + hi) / 2
@@ -192,8 +191,10 @@ def odd_part(net: nn.Module, x):
     return both[: len(x)] - both[len(x) :]
 
 
-def stability_spec(lin: Linearization, k: int, domain=(-2.0, 2.0), parity="odd", perturbed=None) -> StabilitySpec:
-    """What `blowup stability` needs about a Burgers profile. Symmetries of Burgers' equation give four
+def stability_spec(
+    lin: Linearization, k: int, domain=(-2.0, 2.0), parity="odd", perturbed=None
+) -> CollocationStability:
+    """The stability analysis of a Burgers profile (`blowup stability`). Symmetries of Burgers' equation give four
     modes, with eigenvalues in λ: space translation 1 + λ, time translation 1, Galilean λ, scaling 0.
     About the exact profile every smooth mode is known: φ_j = U^j / (1 + (2k+3) U^(2k+2)),
     ν_j = 1 + λ - jλ. The Taylor action at X = 0 is taken to order 4k + 8: every ν_j > -1 - λ."""
@@ -212,7 +213,7 @@ def stability_spec(lin: Linearization, k: int, domain=(-2.0, 2.0), parity="odd",
         ExactMode(j, (2 * k + 3 - j) / (2 * k + 2), "odd" if j % 2 else "even", eigenfunction(j))
         for j in range(2 * k + 8)
     ]
-    return StabilitySpec(lin, domain, parity, symmetries, exact, 0.0, 4 * k + 8, perturbed)
+    return CollocationStability(lin, domain, parity, symmetries, exact, 0.0, 4 * k + 8, perturbed)
 
 
 class BurgersProfile(nn.Module):
@@ -237,6 +238,8 @@ class BurgersProfile(nn.Module):
 class Burgers(Problem):
     plot_name = "profile.png"
     judges_results = True  # the Newton estimates say when the network is in reach of round-off
+    profile_axis = "profile k (Burgers: derivatives to order 2k+4)"
+    evaluation_keys = ("refine", "tolerance.", "eval_points")
 
     def __init__(self, cfg: BurgersConfig, profile: int, sobolev: int, backend: str):
         super().__init__()
@@ -279,10 +282,9 @@ class Burgers(Problem):
     def start_phase(self, phase: str) -> None:
         """`lm_weights` in the Levenberg-Marquardt phase, `weights` before it.
 
-        Adam and L-BFGS need the smoothness rows to dominate, or λ settles on a wrong value (k = 2..4 ended
-        3e-3 to 1e-2 off with the global rows at 100 from the start). Levenberg-Marquardt needs the global
-        rows level with them, or it leaves them behind: at k = 2 the profile error stopped at 5.5e-8 with 1,
-        and reached 1.2e-10 with 100 in the same 1000 steps."""
+        Adam and L-BFGS need the smoothness rows to dominate, or λ settles on a wrong value. Levenberg-Marquardt
+        needs the global rows level with them, or it leaves them behind and the profile error stalls (the
+        README's "The mathematics" has the measurements)."""
         super().start_phase(phase)
         lm_weights = {key: value for key, value in asdict(self.cfg.lm_weights).items() if value is not None}
         self.weigh(replace(self.cfg.weights, **lm_weights) if phase == "lm" else self.cfg.weights)
@@ -349,6 +351,10 @@ class Burgers(Problem):
 
         return self.once_per_state("refinement", compute)
 
+    def derivative_order(self) -> int:
+        """The smoothness rows' order 2k+4 (`smooth_order`), or the Sobolev rows' if higher."""
+        return max(self.smooth_order, self.sobolev)
+
     def bad_start(self) -> str | None:
         """λ pressed against an edge of its bracket: near the lower edge 1/(2k+3) the wrong-λ solutions
         are smooth to almost the order the loss checks, and a network that settles there stays."""
@@ -371,7 +377,7 @@ class Burgers(Problem):
             lin = lin.corrected(correction)
         return lin
 
-    def stability(self) -> StabilitySpec:
+    def stability(self) -> CollocationStability:
         """L = -dF/dU about the reported profile (`stability_spec`)."""
         lin = self.reported_linearization()
         perturbed = lin.corrected(self.refinement().next) if self.cfg.refine else None

@@ -13,6 +13,7 @@ from torch.func import functional_call, jacrev, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from blowup.problem import ResidualTerms
+from blowup.solvers.gauss_newton import Damping, SVDSolve
 from blowup.solvers.losses import residual_vector
 
 
@@ -40,31 +41,15 @@ def pointwise_jacobian(problem: ResidualTerms) -> Tensor:
     return torch.cat(blocks)
 
 
-class DampedSolver:
-    """Minimises ||J d + r||^2 + damping ||d||^2 for any damping and any r, from one thin SVD of J.
-
-    The Jacobians here are sloppy (singular values spread over 15 decades) and the last digits of the
-    loss live in the smallest ones: an SVD keeps them, where a Cholesky solve of J Jᵀ (condition
-    number squared) has to be damped past them."""
-
-    def __init__(self, jac: Tensor):
-        self.jac = jac
-        self.left, self.singular, self.right = torch.linalg.svd(jac, full_matrices=False)
-
-    def solve(self, r: Tensor, damping: float) -> Tensor:
-        s = self.singular
-        return -self.right.T @ (s / (s * s + damping) * (self.left.T @ r))
-
-
 class LevenbergMarquardt:
     """Levenberg-Marquardt with geodesic acceleration (Transtrum & Sethna, arXiv:1201.5885).
 
     A step is the damped Gauss-Newton velocity v plus half an acceleration a, the damped solve of the
     residuals' second directional derivative along v (one extra residual evaluation, by finite
-    differences). It follows the curved valley of a sloppy fit, where v alone is cut short by damping:
-    at k = 0 it takes the loss from 1e-9 to 1e-16 in the same 150 steps. A step whose acceleration is
-    large against its velocity (2|a|/|v| > `acceleration`) is not trusted. Damping falls 3x after an
-    accepted step and doubles after a rejected one; `acceleration: 0` is plain Levenberg-Marquardt.
+    differences). It follows the curved valley of a sloppy fit, where v alone is cut short by damping.
+    A step whose acceleration is large against its velocity (2|a|/|v| > `acceleration`) is not trusted.
+    The damped solves share one SVD of the Jacobian (`SVDSolve`); the damping falls 3x after an accepted
+    step and doubles after a rejected one (`Damping`); `acceleration: 0` is plain Levenberg-Marquardt.
     """
 
     FINITE_DIFFERENCE = 0.1  # step h along v for the second derivative, as a fraction of v
@@ -79,8 +64,8 @@ class LevenbergMarquardt:
     ):
         self.problem = problem
         self.params = [p for p in problem.parameters() if p.requires_grad]
-        self.damping, self.acceleration = damping, acceleration
-        self.min_damping, self.max_tries = min_damping, max_tries
+        self.acceleration = acceleration
+        self.rule = Damping(damping, decrease=3, increase=2, tries=max_tries, floor=min_damping)
         self.stalled = False  # the last step found no damping that lowers the loss
 
     def _set(self, vector: Tensor) -> None:
@@ -94,29 +79,30 @@ class LevenbergMarquardt:
 
     def step(self, r: Tensor) -> Tensor:
         """One step from residuals r (none is taken if no damping within max_tries lowers the loss)."""
-        solver = DampedSolver(pointwise_jacobian(self.problem))
+        solver = SVDSolve(pointwise_jacobian(self.problem))
         loss = r.square().sum()
         start = parameters_to_vector(self.params).detach()
-        for _ in range(self.max_tries):
-            velocity = solver.solve(r, self.damping)
-            step = velocity
-            if self.acceleration:
-                h = self.FINITE_DIFFERENCE
-                curvature = 2 / h * ((self._residuals(start + h * velocity) - r) / h - solver.jac @ velocity)
-                accel = solver.solve(curvature, self.damping)
-                step = velocity + accel / 2 if 2 * accel.norm() <= self.acceleration * velocity.norm() else None
-            # a damped step never raises the model loss, so a lower trial loss is the whole test (NaN is not lower)
-            if step is not None and self._residuals(start + step).square().sum() < loss:
-                self.damping = max(self.damping / 3, self.min_damping)
-                self.stalled = False
-                return loss
-            self.damping *= 2
-        self._set(start)
-        self.stalled = True
+
+        def propose(damping: float) -> Tensor | None:
+            velocity = solver.solve(r, damping)
+            if not self.acceleration:
+                return velocity
+            h = self.FINITE_DIFFERENCE
+            curvature = 2 / h * ((self._residuals(start + h * velocity) - r) / h - solver.jacobian @ velocity)
+            accel = solver.solve(curvature, damping)
+            return velocity + accel / 2 if 2 * accel.norm() <= self.acceleration * velocity.norm() else None
+
+        def evaluate(step: Tensor) -> tuple[Tensor, None]:
+            # a damped step never raises the model loss, so a lower trial loss is the whole test
+            return self._residuals(start + step).square().sum(), None
+
+        self.stalled = self.rule.search(propose, evaluate, loss) is None
+        if self.stalled:
+            self._set(start)
         return loss
 
     def state_dict(self) -> dict:
-        return {"damping": self.damping}
+        return {"damping": self.rule.value}
 
     def load_state_dict(self, state: dict) -> None:
-        self.damping = state["damping"]
+        self.rule.value = state["damping"]

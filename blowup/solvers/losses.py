@@ -15,6 +15,7 @@ def loss_terms(residuals: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def total_loss(residuals: dict[str, Tensor]) -> Tensor:
+    """The loss: the terms' contributions summed in the residuals' order (the order fixes its rounding)."""
     return sum(loss_terms(residuals).values())
 
 

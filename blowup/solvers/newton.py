@@ -36,13 +36,14 @@ from torch import Tensor
 
 from blowup.engine.jet import Jet
 from blowup.solvers.chebyshev import basis_derivatives, first_kind_points
+from blowup.solvers.gauss_newton import Termination
 
 COMPLEX_STEP = 1e-30
 # Chebyshev degree of the first correction; each later one is finer by DEGREE_GROWTH: collocated at new
 # points, it sees what the earlier ones left unresolved between theirs
 FIRST_DEGREE, DEGREE_GROWTH = 160, 1.5
-MAX_DEGREE = 540  # resolves the Burgers profiles to round-off up to k = 10 (their nearest complex singularity)
-ROUND_OFF = 1e-14  # a correction this small (in max |e| and |δλ|) is round-off: Newton has converged
+MAX_DEGREE = 540  # later corrections stay at this degree: each is a dense least-squares solve in degree unknowns
+ROUND_OFF = 1e-14  # a correction no larger (in max |e| and |δλ|) is round-off: Newton has converged
 
 
 @dataclass
@@ -187,11 +188,11 @@ def newton_correction(lin: Linearization, spec: ProfileSpec, degree: int) -> Cor
 
 @dataclass
 class Refinement:
-    """Newton corrections applied in turn to the trained profile, and one more about the result: its error."""
+    """Newton corrections applied in turn to the trained profile, and one more about the result: its error.
+    The refined λ is that of the linearisation corrected by `applied` in turn (`Linearization.corrected`)."""
 
     applied: list[Correction]
     next: Correction
-    scalar: float  # λ after the applied corrections
 
     def profile(self, grid: np.ndarray) -> np.ndarray:
         """The applied corrections' sum on `grid` (add it to the trained profile)."""
@@ -201,14 +202,18 @@ class Refinement:
 def refine(lin: Linearization, spec: ProfileSpec, steps: int) -> Refinement:
     """Newton corrections, each about the last corrected profile, until the next one is at round-off
     or no longer shrinks (Newton's floor), at most `steps`; that next one is not applied: its size is
-    the error estimate. From a poor network Newton needs more steps than from a good one."""
-    applied, scalar, previous = [], lin.scalar, math.inf
+    the error estimate. From a poor network Newton needs more steps than from a good one.
+
+    Not `gauss_newton.iterate`: each correction is a fresh discretisation (a finer Chebyshev degree, new
+    collocation points), and the correction that meets the termination rule is the error estimate, so it is
+    tested before it is applied; the rule itself is the shared `Termination`."""
+    termination = Termination(steps, ROUND_OFF, stagnation=2)
+    applied, previous = [], math.inf
     for i in range(steps + 1):
         correction = newton_correction(lin, spec, min(round(FIRST_DEGREE * DEGREE_GROWTH**i), MAX_DEGREE))
         size = correction.size()
-        if i == steps or size <= ROUND_OFF or size > previous / 2:
-            return Refinement(applied, correction, scalar)
+        if termination.done(i, size, previous):
+            return Refinement(applied, correction)
         applied.append(correction)
-        scalar += correction.delta_scalar
         lin = lin.corrected(correction)
         previous = size

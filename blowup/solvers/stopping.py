@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import deque
 
-STOP_REASONS = ("accepted", "converged", "max_steps", "stalled", "interrupted", "diverged")
+# reasons a phase ends by itself: a resumed run does not continue it (one that ran out of steps, "max_steps",
+# continues when given more)
+FINAL_REASONS = ("accepted", "converged", "stalled")
 
 
 class Convergence:

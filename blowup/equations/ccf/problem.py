@@ -154,6 +154,7 @@ class CCF(Problem):
     phases = ("guess", "adam", "lbfgs")
     plot_name = "profile.png"
     judges_results = True  # Newton from the network says when the network is in the profile's basin
+    evaluation_keys = ("eval_points", "tolerance", "lambda_tolerance")
 
     def __init__(self, cfg: CCFConfig, profile: int, sobolev: int, backend: str):
         super().__init__()

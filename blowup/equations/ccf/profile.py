@@ -33,10 +33,12 @@ import numpy as np
 import scipy.linalg
 
 from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
+from blowup.solvers.gauss_newton import LeastSquares, Linearisation, Termination, full_step, iterate
 
-STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves more than this
+STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
-MAX_STEPS = 30  # it converges in under 10 from any start in a basin; more only delays a failure
+MAX_STEPS = 30  # Newton converges quadratically inside a basin: many more steps than that only delay a failure
+NEWTON_TERMINATION = Termination(MAX_STEPS, STEP_TOLERANCE, strict=True)
 FAMILY_TOLERANCE = 1e-5  # a non-smooth member on a scanning grid: only the sign of its defect is used
 ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins λ to round-off
 
@@ -59,10 +61,6 @@ class ProfileSolve:
     steps: int
     converged: bool
 
-    @property
-    def theta(self) -> np.ndarray:
-        return np.exp(self.grid.s) * self.q
-
     def offgrid_residual_max(self, points: int | None = None) -> float:
         """max |R| of the trigonometric interpolant on a finer grid (`points`, odd; default 3x): what the residual
         is between the points Newton made it vanish at."""
@@ -81,27 +79,48 @@ def newton(
     q: np.ndarray, lam: float, grid: LogGrid, smooth: bool = True, tolerance: float = RESIDUAL_TOLERANCE
 ) -> ProfileSolve:
     """Gauss-Newton on (residual, smoothness, normalisation) for q on `grid` and λ, from (q, λ). With
-    smooth=False, λ stays fixed and the smoothness row is dropped: the family's non-smooth member at λ."""
-    hilbert, diff = operator_matrices(grid)
-    n, centre = grid.points, int(np.argmin(np.abs(grid.s)))
-    unknowns = n + 1 if smooth else n
-    for step in range(1, MAX_STEPS + 1):
-        tq, qs, dr_dq = linearisation(q, lam, hilbert, diff)
+    smooth=False, λ stays fixed and the smoothness row is dropped: the family's non-smooth member at λ.
+
+    Full steps (`full_step`), each a least-squares solve by pivoted QR (LAPACK's gelsy: faster than an SVD).
+    A least-squares minimum need not be a solution, so converged also asks that every equation held to
+    `tolerance` at the start of the last step."""
+    n = grid.points
+
+    def apply(point: tuple[np.ndarray, float], update: np.ndarray) -> tuple[np.ndarray, float]:
+        return point[0] + update[:n], point[1] + (update[n] if smooth else 0.0)
+
+    step = full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
+    outcome = iterate((q, lam), _ProfileSystem(grid, smooth).linearise, step, NEWTON_TERMINATION)
+    q, lam = outcome.point
+    converged = outcome.reason == "converged" and bool(np.abs(outcome.linearisation.residual).max() < tolerance)
+    return ProfileSolve(lam, q, grid, outcome.steps, converged)
+
+
+def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    return scipy.linalg.lstsq(jac, rhs, lapack_driver="gelsy", check_finite=False)[0]
+
+
+class _ProfileSystem:
+    """Newton's equations on a grid: R at every point, the normalisation q_s(0) = 0 and, if `smooth`, the
+    smoothness condition, in the unknowns q (and λ if `smooth`)."""
+
+    def __init__(self, grid: LogGrid, smooth: bool):
+        self.hilbert, self.diff = operator_matrices(grid)
+        self.n, self.centre = grid.points, int(np.argmin(np.abs(grid.s)))
+        self.smooth = smooth
+
+    def linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
+        """The equations and their Jacobian at (q, λ); None once they are not finite (a diverged start)."""
+        (q, lam), n, centre, hilbert, smooth = point, self.n, self.centre, self.hilbert, self.smooth
+        tq, qs, dr_dq = linearisation(q, lam, hilbert, self.diff)
         rows = [-lam * q + (1 + lam + tq) * (q + qs), [qs[centre]]]
-        jac = np.zeros((n + 1 + smooth, unknowns))
-        jac[:n, :n], jac[n, :n] = dr_dq, diff[centre]
+        jac = np.zeros((n + 1 + smooth, n + 1 if smooth else n))
+        jac[:n, :n], jac[n, :n] = dr_dq, self.diff[centre]
         if smooth:
             rows.append([tq[0] + 1 + lam / 2])
             jac[:n, n] = qs  # ∂R/∂λ = -q + (q + q_s)
             jac[n + 1, :n], jac[n + 1, n] = hilbert[0], 0.5
-        rows = np.concatenate(rows)
-        if not np.all(np.isfinite(jac)):  # diverged: a start outside every profile's basin
-            return ProfileSolve(lam, q, grid, step, False)
-        update = scipy.linalg.lstsq(jac, -rows, lapack_driver="gelsy", check_finite=False)[0]  # QR: fast
-        q, lam = q + update[:n], lam + (update[n] if smooth else 0.0)
-        if np.abs(update).max() < STEP_TOLERANCE:  # a least-squares minimum need not be a solution: check
-            return ProfileSolve(lam, q, grid, step, bool(np.abs(rows).max() < tolerance))
-    return ProfileSolve(lam, q, grid, MAX_STEPS, False)
+        return Linearisation(np.concatenate(rows), jac) if np.all(np.isfinite(jac)) else None
 
 
 @dataclass

@@ -24,19 +24,20 @@ the class φ = yψ), and the scaling family ν = 0 (even, inside the unresolved 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from blowup.analysis.stability import GRID, MATCH, Mode, Symmetry
 from blowup.equations.ccf.hilbert import operator_matrices
 from blowup.equations.ccf.profile import ProfileSolve, linearisation
+from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
 RESOLVED_FRACTION = 0.1  # above ν = this·λ a non-smooth part's rate 1 - 2ν/λ is 4 SMOOTH_RATE or more from 1
 ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
 GRIDS_AGREE = 1e-6  # the same eigenvalue on both grids, relative to max(1, |ν|)
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
+SYMMETRIES = [Symmetry("time", 1.0, "even"), Symmetry("scaling", 0.0, "even")]  # those inside the even class
 
 
 def _operator(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
@@ -57,31 +58,20 @@ def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray) -> bool:
 
 
 @dataclass
-class CCFStability:
+class CCFStability(Stability):
     """`blowup stability` on a CCF run: the coarse and fine Newton solves of its profile."""
 
     coarse: ProfileSolve
     fine: ProfileSolve
-    domain: tuple[float, float] = SHOWN
-    coordinate: str = "s = log y"
-    exact: list = field(default_factory=list)
 
-    @property
-    def symmetries(self) -> list[Symmetry]:
-        return [Symmetry("time", 1.0, "even"), Symmetry("scaling", 0.0, "even")]
-
-    def analyse(self) -> tuple[list[Mode], dict]:
+    def analyse(self) -> Spectrum:
         started = time.perf_counter()
         lam = self.fine.lam
-        spectra = {}
-        for name, solve in (("coarse", self.coarse), ("fine", self.fine)):
-            operator, speed = _operator(solve)
-            nu, vectors = np.linalg.eig(operator)
-            spectra[name] = (nu, vectors, lam - speed.min())
+        (coarse_nu, _, coarse_artefacts), (nu, vectors, fine_artefacts) = (
+            _spectrum(solve, lam) for solve in (self.coarse, self.fine)
+        )
         bound = RESOLVED_FRACTION * lam
-        coarse_nu = spectra["coarse"][0]
         modes, discarded = [], 0
-        nu, vectors, _ = spectra["fine"]
         for i in np.argsort(-nu.real):
             if nu[i].real <= 0:
                 break
@@ -91,7 +81,7 @@ class CCFStability:
                 continue
             modes.append(Mode(nu=complex(nu[i]), error=error, parity="even", values=self._shown(vectors[:, i])))
         for mode in modes:
-            mode.symmetry = next((s.name for s in self.symmetries if abs(mode.nu - s.nu) <= MATCH), None)
+            mode.symmetry = next((s.name for s in SYMMETRIES if abs(mode.nu - s.nu) <= MATCH), None)
         unstable = [m for m in modes if m.nu.real - m.error > bound and m.symmetry is None]
         in_continuum = [m for m in modes if m.nu.real <= bound and m.symmetry is None]
         counts = {
@@ -101,11 +91,11 @@ class CCFStability:
             "unstable_modes": [[m.nu.real, m.nu.imag] for m in unstable],
             "resolved_above": bound,  # at or below this Re ν smooth and non-smooth eigenfunctions look alike
             # eigenvalues in (0, bound] that pass the same tests: candidates, not counted as unstable
-            "grid_artefacts_up_to": max(spectra["coarse"][2], spectra["fine"][2]),  # λ - min c: discarded there
+            "grid_artefacts_up_to": max(coarse_artefacts, fine_artefacts),  # λ - min c: discarded there
             "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
             "symmetry_modes_missing": [
-                s.name for s in self.symmetries if s.nu > bound and not any(m.symmetry == s.name for m in modes)
+                s.name for s in SYMMETRIES if s.nu > bound and not any(m.symmetry == s.name for m in modes)
             ],
             "n_reported": len(modes),
             "n_discarded": discarded,
@@ -114,9 +104,26 @@ class CCFStability:
             "max_error": max((m.error for m in modes), default=None),
             "wall_time_s": time.perf_counter() - started,
         }
-        return modes, counts
+        return Spectrum(modes, counts, SHOWN, "s = log y", [], _summary(counts))
 
     def _shown(self, vector: np.ndarray) -> np.ndarray:
         """The eigenfunction ψ = φ/y (real part, max 1) on GRID points of SHOWN in s."""
-        values = np.interp(np.linspace(*self.domain, GRID), self.fine.grid.s, vector.real)
+        values = np.interp(np.linspace(*SHOWN, GRID), self.fine.grid.s, vector.real)
         return values / np.max(np.abs(values))
+
+
+def _spectrum(solve: ProfileSolve, lam: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """L's eigenvalues and eigenvectors on the solve's grid, and λ - min c: up to where its artefacts reach."""
+    operator, speed = _operator(solve)
+    nu, vectors = np.linalg.eig(operator)
+    return nu, vectors, lam - speed.min()
+
+
+def _summary(counts: dict) -> str:
+    """The console's line: counted right of where smooth and non-smooth eigenfunctions are told apart."""
+    return (
+        f"unstable (symmetries excluded) with Re ν > {counts['resolved_above']:.4f}: {counts['n_unstable']} "
+        f"(even class); at or below that a smooth eigenfunction is not told from a non-smooth one: "
+        f"{len(counts['candidates_in_continuum'])} candidates there, not counted; "
+        f"{counts['n_reported']} converged, {counts['n_discarded']} discarded; {counts['wall_time_s']:.1f} s"
+    )

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from blowup.engine.jet import Jet
 from blowup.solvers.chebyshev import second_kind_points
+from blowup.solvers.gauss_newton import Damping, LeastSquares, Linearisation, NormalEquations, Termination, iterate
 from blowup.solvers.newton import COMPLEX_STEP
 
 DEGREES = (64, 96, 144, 216)  # collocation degrees tried in turn, each solve starting from the last
@@ -37,6 +38,8 @@ FINE_POINTS = 1001  # where the residual of the fitted trajectory is checked (be
 STEP_TOLERANCE = 1e-10  # Gauss-Newton has converged once a step moves every log-parameter by less ...
 FLAT = 1e-8  # ... or once no fraction of a step this small lowers the misfit (it is at its round-off floor)
 MAX_STEPS = 40
+TERMINATION = Termination(MAX_STEPS, STEP_TOLERANCE)
+DAMPING_TRIES = 40  # trials per step before it has stalled (by then the damping has grown 4^40-fold: no step is left)
 MAX_LOG_STEP = 0.5  # a step changes no parameter by more than this factor's log (e^0.5 = 1.65): far from the
 # estimate (an epidemic that barely takes off in the data's window) the misfit is flat and Gauss-Newton's step huge
 NEWTON_TOLERANCE = 1e-14  # trajectory solves: max |ΔY| at which Newton has converged ...
@@ -125,20 +128,63 @@ def fit_at_degree(
 ) -> OdeFit | None:
     """Gauss-Newton at one collocation degree (None if no trajectory can be solved for from the start)."""
     grid = Collocation(degree)
-    D, E = (torch.from_numpy(m) for m in (grid.derivative, grid.interpolation(problem.tau)))
-    y0, data = torch.from_numpy(problem.initial).double(), torch.from_numpy(problem.data).double()
-    obs = problem.observed
+    system = ConstrainedFit(problem, grid)
+    p = torch.as_tensor(params, dtype=torch.float64)
+    Y = system.trajectory(torch.as_tensor(start(grid.tau), dtype=torch.float64), p)
+    if Y is None:
+        return None
+    outcome = iterate((p, Y), system.linearise, LogRateSteps(system), TERMINATION)
+    p, Y = outcome.point
+    jac = outcome.linearisation.jacobian
+    converged = outcome.reason == "converged" or (outcome.reason == "stalled" and is_flat(outcome.linearisation))
+    r = system.misfit(Y)
+    variance = r.square().sum() / max(r.numel() - p.numel(), 1)
+    covariance = torch.linalg.pinv(jac.T @ jac) * variance
+    coeffs = grid.coefficients(Y.numpy())
+    fine = np.linspace(0, 1, FINE_POINTS)
+    values, slopes = (
+        torch.from_numpy(chebyshev.chebval(2 * fine - 1, c).T) for c in (coeffs, 2 * chebyshev.chebder(coeffs))
+    )  # d/dτ = 2 d/dx
+    return OdeFit(
+        params=p.numpy(),
+        coeffs=coeffs,
+        misfit=r.numpy(),
+        rel_stderr=covariance.diagonal().sqrt().numpy(),
+        steps=outcome.steps,
+        converged=converged,
+        residual_max=system.residual(values, slopes, p).abs().max().item(),
+        params_change=float("inf"),
+    )
 
-    def residual(Y: Tensor, dY: Tensor, p: Tensor) -> Tensor:
-        return problem.residual(Jet(torch.stack([Y, dY])), p).coeffs[0]
 
-    def constraints(Y: Tensor, p: Tensor) -> Tensor:
+def is_flat(lin: Linearisation) -> bool:
+    """Whether the misfit is at its round-off floor where no damped step lowered it: the undamped
+    Gauss-Newton step there moves no log-parameter by more than FLAT."""
+    solver = LeastSquares(lin.jacobian, lambda a, b: torch.linalg.lstsq(a, b.unsqueeze(-1)).solution.squeeze(-1))
+    return solver.solve(lin.residual).abs().max().item() <= FLAT
+
+
+class ConstrainedFit:
+    """The collocation system at one degree: the ODE's residual at the nodes, its Jacobians by the complex
+    step, the trajectory for given parameters, and the data misfit with its Jacobian in the log-parameters."""
+
+    def __init__(self, problem: OdeData, grid: Collocation):
+        self.problem = problem
+        self.D, self.E = (torch.from_numpy(m) for m in (grid.derivative, grid.interpolation(problem.tau)))
+        self.y0, self.data = torch.from_numpy(problem.initial).double(), torch.from_numpy(problem.data).double()
+        self.obs = problem.observed
+
+    def residual(self, Y: Tensor, dY: Tensor, p: Tensor) -> Tensor:
+        return self.problem.residual(Jet(torch.stack([Y, dY])), p).coeffs[0]
+
+    def constraints(self, Y: Tensor, p: Tensor) -> Tensor:
         """Initial value and the residual at every node after the first: zero on a solution."""
-        return torch.cat([(Y[0] - y0).unsqueeze(0), residual(Y, D @ Y, p)[1:]])
+        return torch.cat([(Y[0] - self.y0).unsqueeze(0), self.residual(Y, self.D @ Y, p)[1:]])
 
-    def jacobians(Y: Tensor, p: Tensor, with_params: bool = True) -> tuple[Tensor, Tensor | None]:
+    def jacobians(self, Y: Tensor, p: Tensor, with_params: bool = True) -> tuple[Tensor, Tensor | None]:
         """d constraints / dY as ((n+1) C, (n+1) C) and d constraints / dp as ((n+1) C, P) (None without
         `with_params`: the trajectory's Newton needs only the first)."""
+        D, residual = self.D, self.residual
         dY, h = D @ Y, 1j * COMPLEX_STEP
         Yc, dYc, pc = Y.to(torch.complex128), dY.to(torch.complex128), p.to(torch.complex128)
         unit = torch.eye(Y.shape[1], dtype=torch.complex128)
@@ -155,65 +201,55 @@ def fit_at_degree(
         G_p[0] = 0
         return G_Y.reshape(size, size), G_p.reshape(size, -1)
 
-    def trajectory(Y: Tensor, p: Tensor) -> Tensor | None:
+    def trajectory(self, Y: Tensor, p: Tensor) -> Tensor | None:
         """The collocation solution for parameters p, by Newton from Y (None if it does not converge)."""
         for _ in range(NEWTON_STEPS):
             try:
-                step = torch.linalg.solve(jacobians(Y, p, False)[0], -constraints(Y, p).flatten()).reshape(Y.shape)
+                step = torch.linalg.solve(self.jacobians(Y, p, False)[0], -self.constraints(Y, p).flatten())
             except torch.linalg.LinAlgError:  # a start far enough off to make the linearisation singular
                 return None
-            Y = Y + step
+            Y = Y + step.reshape(Y.shape)
             if not torch.isfinite(Y).all():
                 return None
             if step.abs().max() <= NEWTON_TOLERANCE * max(1.0, Y.abs().max().item()):
                 return Y
         return None
 
-    def misfit(Y: Tensor) -> Tensor:
-        return ((E @ Y)[:, obs] - data).flatten()
+    def misfit(self, Y: Tensor) -> Tensor:
+        return ((self.E @ Y)[:, self.obs] - self.data).flatten()
 
-    p = torch.as_tensor(params, dtype=torch.float64)
-    Y = trajectory(torch.as_tensor(start(grid.tau), dtype=torch.float64), p)
-    if Y is None:
-        return None
-    converged, steps, damping = False, 0, None
-    while steps < MAX_STEPS and not converged:
-        steps += 1
-        G_Y, G_p = jacobians(Y, p)
+    def linearise(self, point: tuple[Tensor, Tensor]) -> Linearisation:
+        """The misfit at (p, Y) on the ODE's solutions, and its Jacobian in log p (dY/dp by the implicit
+        function theorem on the constraints)."""
+        p, Y = point
+        G_Y, G_p = self.jacobians(Y, p)
         sensitivity = -torch.linalg.solve(G_Y, G_p).reshape(*Y.shape, -1)  # dY/dp
-        jac = torch.einsum("mn,ncp->mcp", E, sensitivity)[:, obs].reshape(-1, p.numel()) * p  # d misfit / d log p
-        r = misfit(Y)
-        gauss_newton = torch.linalg.lstsq(jac, -r.unsqueeze(-1)).solution.squeeze(-1)
-        normal, gradient = jac.T @ jac, jac.T @ r
-        damping = damping if damping is not None else 1e-3 * normal.diagonal().max().item()
-        for _ in range(40):  # Levenberg-Marquardt on the parameters: damping turns the step toward the gradient
-            step = torch.linalg.solve(normal + damping * torch.eye(len(p)), -gradient)
-            step = step * min(1.0, MAX_LOG_STEP / step.abs().max().item())
+        jac = torch.einsum("mn,ncp->mcp", self.E, sensitivity)[:, self.obs].reshape(-1, p.numel()) * p
+        return Linearisation(self.misfit(Y), jac)
+
+
+class LogRateSteps:
+    """Levenberg-Marquardt on the log-parameters, each trial along the ODE's solutions: damping turns the step
+    toward the gradient. Its damping starts at 1e-3 of the Gauss-Newton matrix's largest diagonal entry and
+    carries over from step to step; a trial whose trajectory cannot be solved for is rejected."""
+
+    def __init__(self, system: ConstrainedFit):
+        self.system, self.rule = system, None
+
+    def __call__(self, point: tuple[Tensor, Tensor], lin: Linearisation):
+        p, Y = point
+        solver = NormalEquations(lin.jacobian)
+        if self.rule is None:
+            scale = solver.normal.diagonal().max().item()
+            self.rule = Damping(1e-3 * scale, decrease=3, increase=4, tries=DAMPING_TRIES, strict=False)
+
+        def propose(damping: float) -> Tensor:
+            step = solver.solve(lin.residual, damping)
+            return step * min(1.0, MAX_LOG_STEP / step.abs().max().item())
+
+        def evaluate(step: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]] | None:
             trial_p = p * step.exp()
-            trial_Y = trajectory(Y, trial_p)
-            if trial_Y is not None and misfit(trial_Y).square().sum() <= r.square().sum():
-                p, Y, damping = trial_p, trial_Y, damping / 3
-                converged = step.abs().max().item() <= STEP_TOLERANCE
-                break
-            damping *= 4
-        else:
-            converged = gauss_newton.abs().max().item() <= FLAT
-            break
-    r = misfit(Y)
-    variance = r.square().sum() / max(r.numel() - p.numel(), 1)
-    covariance = torch.linalg.pinv(jac.T @ jac) * variance
-    coeffs = grid.coefficients(Y.numpy())
-    fine = np.linspace(0, 1, FINE_POINTS)
-    values, slopes = (
-        torch.from_numpy(chebyshev.chebval(2 * fine - 1, c).T) for c in (coeffs, 2 * chebyshev.chebder(coeffs))
-    )  # d/dτ = 2 d/dx
-    return OdeFit(
-        params=p.numpy(),
-        coeffs=coeffs,
-        misfit=r.numpy(),
-        rel_stderr=covariance.diagonal().sqrt().numpy(),
-        steps=steps,
-        converged=converged,
-        residual_max=residual(values, slopes, p).abs().max().item(),
-        params_change=float("inf"),
-    )
+            trial_Y = self.system.trajectory(Y, trial_p)
+            return None if trial_Y is None else (self.system.misfit(trial_Y).square().sum(), (trial_p, trial_Y))
+
+        return self.rule.search(propose, evaluate, lin.residual.square().sum())

@@ -210,6 +210,7 @@ def least_squares_rates(eq: SIRConfig, obs: Observations) -> tuple[np.ndarray, n
 
 class SIR(Problem):
     plot_name = "fit.png"
+    evaluation_keys = ("refine", "tolerance", "eval_points")
 
     def __init__(self, cfg: SIRConfig, obs: Observations, sobolev: int, backend: str):
         super().__init__()

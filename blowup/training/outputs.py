@@ -1,0 +1,78 @@
+"""What a finished (or stopped) run leaves: summary.json, solution.csv, the figure, and its one closing line.
+
+A run that ran every phase is "completed" only if the problem finds its own result acceptable (its error
+estimates within tolerance), else "not_converged": the summary never says more than the result shows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from blowup.config import PHASES
+from blowup.engine.device import device_name
+from blowup.training import logs
+from blowup.training.steps import final_loss
+
+
+def write_outputs(run, status: str, evaluation: dict | None) -> dict:
+    """summary.json, solution.csv and the plot of `run` (a trainer.RunState) as it stands. `evaluation` is the
+    problem's verdict on this state when the phases already computed it, else None."""
+    cfg, problem, run_dir = run.cfg, run.problem, run.run_dir
+    wall_time = run.wall_time()
+    history = pd.read_csv(run_dir / "metrics.csv")
+    problem.solution().to_csv(run_dir / "solution.csv", index=False)
+    loss = final_loss(problem)
+    evaluation = evaluation or problem.evaluate()
+    failure = problem.failure(evaluation) if status == "completed" else None
+    if failure:
+        status = "not_converged"
+    last_phase = next((p for p in reversed(PHASES) if p in run.stop_reasons), None)
+    meta = run.meta
+    commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")
+    summary = {
+        "equation": cfg.equation.name,
+        "backend": cfg.backend.name,
+        "sobolev": cfg.sobolev,
+        "device": str(run.device),
+        "device_name": device_name(run.device),
+        "dtype": cfg.dtype,
+        "seed": cfg.seed,
+        **evaluation,
+        "loss": loss,
+        "steps": len(history),
+        "wall_time_s": wall_time,
+        "step_time_median_s": _median(history, "step_time_s"),
+        "deriv_time_median_s": _median(history, "deriv_time_s"),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "status": status,
+        "failure": failure,
+        "stop_reason": run.stop_reasons.get(last_phase),
+        "stop_reasons": run.stop_reasons,
+        "restarts": run.restarts,
+        "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+    }
+    logs.write_json(run_dir / "summary.json", summary)
+    problem.plot(history, run_dir / problem.plot_name)
+    return summary
+
+
+def status_line(summary: dict, run_dir: Path) -> str:
+    """One line: how the run ended, the figure that decided it, and where its outputs are."""
+    colour = {"completed": "green", "not_converged": "red", "diverged": "red"}.get(summary["status"], "yellow")
+    why = f": {summary['failure']}" if summary.get("failure") else ""
+    return (
+        f"[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
+        f"outputs in {run_dir}"
+    )
+
+
+def _median(frame: pd.DataFrame, column: str) -> float | None:
+    return float(frame[column].median()) if len(frame) else None

@@ -1,0 +1,119 @@
+"""One optimiser step of any phase, and what decides that a run or a phase stops.
+
+The phases are Adam, L-BFGS and Levenberg-Marquardt, after an optional "guess" phase: Levenberg-Marquardt on
+the problem's guess terms. Each step is taken from the state the metrics row describes, so a row is always the
+loss of the parameters it lists.
+
+Stopping. The first SIGINT or SIGTERM finishes the current step, then checkpoints and writes the summary with
+status "interrupted"; a second one aborts at once. A NaN or inf in the loss or the parameters (or a singular
+linear solve) is "diverged".
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import torch
+from omegaconf import DictConfig
+
+from blowup.engine.device import Clock
+from blowup.problem import Problem
+from blowup.solvers.lm import LevenbergMarquardt
+from blowup.solvers.losses import loss_terms, residual_vector, total_loss
+from blowup.training import logs
+
+LINE_SEARCH_EVALS = 25  # most loss evaluations in one L-BFGS step (torch's default for 20 iterations)
+
+
+def make_optimizer(phase: str, cfg: DictConfig, problem: Problem):
+    params = [p for p in problem.parameters() if p.requires_grad]
+    if phase == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    if phase == "lbfgs":  # one iteration per step; max_eval is the line search's budget (torch's default
+        # for max_iter=1 leaves it none: a rejected first trial then gives a zero step, every step)
+        return torch.optim.LBFGS(
+            params,
+            lr=cfg.lr,
+            max_iter=1,
+            max_eval=LINE_SEARCH_EVALS,
+            history_size=cfg.history,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
+    return LevenbergMarquardt(problem, damping=cfg.damping, acceleration=cfg.acceleration)
+
+
+def take_step(phase: str, optimizer, problem: Problem, clock: Clock) -> tuple[torch.Tensor, dict, float]:
+    """One optimiser step. Returns the loss before it, its terms, and the seconds spent on derivatives
+    (the forward passes that compute the residuals and all their input derivatives)."""
+    deriv_time = 0.0
+    first: dict = {}
+
+    def evaluate():
+        nonlocal deriv_time
+        start = clock()
+        residuals = problem.residuals()
+        deriv_time += clock() - start
+        terms = loss_terms(residuals)
+        first.setdefault("terms", {k: v.detach() for k, v in terms.items()})
+        return residuals, sum(terms.values())
+
+    if isinstance(optimizer, LevenbergMarquardt):
+        residuals, loss = evaluate()
+        optimizer.step(residual_vector(residuals).detach())
+        return loss.detach(), first["terms"], deriv_time
+
+    def closure():
+        optimizer.zero_grad()
+        _, loss = evaluate()
+        loss.backward()
+        first.setdefault("loss", loss.detach())
+        return loss
+
+    optimizer.step(closure)
+    return first["loss"], first["terms"], deriv_time
+
+
+def final_loss(problem: Problem) -> float:
+    with torch.enable_grad():
+        return total_loss(problem.residuals()).item()
+
+
+def all_finite(loss: torch.Tensor, problem: Problem) -> bool:
+    """False once the loss or any parameter is NaN or inf: the run has diverged (one sync, not one per tensor)."""
+    values = [loss.reshape(1)] + [p.detach().flatten() for p in problem.parameters()]
+    return bool(torch.isfinite(torch.cat(values)).all())
+
+
+def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int) -> bool:
+    """Whether the problem accepts its result as it stands (checked every `accept_every` steps)."""
+    every = phase_cfg.get("accept_every", 0)
+    if not (problem.judges_results and every and phase_step % every == 0):
+        return False
+    return problem.failure(problem.evaluate()) is None
+
+
+class StopOnSignal:
+    """The first SIGINT or SIGTERM asks the loop to stop after the current step, so the checkpoint
+    and the log agree; a second one aborts at once. Python only lets the main thread install
+    handlers: elsewhere signals keep their usual meaning."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> StopOnSignal:
+        self.requested, self.previous = False, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logs.console.print(f"{signal.Signals(signum).name}: stopping after this step (send it again to abort now)")
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

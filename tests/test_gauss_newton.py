@@ -1,0 +1,176 @@
+"""The Gauss-Newton parts (blowup.solvers.gauss_newton) against independent oracles: the damped normal equations,
+numpy's least squares, problems whose minimiser is known in closed form, and the damping rule's own arithmetic."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from blowup.solvers.gauss_newton import (
+    Damping,
+    LeastSquares,
+    Linearisation,
+    NormalEquations,
+    SVDSolve,
+    Termination,
+    full_step,
+    iterate,
+)
+
+
+def numpy_lstsq(a, b):
+    return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
+@pytest.mark.parametrize("rows, cols", [(7, 12), (12, 7)])
+@pytest.mark.parametrize("descent", [SVDSolve, NormalEquations])
+def test_damped_descents_solve_the_damped_normal_equations(descent, rows, cols):
+    torch.manual_seed(0)
+    jac, r = torch.randn(rows, cols, dtype=torch.float64), torch.randn(rows, dtype=torch.float64)
+    solver = descent(jac)
+    for damping in (1e-6, 1e-2, 10.0):
+        expected = -torch.linalg.solve(jac.T @ jac + damping * torch.eye(cols), jac.T @ r)
+        assert torch.allclose(solver.solve(r, damping), expected, rtol=1e-7, atol=1e-10)  # conditioning squared
+
+
+def test_least_squares_is_the_undamped_step_and_refuses_damping():
+    rng = np.random.default_rng(1)
+    jac, r = rng.standard_normal((9, 4)), rng.standard_normal(9)
+    solver = LeastSquares(jac, numpy_lstsq)
+    assert np.allclose(solver.solve(r), -np.linalg.pinv(jac) @ r, rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="undamped"):
+        solver.solve(r, 1e-3)
+
+
+def test_a_linear_least_squares_problem_is_solved_by_one_full_step():
+    """r(x) = A x - b: Gauss-Newton's model is exact, so the first step lands on the least-squares solution and
+    the second is round-off."""
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((12, 5)), rng.standard_normal(12)
+    linearise = lambda x: Linearisation(a @ x - b, a)  # noqa: E731
+    step = full_step(lambda jac: LeastSquares(jac, numpy_lstsq), lambda x, d: x + d)
+    first = step(np.zeros(5), linearise(np.zeros(5)))[1]
+    assert np.allclose(first, numpy_lstsq(a, b), rtol=0, atol=1e-14)
+    outcome = iterate(np.zeros(5), linearise, step, Termination(10, 1e-12))
+    assert outcome.reason == "converged" and outcome.steps == 2
+    assert np.array_equal(outcome.linearisation.jacobian, a)
+
+
+def rosenbrock(point: torch.Tensor) -> Linearisation:
+    """Rosenbrock's function as residuals (10 (y - x²), 1 - x): the minimum 0 at (1, 1), down a curved valley."""
+    x, y = point
+    residual = torch.stack([10 * (y - x**2), 1 - x])
+    one = torch.ones((), dtype=point.dtype)
+    jacobian = torch.stack([torch.stack([-20 * x, 10 * one]), torch.stack([-one, 0 * one])])
+    return Linearisation(residual, jacobian)
+
+
+def test_rosenbrock_by_full_steps_in_a_few():
+    """The Jacobian is square and invertible: the first step solves 1 - x = 0 (to round-off), the second y = x²;
+    what follows is round-off."""
+    step = full_step(SVDSolve, lambda p, d: p + d)
+    outcome = iterate(torch.tensor([-1.2, 1.0], dtype=torch.float64), rosenbrock, step, Termination(10, 1e-15))
+    assert outcome.reason == "converged" and outcome.steps <= 4
+    assert torch.allclose(outcome.point, torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def damped_steps(linearise, rule: Damping):
+    """Levenberg-Marquardt from the parts: the damped normal equations, accepted by `rule`."""
+
+    def step(point, lin):
+        solver = NormalEquations(lin.jacobian)
+
+        def evaluate(d):
+            return linearise(point + d).residual.square().sum(), point + d
+
+        return rule.search(lambda damping: solver.solve(lin.residual, damping), evaluate, lin.residual.square().sum())
+
+    return step
+
+
+def test_damped_gauss_newton_reaches_the_rosenbrock_minimum_to_round_off():
+    rule = Damping(1.0, decrease=3, increase=2, tries=30)
+    start = torch.tensor([-1.2, 1.0], dtype=torch.float64)
+    outcome = iterate(start, rosenbrock, damped_steps(rosenbrock, rule), Termination(100, 1e-15))
+    assert outcome.reason in ("converged", "stalled")  # a step within tolerance, or none left below round-off
+    assert torch.allclose(outcome.point, torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-14)
+
+
+def test_damped_gauss_newton_fits_an_exponential_to_exact_data():
+    t = torch.linspace(0, 2, 9, dtype=torch.float64)
+    data = 3.0 * torch.exp(-1.5 * t)
+
+    def linearise(p):
+        a, b = p
+        model = torch.exp(b * t)
+        return Linearisation(a * model - data, torch.stack([model, a * t * model], 1))
+
+    rule = Damping(1e-3, decrease=3, increase=2, tries=30)
+    outcome = iterate(
+        torch.tensor([1.0, 0.5], dtype=torch.float64), linearise, damped_steps(linearise, rule), Termination(100, 1e-14)
+    )
+    assert torch.allclose(outcome.point, torch.tensor([3.0, -1.5], dtype=torch.float64), rtol=0, atol=1e-12)
+    assert linearise(outcome.point).residual.square().sum().item() < 1e-26
+
+
+def test_damping_falls_by_decrease_on_success_and_rises_by_increase_on_failure():
+    rule = Damping(1.0, decrease=3, increase=4, tries=5, floor=0.05)
+    losses = iter([None, 2.0, math.nan, 0.5])  # not evaluable, higher, NaN, lower than 1.0
+    taken = rule.search(
+        lambda damping: damping,
+        lambda step: (lambda loss: None if loss is None else (loss, "point"))(next(losses)),
+        1.0,
+    )
+    assert taken == (64.0, "point") and rule.value == 64.0 / 3  # three rejections, then the accepted one
+    rule.value = 0.06
+    assert rule.search(lambda damping: damping, lambda step: (0.0, None), 1.0) == (0.06, None)
+    assert rule.value == 0.05  # floored
+    stuck = Damping(1.0, decrease=3, increase=2, tries=6)
+    assert stuck.search(lambda damping: damping, lambda step: (1.0, None), 1.0) is None and stuck.value == 2.0**6
+
+
+def test_an_untrusted_step_is_rejected_without_being_evaluated():
+    evaluated = []
+    rule = Damping(1.0, decrease=2, increase=10, tries=3)
+    propose = lambda damping: None if damping < 100 else damping  # noqa: E731
+    assert rule.search(propose, lambda step: evaluated.append(step) or (0.0, step), 1.0) == (100.0, 100.0)
+    assert evaluated == [100.0] and rule.value == 50.0
+
+
+def test_strict_acceptance_wants_a_lower_loss_the_other_no_higher():
+    strict, lenient = Damping(1.0, 3, 2, 1), Damping(1.0, 3, 2, 1, strict=False)
+    assert not strict.accepts(1.0, 1.0) and lenient.accepts(1.0, 1.0)
+    assert strict.accepts(0.5, 1.0) and not lenient.accepts(1.5, 1.0)
+
+
+def test_termination_rules():
+    rule = Termination(max_steps=4, tolerance=1e-3, stagnation=2)
+    assert rule.converged(1e-3) and not Termination(4, 1e-3, strict=True).converged(1e-3)
+    assert rule.stagnated(0.6, 1.0) and not rule.stagnated(0.5, 1.0) and not rule.stagnated(1.0, math.inf)
+    assert rule.done(4, 1.0, 10.0) and rule.done(1, 1e-4, 10.0) and rule.done(1, 6.0, 10.0)
+    assert not rule.done(3, 1.0, 10.0)
+    assert not Termination(4, 1e-3).stagnated(100.0, 1.0)  # no stagnation rule: never
+
+
+@pytest.mark.parametrize(
+    "sizes, linearisable, reason, steps, point",
+    [
+        ([1.0, 0.1, 0.2], 9, "stagnated", 3, 3),
+        ([1.0, 0.5, 0.2, 0.1], 9, "max_steps", 4, 4),
+        ([1.0, 0.1, None], 9, "stalled", 3, 2),
+        ([1.0, 0.1, 0.01], 2, "diverged", 3, 2),
+    ],
+)
+def test_iterate_says_why_it_stopped(sizes, linearisable, reason, steps, point):
+    """Stub parts: steps of the given sizes (None: the step rule finds none), linearisations up to a count."""
+
+    def linearise(point):
+        return Linearisation(point, None) if point < linearisable else None
+
+    def step(point, lin):
+        size = sizes[point]
+        return None if size is None else (np.array([size]), point + 1)
+
+    outcome = iterate(0, linearise, step, Termination(4, 1e-9, stagnation=2))
+    assert (outcome.reason, outcome.steps, outcome.point) == (reason, steps, point)
