@@ -176,6 +176,22 @@ class Problem(ResidualTerms):
         phase with optim.<phase>.accept_every ends early ("accepted") when this finds nothing wrong."""
         return None
 
+    def network_result(self, evaluation: dict) -> tuple[dict, dict]:
+        """(`evaluation` with the reported result replaced by the network's own, the replaced fields): what a run
+        reports when its refined result fails `failure`, so that a rejected answer never stands as the answer.
+
+        By the convention every equation's `evaluate` follows, a field with a `<name>_network` twin describes the
+        reported result, and so does an error estimate or standard error without a twin (the network has none):
+        those become None. An equation without a separate refined result has nothing to replace."""
+        replaced = {}
+        out = dict(evaluation)
+        for key, value in evaluation.items():
+            if f"{key}_network" in evaluation:
+                replaced[key], out[key] = value, evaluation[f"{key}_network"]
+            elif key.endswith(("_estimate", "_stderr")) and not key.endswith("_network"):
+                replaced[key], out[key] = value, None
+        return out, replaced
+
 
 def typed_equation_config(cfg: DictConfig, schema: type):
     """The equation group merged onto its dataclass schema; a wrong type or unknown key is a ConfigError."""

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from blowup.engine.device import DTYPES
 from blowup.equations import build_problem
@@ -45,11 +47,32 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint whole
 
 
+CHECKPOINT_KEYS = {"problem", "phase", "phase_step", "step", "optimizer", "rng", "config"}
+
+
+def unreadable(path: Path, why: str, remedy: str) -> ConfigError:
+    """The one line for a file a command cannot read: which file, why, that it was left alone, what to do."""
+    return ConfigError(f"{path} cannot be read ({why}): it is truncated or corrupt and was left as it is; {remedy}")
+
+
+def read_checkpoint(path: Path, device: torch.device | str, remedy: str) -> dict:
+    """checkpoint.pt as saved, or a ConfigError naming it: a disk that filled up or a copy cut short leaves a
+    file torch cannot unpack (it raises whatever its zip or pickle reader meets), or one without a run's keys."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # every way of failing to unpack means the same to the user
+        raise unreadable(path, _first_line(err), remedy) from None
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+        raise unreadable(path, "not a blowup checkpoint", remedy)
+    return state
+
+
 def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device, problem: Problem) -> dict | None:
     """The checkpoint to continue from (None: start fresh); refuses one trained on another problem."""
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=device, weights_only=False)
+    remedy = "move it away to start afresh, or resume= a run dir whose checkpoint is whole"
+    state = read_checkpoint(path, device, remedy)
     may_change = tuple(f"equation.{key}" for key in problem.evaluation_keys)
     was = flatten({k: state["config"].get(k) for k in SAME_PROBLEM})
     now = flatten({k: OmegaConf.to_container(cfg, resolve=True).get(k) for k in SAME_PROBLEM})
@@ -68,10 +91,15 @@ def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device, problem: 
 
 def load_trained(run_dir: Path) -> Problem:
     """A finished run's problem as trained (its config.yaml and checkpoint.pt), on the CPU."""
-    cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
-    torch.set_default_dtype(DTYPES[cfg.dtype])
-    problem = build_problem(cfg)
-    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    remedy = "train the run again into a new run dir"
+    path = Path(run_dir) / "config.yaml"
+    try:
+        cfg = OmegaConf.load(path)
+        torch.set_default_dtype(DTYPES[cfg.dtype])
+        problem = build_problem(cfg)
+    except (OSError, ValueError, KeyError, AttributeError, yaml.YAMLError, OmegaConfBaseException) as err:
+        raise unreadable(path, _first_line(err), remedy) from None
+    state = read_checkpoint(Path(run_dir) / "checkpoint.pt", "cpu", remedy)
     problem.load_state_dict(state["problem"])
     return problem
 
@@ -85,3 +113,9 @@ def flatten(tree: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _first_line(err: Exception) -> str:
+    """The error's first sentence (torch's zip reader adds a paragraph of advice)."""
+    text = str(err).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(err).__name__

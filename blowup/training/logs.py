@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from blowup.errors import ConfigError
+
 console = Console(stderr=True)
 # versions recorded with every run: the ones whose changes can move a result
 PACKAGES = ("blowup", "torch", "numpy", "scipy", "pandas", "hydra-core", "omegaconf", "matplotlib", "rich")
@@ -53,12 +55,19 @@ def restore_metrics(history: Path, path: Path, columns: list[str], step: int) ->
     may have cut the last one short; without this the log would not be one row per step."""
     rows = []
     if step > 0 and Path(history).is_file():
-        with open(history, newline="") as file:
-            rows = [
-                row
-                for row in csv.DictReader(file)  # short rows get None values, long ones a None key
-                if None not in row and None not in row.values() and row["step"].isdigit() and int(row["step"]) < step
-            ]
+        try:
+            with open(history, newline="") as file:
+                rows = [
+                    row
+                    for row in csv.DictReader(file)  # short rows get None values, long ones a None key
+                    if None not in row and None not in row.values() and row.get("step", "").isdigit()
+                    if int(row["step"]) < step
+                ]
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise ConfigError(
+                f"{history} cannot be read ({err}): it is corrupt and was left as it is; move it away (the run "
+                f"then resumes with an empty log) or start in a new run dir"
+            ) from None
     tmp = Path(path).with_suffix(".tmp")
     with open(tmp, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
@@ -68,7 +77,10 @@ def restore_metrics(history: Path, path: Path, columns: list[str], step: int) ->
 
 
 def write_json(path: Path, data: dict) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    """Written whole or not at all: a kill mid-write leaves the previous file, never half of one."""
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def git_state() -> tuple[str | None, bool | None]:

@@ -28,9 +28,14 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
     problem.solution().to_csv(run_dir / "solution.csv", index=False)
     loss = final_loss(problem)
     evaluation = evaluation or problem.evaluate()
-    failure = problem.failure(evaluation) if status == "completed" else None
-    if failure:
+    verdict = problem.failure(evaluation)
+    if status == "completed" and verdict:
         status = "not_converged"
+    failure = verdict if status == "not_converged" else None
+    rejected = None
+    if verdict:  # the result fails the problem's own check: it is kept aside, labelled, never reported as found
+        evaluation, replaced = problem.network_result(evaluation)
+        rejected = {"reason": verdict, **replaced} if replaced else None
     last_phase = next((p for p in reversed(PHASES) if p in run.stop_reasons), None)
     meta = run.meta
     commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")
@@ -54,6 +59,8 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
         "git_commit": commit,
         "status": status,
         "failure": failure,
+        "reported": "network" if rejected else "result",
+        "rejected_result": rejected,
         "stop_reason": run.stop_reasons.get(last_phase),
         "stop_reasons": run.stop_reasons,
         "restarts": run.restarts,
@@ -68,6 +75,11 @@ def status_line(summary: dict, run_dir: Path) -> str:
     """One line: how the run ended, the figure that decided it, and where its outputs are."""
     colour = {"completed": "green", "not_converged": "red", "diverged": "red"}.get(summary["status"], "yellow")
     why = f": {summary['failure']}" if summary.get("failure") else ""
+    rejected = summary.get("rejected_result")
+    if rejected and not summary.get("failure"):
+        why = f"; its refined result was rejected ({rejected['reason']}): the figures are the network's"
+    elif rejected:
+        why += "; the figures reported are the network's"
     return (
         f"[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
         f"outputs in {run_dir}"

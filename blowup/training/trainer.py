@@ -28,7 +28,7 @@ from blowup.equations import build_problem
 from blowup.problem import Problem
 from blowup.solvers.stopping import FINAL_REASONS, Convergence
 from blowup.training import logs
-from blowup.training.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from blowup.training.checkpoints import load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from blowup.training.outputs import status_line, write_outputs
 from blowup.training.steps import StopOnSignal, accepted, all_finite, make_optimizer, take_step
 
@@ -279,7 +279,7 @@ def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None
 
 def back_to_last_good(run: RunState) -> None:
     """A diverged run's outputs describe its last good checkpoint, where a resume would start."""
-    good = torch.load(run.run_dir / "checkpoint.pt", map_location=run.device, weights_only=False)
+    good = read_checkpoint(run.run_dir / "checkpoint.pt", run.device, "train again into a new run dir")
     run.problem.load_state_dict(good["problem"])
     run.meta["checkpoint_step"] = good["step"]
     logs.console.print(
