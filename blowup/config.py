@@ -80,6 +80,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     allow_not_converged: bool = False  # true: a run that ends "not_converged" still exits 0 (tiny test runs)
     max_memory_gb: float | None = None  # refuse runs estimated to need more; None: half this machine's memory
+    max_hours: float | None = 2.0  # refuse runs expected to take longer (a probe times their steps); None: no limit
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -116,6 +117,7 @@ def validate(cfg: DictConfig) -> None:
     require(
         cfg.max_memory_gb is None or cfg.max_memory_gb > 0, "max_memory_gb", cfg.max_memory_gb, "null or a number > 0"
     )
+    require(cfg.max_hours is None or cfg.max_hours > 0, "max_hours", cfg.max_hours, "null (no limit) or a number > 0")
     for phase in PHASES:
         opt = cfg.optim[phase]
         require(opt.steps >= 0, f"optim.{phase}.steps", opt.steps, "an integer >= 0")

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from blowup.errors import ConfigError
@@ -152,9 +152,24 @@ def progress_bar() -> Progress:
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3e}  {task.fields[scalars]}"),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         transient=False,
     )
+
+
+def estimate_line(expected: dict) -> str:
+    """The probe's verdict before training: seconds per step of each phase, and the whole budget's duration."""
+    steps = "  ".join(f"{phase} {seconds:.3g} s/step" for phase, seconds in expected["step_time_s"].items())
+    total = duration(expected["time_s"])
+    return f"expected: {steps}; at most {total} for the step budget (early stopping ends most runs sooner)"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    return f"{seconds / 60:.3g} min" if seconds < 7200 else f"{seconds / 3600:.3g} h"
 
 
 def summary_table(summary: dict) -> Table:

@@ -29,6 +29,7 @@ from blowup.problem import Problem
 from blowup.solvers.stopping import FINAL_REASONS, Convergence
 from blowup.training import logs
 from blowup.training.checkpoints import load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from blowup.training.estimate import estimate
 from blowup.training.outputs import status_line, write_outputs
 from blowup.training.steps import StopOnSignal, accepted, all_finite, make_optimizer, take_step
 
@@ -45,6 +46,7 @@ class RunState:
     phases: list[str]
     meta: dict
     started: float = 0.0
+    estimate: dict = field(default_factory=dict)  # the probe's seconds per step and for the whole budget
     columns: list[str] = field(default_factory=list)  # metrics.csv's
     phase: str = PHASES[0]
     phase_step: int = 0
@@ -121,6 +123,9 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
         problem.load_state_dict(state["problem"])
         set_rng_state(state["rng"], device)
         logs.console.print(f"resuming {source} at step {state['step']} ({state['phase']})")
+    phases = [p for p in PHASES if p in problem.phases]
+    expected = estimate(problem, cfg, phases, state, clock)  # refuses a run over max_hours: nothing written yet
+    logs.console.print(logs.estimate_line(expected))
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     meta = {
         **logs.environment(),
@@ -131,8 +136,7 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
         "resumed_from": str(source) if state else None,
         "resumed_at_step": state["step"] if state else None,
     }
-    phases = [p for p in PHASES if p in problem.phases]
-    run = RunState(cfg, run_dir, device, clock, problem, phases, meta)
+    run = RunState(cfg, run_dir, device, clock, problem, phases, meta, estimate=expected)
     run.columns = metric_columns(problem, phases)
     step = state["step"] if state else 0
     logs.restore_metrics(source / "metrics.csv", run_dir / "metrics.csv", run.columns, step)
