@@ -142,7 +142,7 @@ def load(target: str):
 
 
 # exit codes of `blowup train` by final status (bad input: 2); a sweep exits with the largest of its runs'
-EXIT_CODES = {"completed": 0, "not_converged": 3, "diverged": 4, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "not_converged": 3, "diverged": 4, "timed_out": 124, "interrupted": 130}
 
 
 def exit_code(summary: dict, allow_not_converged: bool = False) -> int:

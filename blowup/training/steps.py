@@ -98,17 +98,30 @@ def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int) -> bool:
 class StopOnSignal:
     """The first SIGINT or SIGTERM asks the loop to stop after the current step, so the checkpoint
     and the log agree; a second one aborts at once. Python only lets the main thread install
-    handlers: elsewhere signals keep their usual meaning."""
+    handlers: elsewhere signals keep their usual meaning.
+
+    A scheduler's time-limit signal (SIGUSR2, which submitit installs a requeue handler for) is taken over the
+    same way: the run stops after the current step and checkpoints it, so a requeued job loses nothing, and
+    only then is the scheduler's own handler called (`hand_over`), which requeues the job or says why not."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    TIME_LIMIT = getattr(signal, "SIGUSR2", None)
 
     def __enter__(self) -> StopOnSignal:
-        self.requested, self.previous = False, {}
+        self.requested, self.previous, self.time_limit = False, {}, None
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
+            if self.TIME_LIMIT is not None and callable(signal.getsignal(self.TIME_LIMIT)):
+                self.previous[self.TIME_LIMIT] = signal.signal(self.TIME_LIMIT, self.handle)
         return self
 
     def handle(self, signum, frame) -> None:
+        if signum == self.TIME_LIMIT:
+            self.requested, self.time_limit = True, (signum, frame)
+            logs.console.print(
+                "time limit signalled: checkpointing after this step, then handing over to the scheduler"
+            )
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -117,3 +130,13 @@ class StopOnSignal:
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    def hand_over(self) -> str | None:
+        """After the checkpoint and the summary: the scheduler's handler for the time-limit signal, which requeues
+        the job (and ends this process) or raises to say it will not; that refusal, as one line, or None."""
+        handler = self.previous.get(self.TIME_LIMIT)
+        try:
+            handler(*self.time_limit)
+        except Exception as refusal:  # submitit raises its UncompletedJobError: no requeue left
+            return str(refusal).strip().splitlines()[0] if str(refusal).strip() else type(refusal).__name__
+        return None

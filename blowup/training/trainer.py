@@ -55,6 +55,7 @@ class RunState:
     convergence: Convergence | None = None
     stop_reasons: dict = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)  # why each fresh start was made
+    time_limits: list[int] = field(default_factory=list)  # the steps at which a scheduler's time limit stopped it
 
     def wall_time(self) -> float:
         return self.clock() - self.started
@@ -70,6 +71,7 @@ class RunState:
             "convergence": self.convergence.state_dict() if self.convergence else None,
             "stop_reasons": self.stop_reasons,
             "restarts": self.restarts,
+            "time_limits": self.time_limits,
             "wall_time_s": self.wall_time(),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
@@ -98,7 +100,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     run.meta["checkpoint_step"] = run.step
     if status == "diverged":
         back_to_last_good(run)
+    timed_out = stop.time_limit and status == "interrupted"
+    if timed_out:
+        run.time_limits.append(run.step)
+        run.checkpoint()
     summary = write_outputs(run, status, evaluation if status == "completed" else None)
+    if timed_out and (refusal := stop.hand_over()):  # a requeue ends this process in hand_over
+        summary |= {"status": "timed_out", "failure": refusal}  # no requeue left: resumable by hand
+        logs.write_json(run.run_dir / "summary.json", summary)
     logs.console.print(logs.summary_table(summary))
     logs.console.print(status_line(summary, run.run_dir))
     return summary
@@ -144,6 +153,7 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
     if state:
         run.phase, run.step = state["phase"], state["step"]
         run.stop_reasons, run.restarts = dict(state.get("stop_reasons", {})), list(state.get("restarts", []))
+        run.time_limits = list(state.get("time_limits", []))
         save_checkpoint(run_dir / "checkpoint.pt", state)
     else:
         run.checkpoint()  # a last good checkpoint from the start
