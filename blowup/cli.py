@@ -7,10 +7,15 @@ instead of a traceback, for single runs and for every value of a sweep.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
 from pathlib import Path
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 
 from blowup.config import config_dir, group_options, validate
 from blowup.equations import EQUATIONS
@@ -150,6 +155,23 @@ def exit_code(summary: dict, allow_not_converged: bool = False) -> int:
     return 0 if status == "not_converged" and allow_not_converged else EXIT_CODES.get(status, 1)
 
 
+class SweepExitCodes(Callback):
+    """Hydra callback: once a sweep's jobs have ended, the exit code of each from its summary.json. Launchers that
+    run jobs in other processes (joblib, submitit) hand their return values to no one here, so the launching
+    process reads what each run left; in-process runs are counted by the task itself as well."""
+
+    codes: list[int] = []
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        for summary_path in Path(config.hydra.sweep.dir).glob("*/summary.json"):
+            try:
+                summary = json.loads(summary_path.read_text())
+                allow = bool(OmegaConf.load(summary_path.parent / "config.yaml").get("allow_not_converged"))
+            except (OSError, ValueError, yaml.YAMLError):
+                continue  # a run that left no readable summary is reported by `blowup report`
+            SweepExitCodes.codes.append(exit_code(summary, allow))
+
+
 def run_hydra_app(config_name: str, target: str) -> None:
     """Run `target(cfg, run_dir) -> summary` as a Hydra app (runs, sweeps, launchers, --help).
 
@@ -174,7 +196,7 @@ def run_hydra_app(config_name: str, target: str) -> None:
         return summary
 
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base=None)(task)()
-    sys.exit(max(codes))
+    sys.exit(max(codes + SweepExitCodes.codes))
 
 
 def register_resolvers() -> None:
