@@ -7,6 +7,7 @@ more is imposed, see `smooth_order`), so the network's first 2k+5 input derivati
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -18,9 +19,9 @@ from torch import Tensor, nn
 from blowup.engine.derivatives import check_derivative_memory, input_jet
 from blowup.engine.jet import Jet
 from blowup.engine.models import MLP, ModelConfig
-from blowup.errors import require_all
+from blowup.errors import ConfigError, require_all
 from blowup.problem import ExactMode, Problem, Symmetry, typed_equation_config
-from blowup.solvers.newton import Linearization, ProfileSpec, Refinement, refine
+from blowup.solvers.newton import MAX_DEGREE, Linearization, ProfileSpec, Refinement, refine
 from blowup.solvers.spectrum import CollocationStability
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
@@ -113,8 +114,37 @@ def check_config(cfg: DictConfig) -> None:
             ),
         ]
     )
+    if eq.refine:
+        check_resolvable(cfg.profile, min(asdict(eq.tolerance).values()))
     order = max(smooth_order(cfg.profile), cfg.sobolev) + 1  # U's derivatives in the smoothness and Sobolev rows
     check_derivative_memory(cfg, "profile", order, eq.points + eq.local_points, eq.model.width, eq.model.depth)
+
+
+def chebyshev_rate(k: int) -> float:
+    """ln ρ: the exact profile's Chebyshev coefficients on the domain fall like ρ^-n.
+
+    U + U^(2k+3) = -X is analytic except at its branch points, where 1 + (2k+3) U^(2k+2) = 0: U_s on a circle of
+    radius (2k+3)^(-1/(2k+2)), X_s = -U_s (2k+2)/(2k+3). The nearest to [-2, 2] (in the Bernstein-ellipse sense,
+    X = 2 cos θ) sets ρ. As k grows they close in on X = ±1, where the profile turns from -X to ∓1, so ρ → 1."""
+    p = 2 * k + 2
+    u = (2 * k + 3) ** (-1 / p) * np.exp(1j * np.pi * (2 * np.arange(p) + 1) / p)
+    t = -u * (2 * k + 2) / (2 * k + 3) / 2
+    rho = np.abs(t + np.sqrt(t * t - 1 + 0j))
+    return float(np.log(np.maximum(rho, 1 / rho)).min())
+
+
+def check_resolvable(k: int, tolerance: float) -> None:
+    """Refuse, before anything runs, a profile the refinement cannot resolve to `tolerance` within its largest
+    Chebyshev degree: every such run would end not_converged after its whole budget."""
+    needed = math.log(1 / tolerance) / chebyshev_rate(k)
+    if needed > MAX_DEGREE:
+        largest = next(j for j in range(k, -1, -1) if math.log(1 / tolerance) / chebyshev_rate(j) <= MAX_DEGREE)
+        raise ConfigError(
+            f"profile={k} is invalid: its profile needs Chebyshev degree about {needed:.0f} to reach the tolerance "
+            f"{tolerance:g} (ln ρ = {chebyshev_rate(k):.3g}: its branch points close in on X = ±1), over "
+            f"the refinement's largest degree {MAX_DEGREE}; allowed profile <= {largest} with this tolerance, a "
+            f"looser equation.tolerance, or equation.refine=0 (the network alone)"
+        )
 
 
 BRACKET_EDGE = 0.1  # λ this close to an edge of its bracket (as a fraction of its width) is a bad start
