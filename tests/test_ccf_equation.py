@@ -4,37 +4,52 @@ resume, bad values."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import blowup, compose_train
+from scipy.interpolate import CubicSpline
 
 from blowup.config import validate
 from blowup.equations import build_problem
+from blowup.equations.ccf.problem import CCF
 from blowup.equations.ccf.profile import residual
 from blowup.errors import ConfigError
 from blowup.training import trainer
 
 PUBLISHED_STABLE = 1.1807776628998  # arXiv 2509.14185, Fig. 2
+SMOKE = ["equation=ccf", "experiment=smoke"]  # guess 5, Adam 30, L-BFGS 10 steps (CCF has no LM phase)
 
 
-def problem_for(*overrides):
-    cfg = compose_train("equation=ccf", *overrides)
-    validate(cfg)
-    torch.manual_seed(0)
-    return build_problem(cfg)
+@pytest.fixture(scope="module")
+def ccf_defaults(compose_train):
+    return compose_train("equation=ccf")
+
+
+@pytest.fixture(scope="module")
+def problem_for(ccf_defaults, overridden):
+    """The CCF problem for these value overrides, validated, its network drawn with seed 0."""
+
+    def build(*overrides):
+        cfg = overridden(ccf_defaults, *overrides)
+        validate(cfg)
+        torch.manual_seed(0)
+        return build_problem(cfg)
+
+    return build
 
 
 @pytest.mark.parametrize("sobolev", [0, 2])
-def test_network_residual_is_the_profile_equation_on_both_backends(sobolev):
+def test_network_residual_is_the_profile_equation_on_both_backends(problem_for, sobolev):
     """The trained-on rows times e are the solver's residual (numpy, q_s by FFT rather than by the chain rule
     through the envelope) at the network's q, on a grid fine enough for the FFT derivative; the Sobolev rows
     are their s-derivatives; ntp and autograd agree to round-off."""
     rows = {}
     for backend in ("ntp", "autograd"):
-        problem = problem_for(f"backend={backend}", f"sobolev={sobolev}", "equation.points=601")
+        problem = problem_for(f"backend.name={backend}", f"sobolev={sobolev}", "equation.points=601")
         rows[backend] = problem("residual", problem.s).detach().numpy() * len(problem.s) ** 0.5
     s = problem.s.flatten().numpy()
     e = problem.envelope(problem.s, problem.lam)[0].detach().flatten().numpy()
@@ -44,7 +59,7 @@ def test_network_residual_is_the_profile_equation_on_both_backends(sobolev):
     assert np.abs(rows["ntp"] - rows["autograd"]).max() < 1e-10 * np.abs(rows["ntp"]).max()
 
 
-def test_the_envelope_has_the_profiles_ends():
+def test_the_envelope_has_the_profiles_ends(problem_for):
     """q = e w: e ~ e^s at the origin (Θ ~ y²) and ~ e^(-s/(1+λ)) far out (Θ ~ |y|^(λ/(1+λ))); e'/e as stated."""
     problem = problem_for("equation.points=101")
     lam = problem.lam.detach()
@@ -55,25 +70,73 @@ def test_the_envelope_has_the_profiles_ends():
     assert abs(log_slope[0].item() - 1) < 1e-12 and abs(log_slope[-1].item() + 1 / (1 + lam.item())) < 1e-12
 
 
-@pytest.mark.slow
-def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(tmp_path):
-    run = blowup("train", "equation=ccf", "experiment=smoke", f"hydra.run.dir={tmp_path}")
+@pytest.fixture(scope="module")
+def cli_run(run_blowup, tmp_path_factory):
+    """`blowup train equation=ccf experiment=smoke`, uninterrupted: its run dir."""
+    run_dir = tmp_path_factory.mktemp("ccf_smoke")
+    run = run_blowup("train", *SMOKE, f"hydra.run.dir={run_dir}")
     assert run.returncode == 0, run.stderr[-2000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    return run_dir
+
+
+@pytest.mark.slow
+def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(run_blowup, check_png, cli_run):
+    summary = json.loads((cli_run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["equation"] == "ccf"
-    assert abs(summary["lambda"] - PUBLISHED_STABLE) < 1e-10 and summary["residual_max"] < 1e-9
+    lam = summary["lambda"]
+    assert abs(lam - PUBLISHED_STABLE) < 1e-10 and summary["residual_max"] < 1e-9
     assert summary["lambda_error_estimate"] < 1e-10
-    solution = pd.read_csv(tmp_path / "solution.csv")
+    solution = pd.read_csv(cli_run / "solution.csv")
     assert {"y", "Theta", "Omega", "H_Theta"} <= set(solution.columns) and len(solution) == 1001
-    assert (tmp_path / "profile.png").stat().st_size > 0
-    analysis = blowup("stability", str(tmp_path))
+    y, theta, omega, h_theta = (solution[c].to_numpy() for c in ("y", "Theta", "Omega", "H_Theta"))
+    middle = (y > 1e-6) & (y < 1e6)  # y spans e^-40..e^80: out there Θ' is far below round-off of its terms
+    # the profile equation as the paper writes it, on the written columns: -λΘ + ((1 + λ) y + HΘ) Θ' = 0
+    terms = np.stack([-lam * theta, ((1 + lam) * y + h_theta) * omega])[:, middle]
+    assert (np.abs(terms.sum(0)) / np.abs(terms).sum(0)).max() < 1e-9
+    # Ω is Θ': a cubic spline's derivative through the written Θ (in s = log y, where the grid is even)
+    spline_slope = CubicSpline(np.log(y), theta)(np.log(y), 1) / y
+    assert np.abs(spline_slope - omega)[middle].max() < 1e-4 * np.abs(omega[middle]).max()
+    check_png(cli_run / "profile.png", 1650, 462)  # figsize (15, 4.2) at 110 dpi
+    analysis = run_blowup("stability", str(cli_run))
     assert analysis.returncode == 0, analysis.stderr[-2000:]
-    counts = json.loads((tmp_path / "stability.json").read_text())
+    counts = json.loads((cli_run / "stability.json").read_text())
     assert counts["n_unstable"] == 0 and counts["symmetry_modes"] == {"time": pytest.approx(1.0, abs=1e-10)}
 
 
+@pytest.fixture
+def quick_outputs(monkeypatch):
+    """A run's outputs without the family scan and Newton's solves (minutes; they are a function of the trained
+    state, which is what resuming must get right): a stub evaluation, no solution rows, no plot."""
+    monkeypatch.setattr(CCF, "evaluate", lambda self: {"lambda": self.lam.item()})
+    monkeypatch.setattr(CCF, "failure", lambda self, evaluation: None)
+    monkeypatch.setattr(CCF, "solution", lambda self: pd.DataFrame({"s": []}))
+    monkeypatch.setattr(CCF, "plot", lambda self, history, path: None)
+
+
 @pytest.mark.slow
-def test_a_bracket_without_a_profile_is_not_converged(tmp_path):
+def test_interrupted_then_resumed_run_ends_where_the_uninterrupted_one_does(
+    compose_train, at_step, quick_outputs, tmp_path, cli_run
+):
+    """SIGINT in Adam, then in L-BFGS, each resumed in place: the same log, step by step, and the same trained state
+    as the uninterrupted CLI run (from which Newton finds its profile)."""
+    cfg = compose_train(*SMOKE)
+    for step in (12, 38):  # Adam's and then L-BFGS's optimiser state come back from the checkpoint
+        at_step(step, lambda problem: os.kill(os.getpid(), signal.SIGINT))
+        assert trainer.train(cfg, tmp_path)["status"] == "interrupted"
+    at_step(None)
+    resumed = trainer.train(cfg, tmp_path)
+    assert resumed["status"] == "completed" and resumed["meta"]["resumed_at_step"] == 39 and resumed["steps"] == 45
+    ours, theirs = (pd.read_csv(d / "metrics.csv") for d in (tmp_path, cli_run))
+    assert list(ours.step) == list(range(45)) and list(ours.phase) == list(theirs.phase)
+    for column in ("loss", "lambda"):
+        assert ours[column].to_numpy() == pytest.approx(theirs[column].to_numpy(), rel=1e-10, abs=1e-14)
+    ours, theirs = (torch.load(d / "checkpoint.pt", weights_only=False)["problem"] for d in (tmp_path, cli_run))
+    assert ours.keys() == theirs.keys()
+    assert all(torch.allclose(ours[k], theirs[k], rtol=1e-10, atol=1e-14) for k in ours)
+
+
+@pytest.mark.slow
+def test_a_bracket_without_a_profile_is_not_converged(tmp_path, compose_train):
     """Above the stable profile the family's smoothness defect keeps its sign: the run says so, in its status."""
     cfg = compose_train(
         "equation=ccf", "experiment=smoke", "equation.lambda_bracket=[1.3,1.5]", "equation.scan_spacing=0.2"
@@ -99,6 +162,6 @@ def test_a_bracket_without_a_profile_is_not_converged(tmp_path):
         ("profile=5", "profile"),
     ],
 )
-def test_bad_values_name_their_key(override, key):
+def test_bad_values_name_their_key(ccf_defaults, overridden, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(compose_train("equation=ccf", override))
+        validate(overridden(ccf_defaults, override))

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_burgers import exact_profile_jet
 
 from blowup.engine.jet import Jet
 from blowup.equations.burgers import exact_lambda, exact_profile, residual
@@ -24,9 +23,15 @@ def perturbation_jet(x: torch.Tensor, order: int, size: float) -> Jet:
     return Jet(torch.stack([sin[d % 4] / math.factorial(d) for d in range(order + 1)]) * size) * bump
 
 
-def perturbed(k: int, size: float):
-    """U_k + size * sin(X)(1 - X^2/4), as the `profile(x, order)` a Linearization takes."""
-    return lambda x, order: Jet(exact_profile_jet(x, k, order).coeffs + perturbation_jet(x, order, size).coeffs)
+@pytest.fixture(name="perturbed")
+def perturbed_fixture(exact_profile_jet):
+    """`perturbed(k, size)`: the exact profile plus size * sin(X) (1 - X^2/4), as a jet-valued profile."""
+
+    def perturbed(k: int, size: float):
+        """U_k + size * sin(X)(1 - X^2/4), as the `profile(x, order)` a Linearization takes."""
+        return lambda x, order: Jet(exact_profile_jet(x, k, order).coeffs + perturbation_jet(x, order, size).coeffs)
+
+    return perturbed
 
 
 def refined_lambda(lin: Linearization, result) -> float:
@@ -40,7 +45,7 @@ def spec(k: int) -> ProfileSpec:
     return ProfileSpec(domain=(-2.0, 2.0), boundary={2.0: -1.0}, smooth_order=2 * k + 3, parity="odd")
 
 
-def test_complex_step_operator_is_the_linearised_residual():
+def test_complex_step_operator_is_the_linearised_residual(perturbed, exact_profile_jet):
     """L φ = -λφ + ((1+λ)X + U)φ' + U'φ, written out by hand, against the complex step through F."""
     k, lam = 1, 0.27
     x = torch.linspace(-1.9, 1.9, 17).view(-1, 1)
@@ -52,7 +57,7 @@ def test_complex_step_operator_is_the_linearised_residual():
 
 
 @pytest.mark.parametrize("k", [0, 2])
-def test_correction_returns_the_known_perturbation(k):
+def test_correction_returns_the_known_perturbation(k, perturbed):
     size, offset = 1e-5, 3e-6
     lin = Linearization(residual, perturbed(k, size), exact_lambda(k) + offset)
     correction = newton_correction(lin, spec(k), 160)
@@ -64,7 +69,7 @@ def test_correction_returns_the_known_perturbation(k):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("k", [1, 4])
-def test_refinement_reaches_round_off_and_estimates_its_error(k):
+def test_refinement_reaches_round_off_and_estimates_its_error(k, perturbed):
     size, offset = 1e-3, 1e-4
     lin = Linearization(residual, perturbed(k, size), exact_lambda(k) + offset)
     result = refine(lin, spec(k), steps=3)
@@ -82,7 +87,7 @@ def test_refinement_reaches_round_off_and_estimates_its_error(k):
 
 
 @pytest.mark.slow
-def test_refinement_from_a_poor_start_runs_until_newton_has_converged():
+def test_refinement_from_a_poor_start_runs_until_newton_has_converged(perturbed):
     """A profile 3e-2 off with λ 0.16 off (what a network in a bad basin hands over at k = 0) needs more
     than a fixed few steps; the refinement goes on until the next correction is round-off, and no further."""
     k, size, offset = 0, 3e-2, -0.16

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import compose_train
 
 from blowup.equations.sir import problem as sir
 from blowup.equations.sir.ode_fit import Collocation, OdeData, fit
@@ -19,7 +18,7 @@ FAST_DATA = [
 ]
 
 
-def problem_and_start(*overrides, off=1.1):
+def problem_and_start(compose_train, *overrides, off=1.1):
     """The fit's problem in SIR's scaled units, and a start a PINN might leave: the trajectory of rates
     `off` times the truth, and those rates."""
     eq = sir.typed_config(compose_train(*FAST, *FAST_DATA, *overrides))
@@ -45,8 +44,8 @@ def test_collocation_differentiates_and_interpolates_polynomials_exactly():
     assert np.allclose(grid.interpolation(np.array([0.3, 0.77])) @ values[:, 0], [0.3**3 - 0.6, 0.77**3 - 1.54])
 
 
-def test_noise_free_data_give_the_true_rates_from_a_start_ten_percent_off():
-    eq, _, problem, start, params = problem_and_start("equation.data.noise=0")
+def test_noise_free_data_give_the_true_rates_from_a_start_ten_percent_off(compose_train):
+    eq, _, problem, start, params = problem_and_start(compose_train, "equation.data.noise=0")
     result = fit(problem, start, params)
     T = eq.horizon[1] - eq.horizon[0]
     assert result.converged and result.residual_max < 1e-10 and result.params_change < 1e-10
@@ -54,8 +53,10 @@ def test_noise_free_data_give_the_true_rates_from_a_start_ten_percent_off():
 
 
 @pytest.mark.parametrize("observed", ["[I]", "[S,R]"])
-def test_noisy_data_give_the_least_squares_estimate_and_its_standard_errors(observed):
-    eq, obs, problem, start, params = problem_and_start("equation.data.noise=15", f"equation.data.observed={observed}")
+def test_noisy_data_give_the_least_squares_estimate_and_its_standard_errors(observed, compose_train):
+    eq, obs, problem, start, params = problem_and_start(
+        compose_train, "equation.data.noise=15", f"equation.data.observed={observed}"
+    )
     result = fit(problem, start, params)
     lsq, stderr = sir.least_squares_rates(eq, obs)
     T = eq.horizon[1] - eq.horizon[0]
@@ -64,7 +65,7 @@ def test_noisy_data_give_the_least_squares_estimate_and_its_standard_errors(obse
     assert not np.allclose(lsq, [1.7, 0.45], rtol=1e-3)  # the noise does move the estimate: not a truth test
 
 
-def test_a_start_the_trajectory_solve_cannot_follow_is_a_failed_fit_not_an_exception():
-    _, _, problem, start, params = problem_and_start("equation.data.noise=0")
+def test_a_start_the_trajectory_solve_cannot_follow_is_a_failed_fit_not_an_exception(compose_train):
+    _, _, problem, start, params = problem_and_start(compose_train, "equation.data.noise=0")
     result = fit(problem, lambda tau: np.full((len(tau), 3), np.nan), params)
     assert not result.converged and result.residual_max == float("inf")

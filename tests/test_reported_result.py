@@ -37,17 +37,9 @@ def test_a_not_converged_run_reports_the_networks_figures(tmp_path, compose_trai
     assert summary["rejected_result"]["reason"] == summary["failure"]
 
 
-def test_an_interrupted_run_labels_its_rejected_refinement(tmp_path, compose_train, monkeypatch):
-    """SIGINT at the fourth step (a real signal to this process, as Ctrl-C sends it)."""
-    real, calls = trainer.take_step, []
-
-    def step_then_interrupt(*args):
-        calls.append(1)
-        if len(calls) == 4:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*args)
-
-    monkeypatch.setattr(trainer, "take_step", step_then_interrupt)
+def test_an_interrupted_run_labels_its_rejected_refinement(tmp_path, compose_train, at_step):
+    """SIGINT after the fourth step (a real signal to this process, as Ctrl-C sends it)."""
+    at_step(3, lambda problem: os.kill(os.getpid(), signal.SIGINT))
     summary = trainer.train(compose_train(*TINY, "profile=3"), tmp_path)
     assert summary["status"] == "interrupted" and summary["failure"] is None
     assert_labelled(summary, 3)

@@ -33,27 +33,19 @@ def scheduler():
     signal.signal(signal.SIGUSR2, previous)
 
 
-def signal_at(monkeypatch, step):
-    real, calls = trainer.take_step, []
-
-    def step_then_signal(*args):
-        calls.append(1)
-        if len(calls) == step:
-            os.kill(os.getpid(), signal.SIGUSR2)
-        return real(*args)
-
-    monkeypatch.setattr(trainer, "take_step", step_then_signal)
+def time_limit(problem):
+    os.kill(os.getpid(), signal.SIGUSR2)
 
 
 def test_the_time_limit_checkpoints_the_current_step_before_the_scheduler_requeues(
-    tmp_path, compose_train, scheduler, monkeypatch
+    tmp_path, compose_train, scheduler, at_step
 ):
     scheduler.run_dir = tmp_path / "run"
-    signal_at(monkeypatch, 9)
+    at_step(8, time_limit)  # after the ninth step's row
     summary = trainer.train(compose_train(*TINY, "optim.adam.steps=30"), scheduler.run_dir)
     assert summary["status"] == "interrupted" and summary["steps"] == 9 and summary["time_limits"] == [9]
     assert len(scheduler.calls) == 1 and scheduler.calls[0]["steps"] == 9  # the summary was written first
-    monkeypatch.undo()
+    at_step(None)
     resumed = trainer.train(compose_train(*TINY, "optim.adam.steps=30"), scheduler.run_dir)
     whole = trainer.train(compose_train(*TINY, "optim.adam.steps=30"), tmp_path / "whole")
     assert resumed["steps"] == whole["steps"] and resumed["time_limits"] == [9]
@@ -61,9 +53,9 @@ def test_the_time_limit_checkpoints_the_current_step_before_the_scheduler_requeu
     assert logs[0]["loss"].tolist() == logs[1]["loss"].tolist()
 
 
-def test_a_job_out_of_requeues_ends_timed_out(tmp_path, compose_train, scheduler, monkeypatch):
+def test_a_job_out_of_requeues_ends_timed_out(tmp_path, compose_train, scheduler, at_step):
     scheduler.run_dir, scheduler.refuse = tmp_path, True
-    signal_at(monkeypatch, 4)
+    at_step(3, time_limit)
     summary = trainer.train(compose_train(*TINY, "optim.adam.steps=30"), tmp_path)
     assert summary["status"] == "timed_out" and "timed-out too many times" in summary["failure"]
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "timed_out"
