@@ -19,7 +19,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [("ntp", k) for k in range(4)] + [("autograd", k) for k in range(4)]
-STEPS = ("optim.guess.steps=4", "optim.adam.steps=6", "optim.lbfgs.steps=4", "optim.lm.steps=4")
+STEPS = ("optim.guess.steps=4", "optim.adam.steps=3", "optim.lbfgs.steps=2", "optim.lm.steps=2")
 FIXED = ("seed=0", "threads=1", "max_hours=null", "optim.lbfgs.accept_every=0", "optim.lm.accept_every=0")
 
 

@@ -4,6 +4,7 @@ threads=1, no time limit), recorded whatever happens. The supported range in `bl
 
     python3 scripts/profile_range.py                         # writes results/burgers_range.csv
     python3 scripts/profile_range.py --ks 11 12 --dtypes float64
+    python3 scripts/profile_range.py --ks 30 --tolerance 1e-6      # past the default range, with a looser tolerance
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ FIELDS = (
 )
 
 
-def run(k: int, dtype: str, scratch: Path, timeout: float) -> dict:
+def run(k: int, dtype: str, scratch: Path, timeout: float, tolerance: float | None) -> dict:
     run_dir = scratch / f"k{k}_{dtype}"
+    looser = [f"equation.tolerance.{key}={tolerance}" for key in ("lambda_error", "profile_error")] if tolerance else []
     args = [
         "blowup",
         "train",
@@ -41,6 +43,7 @@ def run(k: int, dtype: str, scratch: Path, timeout: float) -> dict:
         "threads=1",
         "max_hours=null",
         "allow_not_converged=true",
+        *looser,
         f"hydra.run.dir={run_dir}",
     ]
     started = time.perf_counter()
@@ -49,7 +52,13 @@ def run(k: int, dtype: str, scratch: Path, timeout: float) -> dict:
         code, err = proc.returncode, proc.stderr.strip().splitlines()[-1:] or [""]
     except subprocess.TimeoutExpired:
         code, err = None, [f"no result within {timeout:.0f} s"]
-    row = {"profile": k, "dtype": dtype, "exit_code": code, "wall_s": time.perf_counter() - started}
+    row = {
+        "profile": k,
+        "dtype": dtype,
+        "tolerance": tolerance or 1e-9,
+        "exit_code": code,
+        "wall_s": time.perf_counter() - started,
+    }
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
@@ -64,15 +73,22 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 11, 12, 13, 14, 16, 20])
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--tolerance", type=float, default=None, help="both error tolerances (default: the config's)")
     opts = parser.parse_args()
     out = ROOT / "results" / "burgers_range.csv"
+    earlier = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["profile", "dtype"])
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for dtype in opts.dtypes:
             for k in opts.ks:
-                rows.append(run(k, dtype, Path(scratch), opts.timeout))
+                rows.append(run(k, dtype, Path(scratch), opts.timeout, opts.tolerance))
                 print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
-                pd.DataFrame(rows).to_csv(out, index=False, float_format="%.3g")
+                new = pd.DataFrame(rows)
+                kept = earlier[
+                    ~earlier.set_index(["profile", "dtype"]).index.isin(new.set_index(["profile", "dtype"]).index)
+                ]
+                table = pd.concat([kept, new]).sort_values(["dtype", "profile"])
+                table.to_csv(out, index=False, float_format="%.3g")
 
 
 if __name__ == "__main__":
