@@ -192,6 +192,16 @@ class Problem(ResidualTerms):
                 replaced[key], out[key] = value, None
         return out, replaced
 
+    @staticmethod
+    def network_solution(solution: pd.DataFrame) -> pd.DataFrame:
+        """solution.csv for a rejected result, by the same convention: a column with a `<name>_network` twin takes
+        the network's values, the rejected ones kept beside it as `<name>_rejected`."""
+        out = solution.copy()
+        for column in solution.columns:
+            if f"{column}_network" in solution.columns:
+                out[column], out[f"{column}_rejected"] = solution[f"{column}_network"], solution[column]
+        return out
+
 
 def typed_equation_config(cfg: DictConfig, schema: type):
     """The equation group merged onto its dataclass schema; a wrong type or unknown key is a ConfigError."""

@@ -71,7 +71,7 @@ def run(k: int, dtype: str, scratch: Path, timeout: float, tolerance: float | No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 11, 12, 13, 14, 16, 20])
-    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    parser.add_argument("--dtypes", nargs="+", default=["float64"])
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--tolerance", type=float, default=None, help="both error tolerances (default: the config's)")
     opts = parser.parse_args()

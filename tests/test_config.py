@@ -33,7 +33,9 @@ def test_defaults_compose_and_validate(defaults):
 
 
 def test_groups_and_top_level_overrides(compose_train):
-    cfg = compose_train("backend=autograd", "profile=3", "sobolev=2", "device=cpu", "seed=7", "dtype=float32")
+    cfg = compose_train(
+        "backend=autograd", "profile=3", "sobolev=2", "device=cpu", "seed=7", "dtype=float32", "equation.refine=0"
+    )
     validate(cfg)
     assert (cfg.backend.name, cfg.profile, cfg.sobolev, cfg.device, cfg.seed, cfg.dtype) == (
         "autograd",
@@ -88,6 +90,13 @@ def test_smoke_experiment_is_tiny(compose_train):
 def test_bad_values_name_their_key(composed, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(composed(override))
+
+
+@pytest.mark.parametrize("equation", ["sir", "decay"])
+def test_a_profile_index_is_refused_where_the_equation_has_none(compose_train, equation):
+    with pytest.raises(ConfigError, match=rf"^profile=2 is invalid: allowed 0 \({equation} has one solution"):
+        validate(compose_train(f"equation={equation}", "profile=2"))
+    validate(compose_train(f"equation={equation}"))
 
 
 def test_zero_total_steps_rejected(composed):

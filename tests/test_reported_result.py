@@ -6,6 +6,7 @@ bracket, both error estimates within the tolerance), not the code's verdict."""
 import os
 import signal
 
+import pandas as pd
 import pytest
 
 from blowup.equations.burgers import exact_lambda
@@ -35,6 +36,8 @@ def test_a_not_converged_run_reports_the_networks_figures(tmp_path, compose_trai
     assert summary["status"] == "not_converged"
     assert_labelled(summary, 3)
     assert summary["rejected_result"]["reason"] == summary["failure"]
+    solution = pd.read_csv(tmp_path / "solution.csv")  # the profile written is the network's too
+    assert (solution.U == solution.U_network).all() and not (solution.U_rejected == solution.U_network).all()
 
 
 def test_an_interrupted_run_labels_its_rejected_refinement(tmp_path, compose_train, at_step):

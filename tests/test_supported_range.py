@@ -45,3 +45,15 @@ def test_the_largest_profile_offered_is_accepted_and_the_next_refused(compose_tr
 
 def test_the_limit_follows_the_tolerance():
     assert math.log(1e9) / chebyshev_rate(19) <= 540 < math.log(1e9) / chebyshev_rate(20)
+
+
+def test_a_tolerance_under_the_dtypes_round_off_is_refused(compose_train):
+    """float32 spacing is 1.2e-7: its Newton estimates end near 3e-7 (results/burgers_range.csv), never at 1e-9."""
+    with pytest.raises(ConfigError, match=r"equation.tolerance.lambda_error=1e-09 is invalid with dtype=float32"):
+        validate(compose_train("dtype=float32"))
+    validate(
+        compose_train("dtype=float32", "equation.tolerance.lambda_error=1e-5", "equation.tolerance.profile_error=1e-5")
+    )
+    validate(compose_train("dtype=float32", "equation.refine=0"))  # the network alone: nothing to estimate
+    with pytest.raises(ConfigError, match="dtype=float64"):
+        validate(compose_train("equation.tolerance.profile_error=1e-16"))

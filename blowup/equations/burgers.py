@@ -116,6 +116,7 @@ def check_config(cfg: DictConfig) -> None:
     )
     if eq.refine:
         check_resolvable(cfg.profile, min(asdict(eq.tolerance).values()))
+        check_reachable(cfg.dtype, eq.tolerance)
     order = max(smooth_order(cfg.profile), cfg.sobolev) + 1  # U's derivatives in the smoothness and Sobolev rows
     check_derivative_memory(cfg, "profile", order, eq.points + eq.local_points, eq.model.width, eq.model.depth)
 
@@ -145,6 +146,21 @@ def check_resolvable(k: int, tolerance: float) -> None:
             f"the refinement's largest degree {MAX_DEGREE}; allowed profile <= {largest} with this tolerance, a "
             f"looser equation.tolerance, or equation.refine=0 (the network alone)"
         )
+
+
+ROUND_OFF_FLOOR = 10  # error estimates end a few float spacings above 0: tolerances under 10 spacings are unreachable
+
+
+def check_reachable(dtype: str, tolerance: Tolerance) -> None:
+    """Refuse a tolerance under the dtype's round-off floor: the error estimates (Newton corrections computed in
+    that dtype) cannot fall below a few float spacings, so such a run would always end not_converged."""
+    floor = ROUND_OFF_FLOOR * float(np.finfo(dtype).eps)
+    for key, value in asdict(tolerance).items():
+        if value < floor:
+            raise ConfigError(
+                f"equation.tolerance.{key}={value:g} is invalid with dtype={dtype}: its round-off floor is about "
+                f"{floor:.1g}; allowed equation.tolerance.{key} >= {floor:.1g}, or dtype=float64"
+            )
 
 
 BRACKET_EDGE = 0.1  # λ this close to an edge of its bracket (as a fraction of its width) is a bad start

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from blowup.engine.derivatives import input_jet
 from blowup.engine.models import MLP, ModelConfig
-from blowup.errors import require_all
+from blowup.errors import require, require_all
 from blowup.problem import Problem, typed_equation_config
 
 
@@ -27,6 +27,7 @@ class DecayConfig:
 
 
 def check_config(cfg: DictConfig) -> None:
+    require(cfg.profile == 0, "profile", cfg.profile, "0 (decay has one solution, no profile index)")
     eq = typed_equation_config(cfg, DecayConfig)
     require_all([("points", eq.points, eq.points >= 2, "an integer >= 2")])
 

@@ -25,7 +25,6 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
     cfg, problem, run_dir = run.cfg, run.problem, run.run_dir
     wall_time = run.wall_time()
     history = pd.read_csv(run_dir / "metrics.csv")
-    problem.solution().to_csv(run_dir / "solution.csv", index=False)
     loss = final_loss(problem)
     evaluation = evaluation or problem.evaluate()
     verdict = problem.failure(evaluation)
@@ -36,6 +35,8 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
     if verdict:  # the result fails the problem's own check: it is kept aside, labelled, never reported as found
         evaluation, replaced = problem.network_result(evaluation)
         rejected = {"reason": verdict, **replaced} if replaced else None
+    solution = problem.solution()
+    (problem.network_solution(solution) if rejected else solution).to_csv(run_dir / "solution.csv", index=False)
     last_phase = next((p for p in reversed(PHASES) if p in run.stop_reasons), None)
     meta = run.meta
     commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")

@@ -28,7 +28,7 @@ from blowup.engine.derivatives import input_jet
 from blowup.engine.jet import Jet
 from blowup.engine.models import MLP, ModelConfig
 from blowup.equations.sir.ode_fit import OdeData, OdeFit, fit
-from blowup.errors import ConfigError, require_all
+from blowup.errors import ConfigError, require, require_all
 from blowup.problem import Problem, typed_equation_config
 
 COMPARTMENTS = ("S", "I", "R")
@@ -100,6 +100,7 @@ def typed_config(cfg: DictConfig) -> SIRConfig:
 
 
 def check_config(cfg: DictConfig) -> None:
+    require(cfg.profile == 0, "profile", cfg.profile, "0 (sir has one solution, no profile index)")
     eq = typed_config(cfg)
     d = eq.data
     require_all(
