@@ -32,7 +32,21 @@ COMMANDS = {
 }
 COMMON = ["seed=0", "threads=1"]
 # fields that measure the machine or the moment, not the result
-MACHINE = ("time", "_s", "_at", "date", "version", "commit", "dirty", "cpu", "host", "run_dir", "python", "torch", "device")
+MACHINE = (
+    "time",
+    "_s",
+    "_at",
+    "date",
+    "version",
+    "commit",
+    "dirty",
+    "cpu",
+    "host",
+    "run_dir",
+    "python",
+    "torch",
+    "device",
+)
 
 
 def run(tree: Path, out: Path, only: list[str] | None) -> None:
