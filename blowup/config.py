@@ -14,9 +14,11 @@ from omegaconf import DictConfig
 from blowup.engine.derivatives import BACKENDS
 from blowup.equations import EQUATIONS, check_equation
 from blowup.errors import ConfigError, require
+from blowup.problem import STAGE_PHASES
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+HEADLINES = ("result", "network")
 
 
 @dataclass
@@ -54,10 +56,18 @@ class OptimConfig:
     adam: AdamConfig = field(default_factory=AdamConfig)
     lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
     lm: LMConfig = field(default_factory=LMConfig)
+    stage: LMConfig = field(
+        default_factory=lambda: LMConfig(steps=100, damping=100.0, patience=10)
+    )  # each later network stage
     restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
 
 
 PHASES = ("guess", "adam", "lbfgs", "lm")
+
+
+def phase_settings(cfg: DictConfig, phase: str) -> DictConfig:
+    """optim.<phase>, or optim.stage for every later network stage."""
+    return cfg.optim.stage if phase in STAGE_PHASES else cfg.optim[phase]
 
 
 @dataclass
@@ -80,6 +90,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     allow_not_converged: bool = False  # true: a run that ends "not_converged" still exits 0 (tiny test runs)
     max_memory_gb: float | None = None  # refuse runs estimated to need more; None: half this machine's memory
+    headline: str = "result"  # what a run leads with: its result (refined) or the network's own figures (a PINN study)
     max_hours: float | None = 2.0  # refuse runs expected to take longer (a probe times their steps); None: no limit
 
 
@@ -112,13 +123,14 @@ def validate(cfg: DictConfig) -> None:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' is invalid: no CUDA GPU is visible; allowed auto, cpu")
     require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
+    require(cfg.headline in HEADLINES, "headline", cfg.headline, "one of " + ", ".join(HEADLINES))
     require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
     require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
     require(
         cfg.max_memory_gb is None or cfg.max_memory_gb > 0, "max_memory_gb", cfg.max_memory_gb, "null or a number > 0"
     )
     require(cfg.max_hours is None or cfg.max_hours > 0, "max_hours", cfg.max_hours, "null (no limit) or a number > 0")
-    for phase in PHASES:
+    for phase in (*PHASES, "stage"):
         opt = cfg.optim[phase]
         require(opt.steps >= 0, f"optim.{phase}.steps", opt.steps, "an integer >= 0")
         require(opt.patience >= 1, f"optim.{phase}.patience", opt.patience, "an integer >= 1")

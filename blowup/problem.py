@@ -23,6 +23,8 @@ from blowup.errors import ConfigError
 MATCH = 1e-4  # a symmetry or exact mode within this of an eigenvalue is that mode
 GRID = 801  # points spanning Spectrum.domain (symmetric about its middle) where eigenfunctions are compared and plotted
 LISTED_FROM = -1.5  # the console table of `blowup stability` lists the modes with Re ν down to this
+MAX_STAGES = 4  # networks in a multi-stage fit: the first, trained by the optimiser phases, and up to three more
+STAGE_PHASES = tuple(f"stage{n}" for n in range(2, MAX_STAGES + 1))  # one Levenberg-Marquardt phase per later stage
 
 
 @dataclass

@@ -117,6 +117,12 @@ def record(run_dir: Path, summary: dict, history: pd.DataFrame) -> dict:
         if key := error_key(summary, name):
             row[key] = summary[key]
     row |= {k: summary[k] for k in ("profile_max_error", "residual_max") if k in summary}  # profile runs
+    network = {k: v for k, v in summary.items() if k.endswith(("error_network", "residual_max_network"))}
+    network = {k: v for k, v in network.items() if "estimate" not in k}
+    if summary.get("headline") == "network":  # a PINN study: the network's figures lead
+        row = {k: row[k] for k in ("run_dir", *IDENTITY, "device_name", "status")} | network | row
+    else:
+        row |= network
     return row | {
         k: summary.get(k) for k in ("loss", "steps", "wall_time_s", "step_time_median_s", "deriv_time_median_s")
     }

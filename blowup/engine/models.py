@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from blowup.engine.jet import Jet, propagate
@@ -36,3 +37,46 @@ class MLP(nn.Sequential):
 
     def forward(self, x: Tensor | Jet) -> Tensor | Jet:
         return propagate(self, x) if isinstance(x, Jet) else super().forward(x)
+
+
+class StageNetwork(nn.Module):
+    """A later stage of a multi-stage network (Wang & Lai, J. Comput. Phys. 2024): an MLP fitted to what the
+    stages before it left, its output scaled by `scale` (the size of their residual) and its first layer by
+    `frequency` (how fast what is left varies), so that the stage fits an O(1) function at O(1) frequency.
+    A stage holds no output until `begin` sets both; it then starts from a fresh draw, adding O(scale) to the
+    composite. (A zero output layer would leave the composite unchanged, but gives the first Gauss-Newton step
+    nothing but the output layer to move: every hidden sensitivity is proportional to it.)
+
+    Wang & Lai scale only the first layer's weights, for sine features; with tanh features the biases are
+    scaled by frequency x half-width too, so the features' transitions spread over the interval instead of
+    bunching at the origin."""
+
+    def __init__(self, width: int, depth: int, half_width: float):
+        super().__init__()
+        self.net = MLP(1, 1, width, depth)
+        self.half_width = half_width
+        self.register_buffer("scale", torch.zeros(()))
+        self.register_buffer("frequency", torch.ones(()))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.scale != 0)
+
+    def begin(self, scale: float, frequency: float, seed: int) -> None:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():  # the run's own random stream is left alone
+            torch.manual_seed(seed)
+            for layer in self.net:
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
+            first = self.net[0]
+            first.weight.mul_(frequency)
+            first.bias.mul_(frequency * self.half_width)
+            self.scale.fill_(scale)
+            self.frequency.fill_(frequency)
+
+    def end(self) -> None:
+        """Back to holding no output (a restart from a fresh first stage)."""
+        self.scale.zero_()
+
+    def forward(self, x: Tensor | Jet) -> Tensor | Jet:
+        return self.net(x) * self.scale

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,12 @@ from torch import Tensor, nn
 
 from blowup.engine.derivatives import check_derivative_memory, input_jet
 from blowup.engine.jet import Jet
-from blowup.engine.models import MLP, ModelConfig
+from blowup.engine.models import MLP, ModelConfig, StageNetwork
 from blowup.errors import ConfigError, require_all
-from blowup.problem import ExactMode, Problem, Symmetry, typed_equation_config
+from blowup.problem import MAX_STAGES, STAGE_PHASES, ExactMode, Problem, Symmetry, typed_equation_config
 from blowup.solvers.newton import MAX_DEGREE, Linearization, ProfileSpec, Refinement, refine
 from blowup.solvers.spectrum import CollocationStability
+from blowup.solvers.stages import begin_stage
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
 GUESSES = ("tanh", "none")
@@ -72,6 +74,7 @@ class BurgersConfig:
     weights: BurgersWeights = field(default_factory=BurgersWeights)
     lm_weights: LMWeights = field(default_factory=LMWeights)
     model: ModelConfig = field(default_factory=ModelConfig)
+    stages: int = 1  # networks in the profile: the first and stages - 1 later ones fitted to what it left
     eval_points: int = 2001
 
 
@@ -104,6 +107,7 @@ def check_config(cfg: DictConfig) -> None:
             ],
             ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
             ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+            ("stages", eq.stages, 1 <= eq.stages <= MAX_STAGES, f"an integer in 1..{MAX_STAGES} (1: one network)"),
             ("domain", eq.domain, eq.domain[0] < eq.domain[1], "(left, right) with left < right"),
             ("lambda_bracket", (lo, hi), lo < k_lambda < hi, f"an interval containing lambda_k = {k_lambda}"),
             (
@@ -295,6 +299,16 @@ class Burgers(Problem):
         self.lam_raw = nn.Parameter(torch.zeros(()))  # λ = lo + (hi - lo) sigmoid(raw): starts mid-bracket
         net = MLP(1, 1, cfg.model.width, cfg.model.depth)
         self.u = BurgersProfile(net, cfg.embedding, cfg.domain, cfg.boundary)
+        half_width = (cfg.domain[1] - cfg.domain[0]) / 2
+        self.stages = nn.ModuleList(  # later stages carry no boundary values: the first has them
+            BurgersProfile(
+                StageNetwork(cfg.model.width, cfg.model.depth, half_width), cfg.embedding, cfg.domain, (0, 0)
+            )
+            for _ in range(cfg.stages - 1)
+        )
+        self.phases = self.phases + STAGE_PHASES[: cfg.stages - 1]
+        self.stage_damping = 100.0  # optim.stage.damping, set by `build`: later stages try frequencies with it
+        self.register_buffer("stage_lambda", torch.zeros(cfg.stages - 1))  # λ as each stage before a later one left it
         dtype = torch.get_default_dtype()
         r = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
         if cfg.embedding == "none":
@@ -318,22 +332,73 @@ class Burgers(Problem):
         self.register_buffer("smooth_scale", torch.empty(self.smooth_order + 1, dtype=dtype))
         self.weigh(cfg.weights)
 
-    def weigh(self, w: BurgersWeights) -> None:
-        """Row scales from weights: sqrt(Q_j / N) on the global points, sqrt(w / N_local) near the origin."""
+    def weigh(self, w: BurgersWeights, scale: float = 1.0) -> None:
+        """Row scales from weights: sqrt(Q_j / N) on the global points, sqrt(w / N_local) near the origin; all
+        divided by `scale`, the size of the residual a later network stage is fitted to."""
         q = torch.tensor([w.residual] + [w.sobolev] * self.sobolev)
-        self.sobolev_scale.copy_((q / len(self.x_global)).sqrt())
-        self.smooth_scale.fill_((w.smooth / len(self.x_local)) ** 0.5)
-        self.origin_scale, self.boundary_scale = w.origin**0.5, w.boundary**0.5
+        self.sobolev_scale.copy_((q / len(self.x_global)).sqrt() / scale)
+        self.smooth_scale.fill_((w.smooth / len(self.x_local)) ** 0.5 / scale)
+        self.origin_scale, self.boundary_scale = w.origin**0.5 / scale, w.boundary**0.5 / scale
 
     def start_phase(self, phase: str) -> None:
-        """`lm_weights` in the Levenberg-Marquardt phase, `weights` before it.
+        """`lm_weights` in the Levenberg-Marquardt phases, `weights` before them; in a later network stage's phase,
+        that stage alone trains (with λ), on rows divided by its scale.
 
         Adam and L-BFGS need the smoothness rows to dominate, or λ settles on a wrong value. Levenberg-Marquardt
         needs the global rows level with them, or it leaves them behind and the profile error stalls (the
-        README's "The mathematics" has the measurements)."""
+        README's "The mathematics" has the measurements). A stage's rows are divided by its scale so that its
+        Levenberg-Marquardt damping means what it means for the first network's (the damping is absolute)."""
         super().start_phase(phase)
+        stage = STAGE_PHASES.index(phase) + 2 if phase in STAGE_PHASES else 1
+        for number, module in enumerate([self.u, *self.stages], start=1):
+            module.requires_grad_(number == stage)
         lm_weights = {key: value for key, value in asdict(self.cfg.lm_weights).items() if value is not None}
-        self.weigh(replace(self.cfg.weights, **lm_weights) if phase == "lm" else self.cfg.weights)
+        weights = replace(self.cfg.weights, **lm_weights) if phase == "lm" or stage > 1 else self.cfg.weights
+        if stage > 1 and not self.stages[stage - 2].net.active:
+            self.begin_stage(stage, weights)
+        self.weigh(weights, self.stages[stage - 2].net.scale.item() if stage > 1 else 1.0)
+
+    def begin_stage(self, stage: int, weights: BurgersWeights) -> None:
+        """A later network stage's scale, the largest residual the stages before it leave on the fine grid, and its
+        frequency, the one whose first Gauss-Newton step gains most (`blowup.solvers.stages`); and λ as they left
+        it, for the figures of each stage."""
+        with torch.no_grad():
+            scale = float(self.residual_jet(self._fine_grid(), 0).coeffs[0, :, 0].abs().max())
+        self.weigh(weights, scale)
+        begin_stage(self, self.stages[stage - 2].net, scale, seed=stage, damping=self.stage_damping)
+        self.stage_lambda[stage - 2] = self.lam.detach()
+
+    def profile(self, x, upto: int | None = None):
+        """U: the first network and every later stage begun so far, or only the first `upto` stages (tensors and
+        jets alike)."""
+        u = self.u(x)
+        for stage in self.stages[: None if upto is None else upto - 1]:
+            if stage.net.active:
+                u = u + stage(x)
+        return u
+
+    def stage_figures(self) -> list[dict]:
+        """What each network stage bought: the composite of it and the stages before it, with λ as that stage
+        left it, against the exact profile; and the parameters it added."""
+        x = self._fine_grid()
+        exact_u = exact_profile(x.flatten().cpu().numpy(), self.k)
+        begun = sum(stage.net.active for stage in self.stages)
+        lambdas = [*self.stage_lambda[:begun].tolist(), self.lam.item()]
+        figures = []
+        for number, (lam, module) in enumerate(zip(lambdas, [self.u, *self.stages]), start=1):
+            with torch.no_grad():
+                u = self.profile(x, number)
+                f = residual(Jet.variable(x, 1), input_jet(partial(self.profile, upto=number), x, 1, "ntp"), lam)
+            figures.append(
+                {
+                    "stage": number,
+                    "lambda_error": abs(lam - exact_lambda(self.k)),
+                    "profile_max_error": float((u.flatten().cpu().double() - torch.from_numpy(exact_u)).abs().max()),
+                    "residual_max": float(f.coeffs[0].abs().max()),
+                    "parameters": sum(p.numel() for p in module.parameters()),
+                }
+            )
+        return figures
 
     @property
     def lam(self) -> Tensor:
@@ -341,7 +406,7 @@ class Burgers(Problem):
 
     def residual_jet(self, x: Tensor, order: int) -> Jet:
         """Residual and its first `order` derivatives at x (needs U to order + 1)."""
-        return residual(Jet.variable(x, order + 1), input_jet(self.u, x, order + 1, self.backend), self.lam)
+        return residual(Jet.variable(x, order + 1), input_jet(self.profile, x, order + 1, self.backend), self.lam)
 
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
         if self.phase == "guess":
@@ -361,7 +426,7 @@ class Burgers(Problem):
             scale = self.smooth_scale if term == "smooth" else self.origin_scale
             return self.residual_jet(x, self.smooth_order).coeffs[..., 0].T * scale
         if term == "boundary":
-            return (self.u(x) - targets[0]) * self.boundary_scale
+            return (self.profile(x) - targets[0]) * self.boundary_scale
         if term == "guess":
             return (self.u(x) - targets[0]) / len(self.x_global) ** 0.5
         raise KeyError(term)
@@ -378,7 +443,7 @@ class Burgers(Problem):
     def linearization(self) -> Linearization:
         """The residual linearised about the trained network (blowup.solvers.newton)."""
         return Linearization(
-            residual, lambda x, order: input_jet(self.u, x.to(self.x_global), order, "ntp"), self.lam.item()
+            residual, lambda x, order: input_jet(self.profile, x.to(self.x_global), order, "ntp"), self.lam.item()
         )
 
     def refinement(self) -> Refinement:
@@ -415,6 +480,8 @@ class Burgers(Problem):
         super().reinitialize(seed)
         with torch.no_grad():
             self.lam_raw.zero_()  # mid-bracket, as at the start
+        for stage in self.stages:
+            stage.net.end()
 
     def reported_linearization(self) -> Linearization:
         """The residual about the reported profile: the network plus the applied Newton corrections."""
@@ -440,7 +507,7 @@ class Burgers(Problem):
         grid = x.flatten().cpu().numpy()
         lin, ref = self.linearization(), self.refinement()
         with torch.no_grad():
-            u = self.u(x).flatten().cpu().double().numpy()
+            u = self.profile(x).flatten().cpu().double().numpy()
         corrections = ref.applied + [ref.next]
         stages = {}
         for name in ("network", "refined") if self.cfg.refine else ("network",):
@@ -485,6 +552,8 @@ class Burgers(Problem):
             }
             out |= {f"{key}_network": value for key, value in fields.items()} if name == "network" else {}
             out |= fields  # the last stage is the result
+        if self.stages:
+            out["network_stages"] = self.stage_figures()
         return out
 
     def failure(self, evaluation: dict) -> str | None:
@@ -526,4 +595,6 @@ class Burgers(Problem):
 
 
 def build(cfg: DictConfig) -> Burgers:
-    return Burgers(typed_config(cfg), cfg.profile, cfg.sobolev, cfg.backend.name)
+    problem = Burgers(typed_config(cfg), cfg.profile, cfg.sobolev, cfg.backend.name)
+    problem.stage_damping = cfg.optim.stage.damping
+    return problem

@@ -2,8 +2,9 @@
 problem, and the step budget turns that into an expected duration.
 
 Gradient phases (Adam, L-BFGS) cost one loss-and-gradient evaluation a step (L-BFGS's line search takes one or
-more: counted as LBFGS_EVALS); Levenberg-Marquardt phases (the guess fit, LM) one per-point Jacobian, which is
-always taken with n-TangentProp. The probe runs on a deep copy, so the run itself trains exactly as without it.
+more: counted as LBFGS_EVALS); Levenberg-Marquardt phases (the guess fit, LM, later network stages) one
+per-point Jacobian, which is always taken with n-TangentProp. The probe runs on a deep copy, so the run itself
+trains exactly as without it.
 Its first evaluation pays one-time costs (allocations, caches) and other work on a shared machine only slows a
 timing down, so each kind is timed more than once and the fastest kept, unless the first alone already puts the
 run over budget. Early stopping (convergence, acceptance) usually ends
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from blowup.config import phase_settings
 from blowup.engine.device import Clock
 from blowup.errors import ConfigError
 from blowup.problem import Problem
@@ -31,7 +33,7 @@ LBFGS_EVALS = 2.5  # loss evaluations per L-BFGS step with the strong-Wolfe line
 
 def remaining_steps(cfg: DictConfig, phases: list[str], state: dict | None) -> dict[str, int]:
     """The steps each phase may still take: its budget, less what a resumed checkpoint already took."""
-    steps = {phase: int(cfg.optim[phase].steps) for phase in phases}
+    steps = {phase: int(phase_settings(cfg, phase).steps) for phase in phases}
     if state:
         done_phases = phases[: phases.index(state["phase"])] if state["phase"] in phases else []
         steps = {p: 0 if p in done_phases else n for p, n in steps.items()}
@@ -80,7 +82,7 @@ def probe(problem: Problem, cfg: DictConfig, phases: list[str], steps: dict[str,
                 gradient = gradient or time_gradient(trial, clock, limit / sum(steps.values()))
                 per_step[phase] = gradient * (LBFGS_EVALS if phase == "lbfgs" else 1.0)
             else:
-                per_step[phase] = time_lm_step(trial, cfg.optim[phase], clock)
+                per_step[phase] = time_lm_step(trial, phase_settings(cfg, phase), clock)
             if sum(per_step[p] * steps[p] for p in per_step) > limit:
                 break
     np.random.set_state(numpy_state)

@@ -15,6 +15,7 @@ import torch
 
 from blowup.config import PHASES
 from blowup.engine.device import device_name
+from blowup.problem import STAGE_PHASES
 from blowup.training import logs
 from blowup.training.steps import final_loss
 
@@ -37,7 +38,7 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
         rejected = {"reason": verdict, **replaced} if replaced else None
     solution = problem.solution()
     (problem.network_solution(solution) if rejected else solution).to_csv(run_dir / "solution.csv", index=False)
-    last_phase = next((p for p in reversed(PHASES) if p in run.stop_reasons), None)
+    last_phase = next((p for p in reversed(PHASES + STAGE_PHASES) if p in run.stop_reasons), None)
     meta = run.meta
     commit = meta["git_commit"] and meta["git_commit"] + ("-dirty" if meta["git_dirty"] else "")
     summary = {
@@ -48,6 +49,7 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
         "device_name": device_name(run.device),
         "dtype": cfg.dtype,
         "seed": cfg.seed,
+        "headline": cfg.headline,
         **evaluation,
         "loss": loss,
         "steps": len(history),
@@ -71,9 +73,24 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
         "time_limits": run.time_limits,
         "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     }
+    if cfg.headline == "network":  # a PINN study: the network's own figures first, the result after them
+        summary = lead_with_network(summary)
     logs.write_json(run_dir / "summary.json", summary)
     problem.plot(history, run_dir / problem.plot_name)
     return summary
+
+
+def lead_with_network(summary: dict) -> dict:
+    """The summary with the network's own fields (`<name>_network`) right after what names the run."""
+    names = list(summary)[: list(summary).index("headline") + 1]
+    network = {k: v for k, v in summary.items() if k.endswith("_network")}
+    return {k: summary[k] for k in names} | network | summary
+
+
+def network_figures(summary: dict) -> str:
+    """The network's own errors, as the closing line of a PINN study gives them."""
+    errors = [k for k in summary if k.endswith("error_network") and "estimate" not in k]
+    return ", ".join(f"{k.removesuffix('_network')} {summary[k]:.2g}" for k in errors if summary[k] is not None)
 
 
 def status_line(summary: dict, run_dir: Path) -> str:
@@ -85,8 +102,9 @@ def status_line(summary: dict, run_dir: Path) -> str:
         why = f"; its refined result was rejected ({rejected['reason']}): the figures are the network's"
     elif rejected:
         why += "; the figures reported are the network's"
+    network = f"network alone: {network_figures(summary)}; " if summary.get("headline") == "network" else ""
     return (
-        f"[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
+        f"{network}[bold {colour}]{summary['status']}[/bold {colour}]{why} (stop: {summary['stop_reason']}); "
         f"outputs in {run_dir}"
     )
 

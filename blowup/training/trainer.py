@@ -15,6 +15,7 @@ run's outputs describe its last good checkpoint, where a resume would start.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +23,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from blowup.config import PHASES
+from blowup.config import PHASES, phase_settings
 from blowup.engine.device import DTYPES, Clock, device_name
 from blowup.equations import build_problem
-from blowup.problem import Problem
+from blowup.problem import STAGE_PHASES, Problem
 from blowup.solvers.stopping import FINAL_REASONS, Convergence
 from blowup.training import logs
 from blowup.training.checkpoints import load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -132,7 +133,7 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
         problem.load_state_dict(state["problem"])
         set_rng_state(state["rng"], device)
         logs.console.print(f"resuming {source} at step {state['step']} ({state['phase']})")
-    phases = [p for p in PHASES if p in problem.phases]
+    phases = [p for p in PHASES + STAGE_PHASES if p in problem.phases]
     expected = estimate(problem, cfg, phases, state, clock)  # refuses a run over max_hours: nothing written yet
     logs.console.print(logs.estimate_line(expected))
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
@@ -168,8 +169,9 @@ def resolve_device(name: str) -> torch.device:
 
 def metric_columns(problem: Problem, phases: list[str]) -> list[str]:
     """metrics.csv's columns: every term any phase uses (a problem may use other terms in other phases, the guess
-    fit), the unknown scalars, and the timings."""
-    term_names = []
+    fit), the unknown scalars, and the timings. Asked of a copy: starting a phase may change a problem (a later
+    network stage takes its scale from the residual as it stands)."""
+    term_names, problem = [], copy.deepcopy(problem)
     for name in phases:
         problem.start_phase(name)
         term_names += [t for t in problem.terms() if t not in term_names]
@@ -185,12 +187,13 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
     """Every phase in turn, restarting where the problem asks for it. Returns the status ("completed", or
     "interrupted" / "diverged" when the run stops early) and, once every phase ran, the problem's evaluation."""
     phases, problem = run.phases, run.problem
+    last_optimiser = [p for p in phases if p in PHASES][-1]  # later network stages only refine what it found
     index = phases.index(run.phase) if run.phase in phases else 0
     evaluation = None
     while index < len(phases):
         run.phase = phases[index]
         resume = resumed if resumed and resumed["phase"] == run.phase else None
-        at_last = run.phase == phases[-1] and not resume and index > 0
+        at_last = run.phase == last_optimiser and not resume and index > 0
         why = problem.bad_start() if at_last else None
         if why and run.may_restart():  # a bad basin: start again from a fresh network
             run.restart(why)
@@ -212,7 +215,7 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
 
 def run_phase(run: RunState, resume: dict | None, metrics, bar, stop) -> tuple[str | None, str | None]:
     """One phase until its stopping rule, its step budget or a signal ends it: (status or None, reason)."""
-    phase, phase_cfg = run.phase, run.cfg.optim[run.phase]
+    phase, phase_cfg = run.phase, phase_settings(run.cfg, run.phase)
     run.problem.start_phase(phase)
     run.optimizer = make_optimizer(phase, phase_cfg, run.problem)
     run.convergence = Convergence(phase_cfg.patience, phase_cfg.rtol)

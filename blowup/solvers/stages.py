@@ -1,0 +1,39 @@
+"""Starting a later network stage (blowup.engine.models.StageNetwork) at the frequency where it trains best.
+
+Wang & Lai set a stage's frequency from the Fourier spectrum of the residual the stages before it leave. A trained
+network's residual is often mostly one-signed, so the spectrum's largest component is the lowest frequency, whatever
+the narrow features the stage must fit need (a Burgers profile's leftover sits near X = 0, where a stage at the
+lowest frequency gains nothing). Instead each candidate frequency is tried for a few Levenberg-Marquardt steps from
+the same draw, and the one that has removed the most of the residual wins; the stage then starts afresh with it.
+"""
+
+from __future__ import annotations
+
+from blowup.engine.models import StageNetwork
+from blowup.problem import ResidualTerms
+from blowup.solvers.lm import LevenbergMarquardt
+from blowup.solvers.losses import residual_vector
+
+FREQUENCIES = (1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
+TRIAL_STEPS = 5
+
+
+def loss_after_trial(problem: ResidualTerms, damping: float, steps: int) -> float:
+    lm = LevenbergMarquardt(problem, damping=damping, acceleration=0)
+    for _ in range(steps):
+        lm.step(residual_vector(problem.residuals()).detach())
+    return float(residual_vector(problem.residuals()).detach().square().sum())
+
+
+def begin_stage(
+    problem: ResidualTerms, stage: StageNetwork, scale: float, seed: int, damping: float, frequencies=FREQUENCIES
+) -> float:
+    """Begin `stage` (trainable, in `problem`, whose rows are already divided by `scale`) at `scale` and the best of
+    `frequencies` (each tried for TRIAL_STEPS steps from the damping the stage will train with); returns it."""
+    losses = {}
+    for frequency in frequencies:
+        stage.begin(scale, frequency, seed)
+        losses[frequency] = loss_after_trial(problem, damping, TRIAL_STEPS)
+    best = min(losses, key=losses.get)
+    stage.begin(scale, best, seed)
+    return best

@@ -1,0 +1,89 @@
+"""The network itself, measured: `blowup train` runs one at a time (threads=1, no time limit), one row each in a CSV.
+
+    python3 scripts/pinn_study.py                                   # study mode, k = 0..6 x seeds 0-2
+    python3 scripts/pinn_study.py --ks 0 1 --sobolev 0 1 2 3 --backends ntp autograd --seeds 0 1 --out knobs.csv
+    python3 scripts/pinn_study.py --mode default --out default_mode.csv  # time to acceptance, default mode
+    python3 scripts/pinn_study.py --ks 0 1 2 3 4 --seeds 0 --extra equation.stages=3 --out pinn_stages.csv
+
+Each row: the network alone's λ error, profile error and residual (and the refined result's, the reference it is
+measured against), wall time, the wall time at which |λ - λ_k| first fell to 1e-6 and 1e-9 (from metrics.csv),
+median step and derivative times, each network stage's figures (stage<n>_*) and seconds per phase. Rows already
+in the CSV for the same (mode, k, seed, sobolev, backend, extra) are replaced, the rest kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ["mode", "profile", "seed", "sobolev", "backend", "extra"]
+
+
+def first_time_below(metrics: pd.DataFrame, exact: float, level: float) -> float | None:
+    reached = metrics[(metrics["lambda"] - exact).abs() <= level]
+    return float(reached.wall_time_s.iloc[0]) if len(reached) else None
+
+
+def run(mode: str, k: int, seed: int, sobolev: int, backend: str, extra: list, scratch: Path, timeout: float) -> dict:
+    run_dir = scratch / f"{mode}_k{k}_s{seed}_m{sobolev}_{backend}"
+    study = ["experiment=pinn_study"] if mode == "study" else []
+    args = ["blowup", "train", f"profile={k}", f"seed={seed}", f"sobolev={sobolev}", f"backend={backend}"]
+    args += [*study, "threads=1", "max_hours=null", "allow_not_converged=true", *extra, f"hydra.run.dir={run_dir}"]
+    row = {"mode": mode, "profile": k, "seed": seed, "sobolev": sobolev, "backend": backend, "extra": " ".join(extra)}
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        row["exit_code"] = proc.returncode
+    except subprocess.TimeoutExpired:
+        row["exit_code"] = None
+    row["wall_s"] = time.perf_counter() - started
+    if not (run_dir / "summary.json").exists():
+        return row | {"status": "no summary"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    exact = summary["lambda_exact"]
+    row |= {key: summary.get(key) for key in ("status", "stop_reason", "steps", "wall_time_s")}
+    for key in ("lambda_error", "profile_max_error", "residual_max"):
+        row[f"{key}_network"], row[key] = summary.get(f"{key}_network"), summary.get(key)
+    row |= {f"time_to_1e-{n}_s": first_time_below(metrics, exact, 10.0**-n) for n in (6, 9)}
+    row |= {key: summary.get(key) for key in ("step_time_median_s", "deriv_time_median_s")}
+    row |= {f"{phase}_s": float(t.max() - t.min()) for phase, t in metrics.groupby("phase", sort=False).wall_time_s}
+    for stage in summary.get("network_stages") or []:
+        row |= {f"stage{stage['stage']}_{key}": value for key, value in stage.items() if key != "stage"}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["study", "default"], default="study")
+    parser.add_argument("--ks", type=int, nargs="+", default=list(range(7)))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--sobolev", type=int, nargs="+", default=[1])
+    parser.add_argument("--backends", nargs="+", default=["ntp"])
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every run, e.g. equation.stages=3")
+    parser.add_argument("--out", default="pinn_study.csv", help="file name under results/")
+    opts = parser.parse_args()
+    out = ROOT / "results" / opts.out
+    table = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=KEYS)
+    with tempfile.TemporaryDirectory() as scratch:
+        for seed in opts.seeds:  # every k gets a seed before any gets the next
+            for backend in opts.backends:
+                for m in opts.sobolev:
+                    for k in opts.ks:
+                        row = run(opts.mode, k, seed, m, backend, opts.extra, Path(scratch), opts.timeout)
+                        print(json.dumps(row), flush=True)
+                        same = (table[KEYS].astype(str) == pd.Series(row)[KEYS].astype(str)).all(axis=1)
+                        table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
+                        table.sort_values(KEYS).to_csv(out, index=False, float_format="%.4g")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The README's tables for the PINN study, from the CSVs scripts/pinn_study.py writes: results/pinn_study.md.
+
+python3 scripts/pinn_tables.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def sci(value) -> str:
+    return "" if pd.isna(value) else f"{value:.1e}"
+
+
+def seconds(value) -> str:
+    return "" if pd.isna(value) else f"{value:.0f}"
+
+
+def per_profile(frame: pd.DataFrame) -> list[str]:
+    """Worst case over seeds, per k: the network alone against the goals."""
+    lines = [
+        "| k | runs | worst \\|λ err\\| network | worst max \\|U - U_exact\\| network | worst residual network | "
+        "one network: worst \\|λ err\\|, profile | worst s | median s |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for k, group in frame.groupby("profile"):
+        lines.append(
+            f"| {k} | {len(group)} | {sci(group.lambda_error_network.max())} | "
+            f"{sci(group.profile_max_error_network.max())} | {sci(group.residual_max_network.max())} | "
+            f"{sci(group.stage1_lambda_error.max())}, {sci(group.stage1_profile_max_error.max())} | "
+            f"{seconds(group.wall_s.max())} | {seconds(group.wall_s.median())} |"
+        )
+    return lines
+
+
+def per_stage(frame: pd.DataFrame) -> list[str]:
+    """What each stage buys: one row per (k, stage), seed 0."""
+    lines = [
+        "| k | stage | \\|λ err\\| | max \\|U - U_exact\\| | residual | parameters | s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    stages = sorted(int(c[5]) for c in frame.columns if c.startswith("stage") and c.endswith("_parameters"))
+    for _, row in frame.sort_values("profile").iterrows():
+        for n in stages:
+            if pd.isna(row.get(f"stage{n}_parameters")):
+                continue
+            phases = ["guess_s", "adam_s", "lbfgs_s", "lm_s"] if n == 1 else [f"stage{n}_s"]
+            spent = sum(row.get(p, 0) or 0 for p in phases if not pd.isna(row.get(p)))
+            lines.append(
+                f"| {row.profile} | {n} | {sci(row[f'stage{n}_lambda_error'])} | "
+                f"{sci(row[f'stage{n}_profile_max_error'])} | {sci(row[f'stage{n}_residual_max'])} | "
+                f"{int(row[f'stage{n}_parameters'])} | {seconds(spent)} |"
+            )
+    return lines
+
+
+def knobs(frame: pd.DataFrame) -> list[str]:
+    """Sobolev order x backend: the network alone and the times."""
+    lines = [
+        "| backend | k | m | \\|λ err\\| network | profile network | residual network | to 1e-6 s | to 1e-9 s | "
+        "run s | step ms (median) | derivatives ms (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, row in frame.sort_values(["backend", "profile", "sobolev"], ascending=[False, True, True]).iterrows():
+        lines.append(
+            f"| {row.backend} | {row.profile} | {row.sobolev} | {sci(row.lambda_error_network)} | "
+            f"{sci(row.profile_max_error_network)} | {sci(row.residual_max_network)} | "
+            f"{seconds(row['time_to_1e-6_s'])} | {seconds(row['time_to_1e-9_s'])} | {seconds(row.wall_s)} | "
+            f"{row.step_time_median_s * 1e3:.1f} | {row.deriv_time_median_s * 1e3:.1f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    out = []
+    for name, title, table in (
+        ("pinn_study.csv", "Study mode, network alone, worst over seeds", per_profile),
+        ("pinn_study.csv", "What each stage buys (study mode, seed 0)", lambda f: per_stage(f[f.seed == 0])),
+        ("pinn_stages.csv", "Three stages (equation.stages=3), seed 0", per_stage),
+        ("pinn_knobs.csv", "Sobolev order x backend, study mode, seed 0", knobs),
+    ):
+        path = RESULTS / name
+        if path.exists():
+            out += [f"### {title}", "", *table(pd.read_csv(path)), ""]
+    (RESULTS / "pinn_study.md").write_text("\n".join(out))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Multi-stage networks (Wang & Lai 2024): a later stage, fitted at the scale of what the first left, multiplies the
+precision. The oracles: a closed-form target, and the same stage network fitted to the same leftover blown up to
+O(1): the composite's error must be the first stage's error times the precision that O(1) fit reaches, so nothing
+is lost to the tiny scale (the damping, the frequency, the row scaling)."""
+
+import pytest
+import torch
+
+from blowup.engine.models import MLP, StageNetwork
+from blowup.problem import ResidualTerms
+from blowup.solvers.lm import LevenbergMarquardt
+from blowup.solvers.losses import residual_vector
+from blowup.solvers.stages import begin_stage
+
+
+def target(x):
+    return torch.sin(3 * x) + 0.5 * torch.exp(-4 * x * x)  # no network of this size represents it exactly
+
+
+class Fit(ResidualTerms):
+    """Least squares of (composite - target) / scale on fixed points; only `trained` moves."""
+
+    def __init__(self, first, later=None):
+        super().__init__()
+        self.first, self.later, self.scale = first, later, 1.0
+        self.x = torch.linspace(-1, 1, 401).view(-1, 1)
+
+    def value(self, x):
+        return self.first(x) + (self.later(x) if self.later is not None else 0)
+
+    def terms(self):
+        return {"fit": (self.x,)}
+
+    def forward(self, term, x):
+        return (self.value(x) - target(x)) / self.scale
+
+
+def fit(problem, steps=300):
+    lm = LevenbergMarquardt(problem, damping=1e-3, acceleration=0)
+    for _ in range(steps):
+        lm.step(residual_vector(problem.residuals()).detach())
+        if lm.stalled:
+            break
+
+
+def max_error(f):
+    x = torch.linspace(-1, 1, 1001).view(-1, 1)  # between the fitted points too
+    with torch.no_grad():
+        return float((f(x) - target(x)).abs().max())
+
+
+def first_stage():
+    torch.manual_seed(0)
+    first = MLP(1, 1, width=8, depth=2)
+    one = Fit(first)
+    fit(one)
+    first.requires_grad_(False)
+    return first, one
+
+
+@pytest.mark.slow
+def test_a_second_stage_multiplies_the_precision_by_what_its_network_reaches_at_o1():
+    first, one = first_stage()
+    e1 = max_error(one.value)
+    assert 1e-7 < e1 < 1e-3  # one small network: well short of round-off
+    with torch.no_grad():
+        scale = float((first(one.x) - target(one.x)).abs().max())
+
+    stage = StageNetwork(width=16, depth=2, half_width=1.0)
+    two = Fit(first, stage)
+    two.scale = scale  # the stage's rows at O(1): the damping means what it meant for the first
+    frequency = begin_stage(two, stage, scale, seed=1, damping=1e-3)
+    fit(two)
+    e2 = max_error(two.value)
+
+    # the oracle: the same network, begun the same way, fitted to the leftover times 1/scale, at O(1)
+    leftover = StageNetwork(width=16, depth=2, half_width=1.0)
+    alone = Fit(lambda x: (first(x) - target(x)) / scale + target(x), leftover)
+    leftover.begin(1.0, frequency, seed=1)
+    fit(alone)
+    reached = max_error(alone.value)  # its error on an O(1) target
+    assert e2 == pytest.approx(scale * reached, rel=0.5)
+    assert e2 < e1 * 1e-3  # and that is a gain of three orders here
+
+
+def test_a_stage_holds_nothing_until_begun_and_then_about_its_scale():
+    stage = StageNetwork(width=8, depth=2, half_width=2.0)
+    x = torch.linspace(-2, 2, 41).view(-1, 1)
+    with torch.no_grad():
+        assert not stage.active and float(stage(x).abs().max()) == 0
+    stage.begin(1e-9, frequency=10.0, seed=3)
+    with torch.no_grad():
+        out = stage(x).abs().max()
+    assert stage.active and 1e-12 < out < 1e-8
+    first = stage.net[0]
+    assert float(first.weight.abs().max()) <= 10.0 and float(first.weight.abs().max()) > 1.0  # scaled by 10
+    stage.end()
+    assert not stage.active

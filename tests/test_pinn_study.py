@@ -1,0 +1,73 @@
+"""The PINN study mode (experiment=pinn_study): every phase runs to its own stopping rule, later network stages fit
+what the first network left, and the network's own figures lead the console, summary.json and `blowup report`."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from blowup.analysis import report
+from blowup.training import outputs, trainer
+
+TINY = (
+    "experiment=pinn_study",
+    "optim.guess.steps=2",
+    "optim.adam.steps=8",
+    "optim.lbfgs.steps=4",
+    "optim.lm.steps=4",
+    "optim.stage.steps=3",
+    "equation.stages=3",
+    "optim.restarts=0",
+    "equation.points=41",
+    "equation.local_points=9",
+    "equation.eval_points=1001",
+    "equation.model.width=8",
+    "equation.model.depth=2",
+    "checkpoint_every=5",
+    "allow_not_converged=true",
+    "device=cpu",
+)
+PHASES = ["guess", "adam", "lbfgs", "lm", "stage2", "stage3"]
+
+pytestmark = pytest.mark.slow  # each later stage tries six frequencies: a tiny run still takes ~20 s
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, compose_train):
+    run_dir = tmp_path_factory.mktemp("study")
+    summary = trainer.train(compose_train(*TINY, "profile=1"), run_dir)
+    return run_dir, summary
+
+
+def test_every_phase_runs_to_its_own_stopping_rule(study):
+    run_dir, summary = study
+    assert list(summary["stop_reasons"]) == PHASES
+    assert "accepted" not in summary["stop_reasons"].values()
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics.phase.unique()) == PHASES
+    assert (metrics.groupby("phase").size()[["adam", "lbfgs"]] == [8, 4]).all()  # budgets this small run out
+
+
+def test_the_networks_figures_lead(study):
+    run_dir, summary = study
+    keys = list(json.loads((run_dir / "summary.json").read_text()))
+    first = keys[keys.index("headline") + 1 :][:6]
+    assert summary["headline"] == "network" and all(k.endswith("_network") for k in first)
+    assert summary["lambda_error"] is not None  # the refined result is still there, as the reference
+    assert outputs.status_line(summary, run_dir).startswith(
+        f"network alone: lambda_error {summary['lambda_error_network']:.2g}, "
+        f"profile_max_error {summary['profile_max_error_network']:.2g}; "
+    )
+    row = report.record(run_dir, summary, pd.read_csv(run_dir / "metrics.csv"))
+    columns = list(row)
+    assert columns.index("lambda_error_network") < columns.index("lambda_error")
+
+
+def test_each_later_stage_is_reported_with_the_composite_it_makes(study):
+    _, summary = study
+    stages = summary["network_stages"]
+    assert [s["stage"] for s in stages] == [1, 2, 3]
+    assert stages[-1]["lambda_error"] == pytest.approx(summary["lambda_error_network"], abs=1e-15)
+    assert stages[-1]["profile_max_error"] == pytest.approx(summary["profile_max_error_network"], rel=1e-9)
+    assert stages[0]["profile_max_error"] != stages[1]["profile_max_error"]  # stage 2 was begun and moved
+    assert all(s["parameters"] == stages[0]["parameters"] for s in stages)  # each stage one more network
