@@ -9,6 +9,9 @@ the same draw, and the one that has removed the most of the residual wins; the s
 
 from __future__ import annotations
 
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
 from blowup.engine.models import StageNetwork
 from blowup.problem import ResidualTerms
 from blowup.solvers.lm import LevenbergMarquardt
@@ -29,11 +32,16 @@ def begin_stage(
     problem: ResidualTerms, stage: StageNetwork, scale: float, seed: int, damping: float, frequencies=FREQUENCIES
 ) -> float:
     """Begin `stage` (trainable, in `problem`, whose rows are already divided by `scale`) at `scale` and the best of
-    `frequencies` (each tried for TRIAL_STEPS steps from the damping the stage will train with); returns it."""
+    `frequencies` (each tried for TRIAL_STEPS steps from the damping the stage will train with); returns it. The
+    trials move every trainable parameter (the problem's unknown scalars too): each starts from where they were."""
+    trained = [p for p in problem.parameters() if p.requires_grad]
+    start = parameters_to_vector(trained).detach().clone()
     losses = {}
     for frequency in frequencies:
         stage.begin(scale, frequency, seed)
         losses[frequency] = loss_after_trial(problem, damping, TRIAL_STEPS)
+        with torch.no_grad():
+            vector_to_parameters(start, trained)
     best = min(losses, key=losses.get)
     stage.begin(scale, best, seed)
     return best

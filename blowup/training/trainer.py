@@ -31,7 +31,7 @@ from blowup.solvers.stopping import FINAL_REASONS, Convergence
 from blowup.training import logs
 from blowup.training.checkpoints import load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from blowup.training.estimate import estimate
-from blowup.training.outputs import status_line, write_outputs
+from blowup.training.outputs import judge, status_line, write_outputs
 from blowup.training.steps import StopOnSignal, accepted, all_finite, make_optimizer, take_step
 
 
@@ -205,7 +205,7 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
         index = len(phases) if reason == "accepted" else index + 1  # later phases could only move it off
         if index == len(phases):  # every phase ran to its end: is the result one the problem accepts?
             evaluation = problem.evaluate()
-            failure = problem.failure(evaluation)
+            failure = judge(problem, evaluation, run.cfg.headline)
             if failure and run.may_restart():  # a basin the phases could not leave
                 run.restart(f"not converged: {failure}")
                 index, resumed = 0, None
