@@ -359,11 +359,12 @@ class Burgers(Problem):
         self.weigh(weights, self.stages[stage - 2].net.scale.item() if stage > 1 else 1.0)
 
     def begin_stage(self, stage: int, weights: BurgersWeights) -> None:
-        """A later network stage's scale, the largest residual the stages before it leave on the fine grid, and its
-        frequency, the one whose first Gauss-Newton step gains most (`blowup.solvers.stages`); and λ as they left
-        it, for the figures of each stage."""
+        """A later network stage's scale, the largest residual the stages before it leave on the fine grid (at least
+        the dtype's smallest number, so that the rows can be divided by it), and its frequency, the one that gains
+        most in a few trial steps (`blowup.solvers.stages`); and λ as they left it, for the figures of each stage."""
         with torch.no_grad():
-            scale = float(self.residual_jet(self._fine_grid(), 0).coeffs[0, :, 0].abs().max())
+            residual_max = self.residual_jet(self._fine_grid(), 0).coeffs[0, :, 0].abs().max()
+        scale = max(float(residual_max), float(torch.finfo(residual_max.dtype).tiny))
         self.weigh(weights, scale)
         begin_stage(self, self.stages[stage - 2].net, scale, seed=stage, damping=self.stage_damping)
         self.stage_lambda[stage - 2] = self.lam.detach()
