@@ -5,8 +5,10 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from blowup.analysis import report
+from blowup.equations import build_problem
 from blowup.training import outputs, trainer
 
 TINY = (
@@ -71,3 +73,14 @@ def test_each_later_stage_is_reported_with_the_composite_it_makes(study):
     assert stages[-1]["profile_max_error"] == pytest.approx(summary["profile_max_error_network"], rel=1e-9)
     assert stages[0]["profile_max_error"] != stages[1]["profile_max_error"]  # stage 2 was begun and moved
     assert all(s["parameters"] == stages[0]["parameters"] for s in stages)  # each stage one more network
+
+
+def test_a_later_stage_begins_on_either_backend(compose_train):
+    """Its scale comes from the residual on the fine grid, computed without grad: n-TangentProp even under autograd."""
+    scales = {}
+    for backend in ("ntp", "autograd"):
+        torch.manual_seed(0)  # the same network for both
+        problem = build_problem(compose_train(*TINY, "profile=0", f"backend={backend}"))
+        problem.start_phase("stage2")
+        scales[backend] = problem.stages[0].net.scale.item()
+    assert scales["autograd"] == pytest.approx(scales["ntp"], rel=1e-12) and scales["ntp"] > 0

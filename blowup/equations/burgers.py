@@ -362,8 +362,10 @@ class Burgers(Problem):
         """A later network stage's scale, the largest residual the stages before it leave on the fine grid (at least
         the dtype's smallest number, so that the rows can be divided by it), and its frequency, the one that gains
         most in a few trial steps (`blowup.solvers.stages`); and λ as they left it, for the figures of each stage."""
-        with torch.no_grad():
-            residual_max = self.residual_jet(self._fine_grid(), 0).coeffs[0, :, 0].abs().max()
+        x = self._fine_grid()
+        with torch.no_grad():  # n-TangentProp whatever the backend: nested autograd cannot run without grad
+            residual_max = residual(Jet.variable(x, 1), input_jet(self.profile, x, 1, "ntp"), self.lam)[:, 0].coeffs
+        residual_max = residual_max[0].abs().max()
         scale = max(float(residual_max), float(torch.finfo(residual_max.dtype).tiny))
         self.weigh(weights, scale)
         begin_stage(self, self.stages[stage - 2].net, scale, seed=stage, damping=self.stage_damping)
