@@ -57,8 +57,8 @@ class OptimConfig:
     lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     stage: LMConfig = field(
-        default_factory=lambda: LMConfig(steps=100, damping=100.0, patience=10)
-    )  # each later network stage
+        default_factory=lambda: LMConfig(steps=300, damping=100.0, patience=20)
+    )  # each later network stage (as conf/optim/default.yaml)
     restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
 
 

@@ -362,10 +362,7 @@ class Burgers(Problem):
         """A later network stage's scale, the largest residual the stages before it leave on the fine grid (at least
         the dtype's smallest number, so that the rows can be divided by it), and its frequency, the one that gains
         most in a few trial steps (`blowup.solvers.stages`); and λ as they left it, for the figures of each stage."""
-        x = self._fine_grid()
-        with torch.no_grad():  # n-TangentProp whatever the backend: nested autograd cannot run without grad
-            residual_max = residual(Jet.variable(x, 1), input_jet(self.profile, x, 1, "ntp"), self.lam)[:, 0].coeffs
-        residual_max = residual_max[0].abs().max()
+        residual_max = self.fine_residual(len(self.stages) + 1, self.lam.detach()).abs().max()
         scale = max(float(residual_max), float(torch.finfo(residual_max.dtype).tiny))
         self.weigh(weights, scale)
         begin_stage(self, self.stages[stage - 2].net, scale, seed=stage, damping=self.stage_damping)
@@ -380,6 +377,13 @@ class Burgers(Problem):
                 u = u + stage(x)
         return u
 
+    def fine_residual(self, upto: int, lam) -> Tensor:
+        """The residual of the first `upto` stages at λ = `lam` on the fine grid; by n-TangentProp whatever the
+        backend, since it is taken without grad (nested autograd needs it)."""
+        x = self._fine_grid()
+        with torch.no_grad():
+            return residual(Jet.variable(x, 1), input_jet(partial(self.profile, upto=upto), x, 1, "ntp"), lam).coeffs[0]
+
     def stage_figures(self) -> list[dict]:
         """What each network stage bought: the composite of it and the stages before it, with λ as that stage
         left it, against the exact profile; and the parameters it added."""
@@ -391,13 +395,13 @@ class Burgers(Problem):
         for number, (lam, module) in enumerate(zip(lambdas, [self.u, *self.stages]), start=1):
             with torch.no_grad():
                 u = self.profile(x, number)
-                f = residual(Jet.variable(x, 1), input_jet(partial(self.profile, upto=number), x, 1, "ntp"), lam)
+            f = self.fine_residual(number, lam)
             figures.append(
                 {
                     "stage": number,
                     "lambda_error": abs(lam - exact_lambda(self.k)),
                     "profile_max_error": float((u.flatten().cpu().double() - torch.from_numpy(exact_u)).abs().max()),
-                    "residual_max": float(f.coeffs[0].abs().max()),
+                    "residual_max": float(f.abs().max()),
                     "parameters": sum(p.numel() for p in module.parameters()),
                 }
             )
