@@ -5,6 +5,8 @@ import pytest
 
 from blowup.equations.ccf.hilbert import LogGrid, hilbert_over_y, interpolate
 from blowup.equations.ccf.profile import (
+    DIVERGED,
+    _ProfileSystem,
     newton,
     refine,
     residual,
@@ -95,3 +97,42 @@ def test_the_first_unstable_profile_from_the_family(first_unstable_ccf_profile):
     assert coarse.converged and fine.converged
     assert abs(fine.lam - PUBLISHED_FIRST_UNSTABLE) < 1e-12 and abs(fine.lam - coarse.lam) < 1e-11
     assert fine.offgrid_residual_max() < 1e-8
+    dense = newton(
+        interpolate(scan.smooth.q, scan.smooth.grid, coarse.grid.points)[0], scan.smooth.lam, coarse.grid, dense=True
+    )
+    assert dense.converged and abs(dense.lam - coarse.lam) < 1e-13  # the matrix-free solve's λ, to round-off
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_the_matrix_free_jacobian_and_its_transpose_are_the_dense_ones(stable, smooth):
+    """Newton's matrix-free products, column by column, against the dense Jacobian (`linearisation`)."""
+    grid = LogGrid.with_spacing(-40.0, 80.0, 0.5)
+    q = interpolate(stable.q, GRID, grid.points)[0] * 1.01  # away from the profile: every term of J matters
+    system = _ProfileSystem(grid, smooth)
+    free, dense = system.linearise((q, 1.2)), system.dense_linearise((q, 1.2))
+    rows, columns = dense.jacobian.shape
+    products = np.column_stack([free.jacobian.matvec(unit) for unit in np.eye(columns)])
+    transposed = np.column_stack([free.jacobian.rmatvec(unit) for unit in np.eye(rows)])
+    assert np.abs(products - dense.jacobian).max() < 1e-13
+    assert np.abs(transposed - dense.jacobian.T).max() < 1e-13
+    assert np.abs(free.residual - dense.residual).max() < 1e-15
+
+
+def test_matrix_free_and_dense_newton_reach_the_same_profile():
+    """The same equations solved two ways: the preconditioned LSMR steps and pivoted QR of the dense Jacobian."""
+    free, dense = (newton(rough_profile(1.25, GRID), 1.25, GRID, dense=flag) for flag in (False, True))
+    assert free.converged and dense.converged
+    assert abs(free.lam - dense.lam) < 1e-13 and np.abs(free.q - dense.q).max() < 1e-12
+    assert len(free.krylov_iterations) == free.steps and not dense.krylov_iterations
+
+
+def test_newton_gives_up_once_the_residual_has_grown_a_thousandfold(stable):
+    """Past DIVERGED times the start's residual, Newton has left every basin: it stops (no linearisation) rather
+    than spend its remaining steps on Krylov solves that cannot converge. Not-a-number stops it too."""
+    system = _ProfileSystem(GRID, smooth=True)
+    start = rough_profile(1.25, GRID)
+    assert system.linearise((start, 1.25)) is not None
+    assert np.abs(residual(start * 100, 1.25, GRID)).max() > DIVERGED * np.abs(residual(start, 1.25, GRID)).max()
+    assert system.linearise((start * 100, 1.25)) is None
+    assert system.linearise((start * np.nan, 1.25)) is None
+    assert system.linearise((stable.q, stable.lam)) is not None

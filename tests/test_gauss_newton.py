@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.sparse.linalg import aslinearoperator
 
 from blowup.solvers.gauss_newton import (
     Damping,
+    KrylovLeastSquares,
     LeastSquares,
     Linearisation,
     NormalEquations,
@@ -174,3 +176,16 @@ def test_iterate_says_why_it_stopped(sizes, linearisable, reason, steps, point):
 
     outcome = iterate(0, linearise, step, Termination(4, 1e-9, stagnation=2))
     assert (outcome.reason, outcome.steps, outcome.point) == (reason, steps, point)
+
+
+def test_krylov_least_squares_matches_the_dense_solution_for_any_right_preconditioner():
+    """LSMR on J M⁻¹ from products alone: the same least-squares step as a dense solve, whatever invertible M."""
+    rng = np.random.default_rng(3)
+    jac, r = rng.standard_normal((40, 25)), rng.standard_normal(40)
+    expected = -numpy_lstsq(jac, r)
+    for inverse in (np.eye(25), np.linalg.inv(np.diag(rng.uniform(0.1, 10, 25)) + 0.1 * rng.standard_normal((25, 25)))):
+        solver = KrylovLeastSquares(aslinearoperator(jac), aslinearoperator(inverse), 1e-14, 500)
+        assert np.abs(solver.solve(r) - expected).max() < 1e-10
+        assert len(solver.iterations) == 1 and 0 < solver.iterations[0] <= 500
+    with pytest.raises(ValueError, match="undamped"):
+        solver.solve(r, 1e-3)

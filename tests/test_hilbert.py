@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
+from blowup.equations.ccf.hilbert import (
+    LogGrid,
+    derivative,
+    fast_odd_size,
+    hilbert_over_y,
+    hilbert_over_y_transpose,
+    interpolate,
+    operator_matrices,
+    shifted_derivative_inverse,
+)
 
 GRID = LogGrid.with_spacing(-40.0, 80.0, 0.1)
 Y = np.exp(GRID.s)
@@ -55,3 +64,29 @@ def test_matrices_agree_with_the_operators_and_derivative_is_spectral():
 def test_even_number_of_points_is_refused():
     with pytest.raises(ValueError, match="odd"):
         LogGrid(-1.0, 1.0, 10)
+
+
+def test_the_transpose_and_the_inverted_transport_part_agree_with_dense_matrices():
+    """The products a matrix-free least-squares solve needs, against the dense matrices and numpy's inverse."""
+    grid = LogGrid.with_spacing(-20.0, 30.0, 0.3)
+    hilbert, diff = operator_matrices(grid)
+    identity = np.eye(grid.points)
+    y = np.random.default_rng(0).standard_normal((grid.points, 2))
+    assert np.abs(hilbert_over_y_transpose(y, grid) - hilbert.T @ y).max() < 1e-13
+    assert np.abs(shifted_derivative_inverse(y, grid) - np.linalg.solve(identity + diff, y)).max() < 1e-13
+    assert np.abs(shifted_derivative_inverse(y, grid, sign=-1.0) - np.linalg.solve(identity - diff, y)).max() < 1e-13
+
+
+def test_with_spacing_takes_the_fastest_transform_size_at_or_above_the_spacing():
+    def smooth(n: int) -> bool:
+        for prime in (3, 5, 7):
+            while n % prime == 0:
+                n //= prime
+        return n == 1
+
+    for points in (2, 100, 3841, 4801, 96001, 192001):
+        size = fast_odd_size(points)
+        assert size >= points and size % 2 == 1 and smooth(size)
+        assert not any(smooth(n) for n in range(points + 1 - points % 2, size, 2))  # none smaller qualifies
+    grid = LogGrid.with_spacing(-36.0, 60.0, 0.001)
+    assert grid.spacing <= 0.001 and grid.points == fast_odd_size(96000)

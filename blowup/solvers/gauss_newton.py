@@ -6,8 +6,8 @@ so that each caller states its own and shares the rest:
 * the descent: how a step d comes from the linearisation (J, r) and a damping μ, as the minimiser of
   ||J d + r||² + μ ||d||². A descent is built from one Jacobian and then solves for any r and μ:
   `SVDSolve` (sloppy Jacobians), `NormalEquations` (a handful of unknowns), `LeastSquares` (undamped, with
-  the least-squares solver passed in). A matrix-free descent (a Krylov method such as LSQR with damp √μ,
-  built from products with J and Jᵀ instead of J itself) is one more class with the same `solve`.
+  the least-squares solver passed in), `KrylovLeastSquares` (undamped and matrix-free: LSMR on products with
+  J and Jᵀ, right-preconditioned, for Jacobians too large to hold).
 * the step acceptance and damping rule: `Damping` (Levenberg-Marquardt: a trial step is taken only if it
   lowers the loss; the damping falls after an accepted trial and rises after a rejected one), or
   `full_step` (every step taken whole: Gauss-Newton on a consistent system, inside its basin).
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from scipy.sparse.linalg import LinearOperator, lsmr
 from torch import Tensor
 
 
@@ -82,6 +83,36 @@ class LeastSquares:
         if damping:
             raise ValueError(f"LeastSquares takes undamped steps only, got damping {damping}")
         return self.lstsq(self.jacobian, -r)
+
+
+class KrylovLeastSquares:
+    """The undamped Gauss-Newton step from products with J and Jᵀ alone: LSMR on J M⁻¹ y = -r, d = M⁻¹ y, for
+    Jacobians too large to hold (scipy LinearOperators with `matvec` and `rmatvec`).
+
+    The right preconditioner M⁻¹ (a LinearOperator; its `rmatvec` is M⁻ᵀ) changes the iterations, not the
+    least-squares solution: J M⁻¹ y = -r has the minimiser d = M⁻¹ y of ||J d + r|| for any invertible M. An M
+    whose inverse is cheap and takes J's unbounded part (a derivative) leaves J M⁻¹ the identity plus a compact
+    operator, and the iterations do not grow with the grid. `iterations` holds each solve's count."""
+
+    def __init__(self, jacobian, preconditioner, tolerance: float, max_iterations: int):
+        self.jacobian, self.preconditioner = jacobian, preconditioner
+        self.tolerance, self.max_iterations = tolerance, max_iterations
+        self.operator = LinearOperator(
+            jacobian.shape,
+            matvec=lambda y: jacobian.matvec(preconditioner.matvec(y)),
+            rmatvec=lambda z: preconditioner.rmatvec(jacobian.rmatvec(z)),
+            dtype=jacobian.dtype,
+        )
+        self.iterations: list[int] = []
+
+    def solve(self, r: Any, damping: float = 0.0) -> Any:
+        if damping:
+            raise ValueError(f"KrylovLeastSquares takes undamped steps only, got damping {damping}")
+        y, _, iterations, *_ = lsmr(
+            self.operator, -r, atol=self.tolerance, btol=self.tolerance, maxiter=self.max_iterations
+        )
+        self.iterations.append(int(iterations))
+        return self.preconditioner.matvec(y)
 
 
 @dataclass

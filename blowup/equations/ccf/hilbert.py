@@ -26,6 +26,19 @@ from functools import cached_property
 import numpy as np
 
 
+def fast_odd_size(points: int) -> int:
+    """The smallest odd number >= points (and >= 3) whose only prime factors are 3, 5 and 7."""
+    candidate = max(3, points + 1 - points % 2)
+    while True:
+        rest = candidate
+        for prime in (3, 5, 7):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return candidate
+        candidate += 2
+
+
 @dataclass(frozen=True)
 class LogGrid:
     """points uniform points s = log y on [left, right), periodic; `points` odd."""
@@ -40,8 +53,11 @@ class LogGrid:
 
     @classmethod
     def with_spacing(cls, left: float, right: float, spacing: float) -> LogGrid:
+        """The grid over [left, right) with about `spacing` (at most it): the smallest point count from
+        (right - left)/spacing up that is odd and a product of 3, 5 and 7 alone, the sizes an FFT takes
+        fastest (a large prime count can cost several times more per transform)."""
         points = int(round((right - left) / spacing))
-        return cls(left, right, points + 1 - points % 2)
+        return cls(left, right, fast_odd_size(points))
 
     @property
     def spacing(self) -> float:
@@ -87,6 +103,33 @@ def hilbert_over_y(q: np.ndarray, grid: LogGrid) -> np.ndarray:
     multiplier = grid.kernel_multiplier.reshape((-1,) + (1,) * (q.ndim - 1))
     smooth_part = np.real(np.fft.ifft(multiplier * np.fft.fft(q, axis=0), axis=0))
     return (smooth_part - 2 * tail_integral(q, grid)) / np.pi
+
+
+def _multiply(q: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
+    return np.real(np.fft.ifft(multiplier.reshape((-1,) + (1,) * (q.ndim - 1)) * np.fft.fft(q, axis=0), axis=0))
+
+
+def hilbert_over_y_transpose(y: np.ndarray, grid: LogGrid) -> np.ndarray:
+    """The transpose of `hilbert_over_y` on the grid (for products with Newton's Jacobian transposed, as a
+    least-squares Krylov method needs them). Its circulant parts are antisymmetric (odd, imaginary multipliers
+    on an odd grid); the tail integral's mean and its value at the left end are rank-one terms."""
+    shape = (-1,) + (1,) * (y.ndim - 1)
+    k = grid.wavenumbers
+    antiderivative = np.zeros(k.shape, dtype=complex)  # the tail integral's periodic part P, multiplier 1/(ik)
+    antiderivative[k != 0] = 1 / (1j * k[k != 0])
+    first = np.zeros(grid.points)
+    first[0] = 1.0
+    tail_transpose = (
+        ((grid.right - grid.s).reshape(shape) * y).sum(axis=0) / grid.points
+        + _multiply(y, antiderivative)
+        - _multiply(first, antiderivative).reshape(shape) * y.sum(axis=0)
+    )
+    return (-_multiply(y, grid.kernel_multiplier) - 2 * tail_transpose) / np.pi
+
+
+def shifted_derivative_inverse(q: np.ndarray, grid: LogGrid, sign: float = 1.0) -> np.ndarray:
+    """(I + sign·d/ds)⁻¹ q, spectrally: the transport operator's principal part inverted (sign -1: its transpose)."""
+    return _multiply(q, 1 / (1 + sign * 1j * grid.wavenumbers))
 
 
 _LAST_MATRICES: dict[LogGrid, tuple[np.ndarray, np.ndarray]] = {}

@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from blowup.engine.derivatives import input_jet
+from blowup.engine.derivatives import input_jet, memory_limit_gb
 from blowup.engine.models import MLP, ModelConfig
 from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
 from blowup.equations.ccf.profile import FamilyScan, ProfileSolve, find_profile, residual, rough_profile
@@ -34,8 +34,7 @@ from blowup.errors import require, require_all
 from blowup.problem import Problem, typed_equation_config
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2; reported beside the result, never used
-PUBLISHED_LAMBDA = {0: 1.1807776628998, 1: 0.6057337012032}
-MAX_GRID_POINTS = 6001  # Newton's matrices are dense: 6001² doubles is 0.3 GB each
+PUBLISHED_LAMBDA = {0: 1.1807776628998, 1: 0.6057337012032, 2: 0.4713248638620}  # 2: its table (text: 0.4703)
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,20 @@ class ProfileDefaults:
     lambda_bracket: tuple[float, float]  # from the smoothness defect along the non-smooth family
     grid: tuple[float, float]  # the tails at round-off at both ends: the far one decays like y^(-1/(1+λ))
     newton_spacing: tuple[float, float]  # fine enough for the profile's steepest front
+    scan_spacing: float  # the family's members below profile 1 have fronts a coarse grid cannot follow
+    entry_lambda: float | None  # where a rough start enters the family (null: the bracket's top)
 
 
 DEFAULTS = {
-    0: ProfileDefaults((0.9, 1.6), (-40.0, 80.0), (0.2, 0.15)),
-    1: ProfileDefaults((0.52, 0.9), (-36.0, 60.0), (0.025, 0.02)),
-    2: ProfileDefaults((0.4, 0.52), (-36.0, 60.0), (0.025, 0.02)),
+    0: ProfileDefaults((0.9, 1.6), (-40.0, 80.0), (0.2, 0.15), 0.1, None),
+    1: ProfileDefaults((0.52, 0.9), (-36.0, 60.0), (0.025, 0.02), 0.1, None),
+    2: ProfileDefaults((0.4, 0.52), (-36.0, 60.0), (0.001, 0.0005), 0.005, 0.7),
+    3: ProfileDefaults((0.4, 0.468), (-36.0, 60.0), (0.001, 0.0005), 0.005, 0.7),
 }
+BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
+BASE_GB = 0.5  # the process before any grid: Python, torch, the network
+SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
+MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
 
 
 @dataclass
@@ -70,8 +76,9 @@ class CCFConfig:
     grid: tuple[float, float] | None = None  # s = log y; the profiles' tails must be round-off at both ends
     points: int = 301  # the network's collocation points on the grid (odd)
     input_scale: float = 20.0  # the network sees s / input_scale
-    scan_spacing: float = 0.1  # the grid on which the non-smooth family is followed to where it turns smooth
+    scan_spacing: float | None = None  # the grid on which the non-smooth family is followed to where it turns smooth
     scan_step: float = 0.02  # ... in steps of λ of this size from the network's λ
+    entry_lambda: float | None = None  # where a rough start enters the family if the network's start does not
     newton_spacing: tuple[float, float] | None = None  # Newton's two grids; λ's change between them: the estimate
     tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
     lambda_tolerance: float = 1e-10  # largest λ error estimate of a "completed" run
@@ -86,26 +93,30 @@ def run_label(cfg: DictConfig) -> str:
 
 
 def with_defaults(eq: CCFConfig, profile: int) -> CCFConfig:
-    """The config with each null of DEFAULTS' keys replaced by the profile's default (profiles past 2 take
-    profile 2's grids; their bracket has no default and is checked to be given)."""
-    defaults = DEFAULTS.get(profile, DEFAULTS[2])
+    """The config with each null of DEFAULTS' keys replaced by the profile's default (profiles past 3 take
+    profile 3's; their bracket has no default and is checked to be given)."""
+    defaults = DEFAULTS.get(profile, DEFAULTS[3])
     unset = {key: getattr(defaults, key) for key in asdict(defaults) if getattr(eq, key) is None}
-    return replace(eq, **{key: tuple(value) for key, value in unset.items()})
+    return replace(eq, **{key: tuple(v) if isinstance(v, list | tuple) else v for key, v in unset.items()})
 
 
 def check_config(cfg: DictConfig) -> None:
     eq = typed_equation_config(cfg, CCFConfig)
     if cfg.profile not in DEFAULTS:
-        allowed = "0, 1, 2, or another with equation.lambda_bracket"
+        allowed = "0, 1, 2, 3, or another with equation.lambda_bracket"
         require(eq.lambda_bracket is not None, "profile", cfg.profile, allowed)
     resolved = with_defaults(eq, cfg.profile)
     (lo, hi), grid, (coarse, fine) = resolved.lambda_bracket, resolved.grid, resolved.newton_spacing
     require_all([("grid", eq.grid, grid[0] <= -10 and grid[1] >= 10, "[left, right] with left <= -10, right >= 10")])
 
     def points(spacing: float) -> int:
-        return LogGrid.with_spacing(*grid, spacing).points if spacing > 0 else 0
+        return LogGrid.with_spacing(*grid, spacing).points if 0 < spacing <= 0.5 else 0
 
-    fine_points = points(fine)
+    fine_points, scan_points = points(fine), points(resolved.scan_spacing)
+    eval_points = resolved.eval_points or 3 * fine_points
+    need_gb = BASE_GB + BYTES_PER_POINT * max(fine_points, scan_points, eval_points) / 1e9
+    limit_gb = memory_limit_gb(cfg)
+    grids = f"at most {MAX_GRID_POINTS} points on the grid and {limit_gb:.3g} GB (max_memory_gb)"
     require_all(
         [
             ("lambda_bracket", eq.lambda_bracket, 0 < lo < hi, "null (the profile's default) or [lo, hi], 0 < lo < hi"),
@@ -114,15 +125,21 @@ def check_config(cfg: DictConfig) -> None:
             (
                 "scan_spacing",
                 eq.scan_spacing,
-                0 < eq.scan_spacing <= 0.5 and points(eq.scan_spacing) <= MAX_GRID_POINTS,
-                f"a number in (0, 0.5] leaving at most {MAX_GRID_POINTS} points on the grid",
+                0 < scan_points <= MAX_GRID_POINTS,
+                f"null (the profile's default) or a number in (0, 0.5] leaving {grids}",
             ),
             ("scan_step", eq.scan_step, 0 < eq.scan_step <= hi - lo, "a number in (0, the bracket's width]"),
+            (
+                "entry_lambda",
+                eq.entry_lambda,
+                resolved.entry_lambda is None or resolved.entry_lambda >= hi,
+                "null (the profile's default) or a number >= the bracket's top",
+            ),
             (
                 "newton_spacing",
                 eq.newton_spacing,
                 0 < fine < coarse <= 0.5 and fine_points <= MAX_GRID_POINTS,
-                f"null or [coarse, fine] with 0 < fine < coarse <= 0.5, at most {MAX_GRID_POINTS} points on the grid",
+                f"null or [coarse, fine] with 0 < fine < coarse <= 0.5, leaving {grids}",
             ),
             ("tolerance", eq.tolerance, eq.tolerance > 0, "a number > 0"),
             ("lambda_tolerance", eq.lambda_tolerance, eq.lambda_tolerance > 0, "a number > 0"),
@@ -132,11 +149,16 @@ def check_config(cfg: DictConfig) -> None:
             (
                 "eval_points",
                 eq.eval_points,
-                eq.eval_points is None or (eq.eval_points % 2 == 1 and fine_points < eq.eval_points <= 100_001),
-                f"null or an odd integer in ({fine_points} (Newton's fine grid), 100001]",
+                eq.eval_points is None or (eq.eval_points % 2 == 1 and fine_points < eq.eval_points <= 4 * fine_points),
+                f"null or an odd integer in ({fine_points} (Newton's fine grid), {4 * fine_points}]",
             ),
         ]
     )
+    if need_gb > limit_gb:  # the grids alone are within bounds; together with what they hold they are not
+        grown_by = {"newton_spacing": fine_points if eq.eval_points else eval_points, "scan_spacing": scan_points}
+        key = max((grown_by | {"eval_points": eq.eval_points or 0}).items(), key=lambda item: item[1])[0]
+        value = OmegaConf.select(cfg, f"equation.{key}")
+        require(False, f"equation.{key}", value, f"grids leaving {grids} (these need {need_gb:.3g} GB)")
 
 
 class ScaledInput(nn.Module):
@@ -242,6 +264,7 @@ class CCF(Problem):
                 self.cfg.scan_spacing,
                 self.cfg.scan_step,
                 self.cfg.newton_spacing,
+                self.cfg.entry_lambda,
             )
 
         return self.once_per_state("newton", compute)
@@ -306,17 +329,18 @@ class CCF(Problem):
         """On the fine grid (eval_points): y > 0 (Θ is even, Ω = Θ' and HΘ odd), Newton's profile if it converged."""
         _, _, fine = self.newton_solves()
         q, grid = interpolate(fine.q, fine.grid, self.eval_points)
-        y = np.exp(grid.s)
+        every = -(-grid.points // SOLUTION_ROWS)  # every point of grids up to SOLUTION_ROWS, a subset of finer ones
+        y, kept = np.exp(grid.s[::every]), slice(None, None, every)
         return pd.DataFrame(
             {
-                "s": grid.s,
+                "s": grid.s[kept],
                 "y": y,
-                "Theta": y * q,
-                "Omega": q + derivative(q, grid),
-                "H_Theta": y * hilbert_over_y(q, grid),
-                "q": q,
-                "q_network": self.network_q(grid.s),
-                "residual": residual(q, fine.lam, grid),
+                "Theta": y * q[kept],
+                "Omega": (q + derivative(q, grid))[kept],
+                "H_Theta": y * hilbert_over_y(q, grid)[kept],
+                "q": q[kept],
+                "q_network": self.network_q(grid.s[kept]),
+                "residual": residual(q, fine.lam, grid)[kept],
             }
         )
 
@@ -327,7 +351,8 @@ class CCF(Problem):
         import matplotlib.pyplot as plt
 
         sol, evaluation = self.solution(), self.evaluate()
-        network_residual = residual(sol.q_network.to_numpy(), self.lam.item(), LogGrid(*self.cfg.grid, len(sol)))
+        net_grid = LogGrid(*self.cfg.grid, len(sol) + 1 - len(sol) % 2)
+        network_residual = residual(self.network_q(net_grid.s), self.lam.item(), net_grid)
         floor = 1e-17
         fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
         ax[0].plot(sol.s, sol.q, "C0-", label=f"Newton, λ = {evaluation['lambda']:.13g}")
@@ -335,7 +360,7 @@ class CCF(Problem):
         ax[0].set(title=f"CCF profile {self.profile}: Θ(y)/y", xlabel="s = log y", xlim=(-15, 30))
         ax[0].legend()
         ax[1].semilogy(sol.s, np.maximum(np.abs(sol.residual), floor), "C0-", lw=1, label="Newton")
-        ax[1].semilogy(sol.s, np.maximum(np.abs(network_residual), floor), "C1-", lw=1, label="network")
+        ax[1].semilogy(net_grid.s, np.maximum(np.abs(network_residual), floor), "C1-", lw=1, label="network")
         ax[1].set(title="|residual| on the fine grid (floor 1e-17)", xlabel="s = log y", ylim=(floor / 2, None))
         ax[1].legend()
         if len(metrics):

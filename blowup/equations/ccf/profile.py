@@ -27,19 +27,40 @@ their error wraps around the periodic grid and leaves q a plateau at both ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
+from scipy.sparse.linalg import LinearOperator
 
-from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
-from blowup.solvers.gauss_newton import LeastSquares, Linearisation, Termination, full_step, iterate
+from blowup.equations.ccf.hilbert import (
+    LogGrid,
+    derivative,
+    hilbert_over_y,
+    hilbert_over_y_transpose,
+    interpolate,
+    operator_matrices,
+    shifted_derivative_inverse,
+)
+from blowup.solvers.gauss_newton import (
+    KrylovLeastSquares,
+    LeastSquares,
+    Linearisation,
+    Termination,
+    full_step,
+    iterate,
+)
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
 MAX_STEPS = 30  # Newton converges quadratically inside a basin: many more steps than that only delay a failure
 NEWTON_TERMINATION = Termination(MAX_STEPS, STEP_TOLERANCE, strict=True)
 FAMILY_TOLERANCE = 1e-5  # a non-smooth member on a scanning grid: only the sign of its defect is used
+KRYLOV_TOLERANCE = 1e-12  # LSMR's relative tolerances: far below what a Newton step needs to keep converging
+KRYLOV_ITERATIONS = 500  # several times what a preconditioned solve near a profile takes (results/ccf_scaling.csv)
+DIVERGED = 1e3  # Newton gives up once a residual grows this many times past the start's largest (at least 1)
+MIN_SPEED = 1e-3  # the preconditioner's transport speed is kept this far from zero
+STEP_HALVINGS = 3  # following the family, a lost member is tried again at half the step, this many times
 ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins λ to round-off
 
 
@@ -60,6 +81,7 @@ class ProfileSolve:
     grid: LogGrid
     steps: int
     converged: bool
+    krylov_iterations: list[int] = field(default_factory=list)  # LSMR's per Newton step (matrix-free solves)
 
     def offgrid_residual_max(self, points: int | None = None) -> float:
         """max |R| of the trigonometric interpolant on a finer grid (`points`, odd; default 3x): what the residual
@@ -76,24 +98,42 @@ def linearisation(q: np.ndarray, lam: float, hilbert: np.ndarray, diff: np.ndarr
 
 
 def newton(
-    q: np.ndarray, lam: float, grid: LogGrid, smooth: bool = True, tolerance: float = RESIDUAL_TOLERANCE
+    q: np.ndarray,
+    lam: float,
+    grid: LogGrid,
+    smooth: bool = True,
+    tolerance: float = RESIDUAL_TOLERANCE,
+    dense: bool = False,
 ) -> ProfileSolve:
     """Gauss-Newton on (residual, smoothness, normalisation) for q on `grid` and λ, from (q, λ). With
     smooth=False, λ stays fixed and the smoothness row is dropped: the family's non-smooth member at λ.
 
-    Full steps (`full_step`), each a least-squares solve by pivoted QR (LAPACK's gelsy: faster than an SVD).
-    A least-squares minimum need not be a solution, so converged also asks that every equation held to
+    Full steps, each the least-squares solution of the linearised equations: matrix-free by LSMR
+    (`KrylovLeastSquares`, preconditioned by the transport part: O(N log N) per iteration, O(N) memory), or
+    with dense=True by pivoted QR of the dense Jacobian (LAPACK's gelsy; O(N³), the reference the matrix-free
+    solve is checked and timed against). Both solve the same equations, so they converge to the same point. A
+    least-squares minimum need not be a solution, so converged also asks that every equation held to
     `tolerance` at the start of the last step."""
-    n = grid.points
+    n, system = grid.points, _ProfileSystem(grid, smooth)
+    iterations: list[int] = []
 
     def apply(point: tuple[np.ndarray, float], update: np.ndarray) -> tuple[np.ndarray, float]:
         return point[0] + update[:n], point[1] + (update[n] if smooth else 0.0)
 
-    step = full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
-    outcome = iterate((q, lam), _ProfileSystem(grid, smooth).linearise, step, NEWTON_TERMINATION)
+    def krylov_step(point, lin: Linearisation):
+        descent = KrylovLeastSquares(lin.jacobian, system.preconditioner(point), KRYLOV_TOLERANCE, KRYLOV_ITERATIONS)
+        d = descent.solve(lin.residual)
+        iterations.extend(descent.iterations)
+        return d, apply(point, d)
+
+    if dense:
+        linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
+    else:
+        linearise, step = system.linearise, krylov_step
+    outcome = iterate((q, lam), linearise, step, NEWTON_TERMINATION)
     q, lam = outcome.point
     converged = outcome.reason == "converged" and bool(np.abs(outcome.linearisation.residual).max() < tolerance)
-    return ProfileSolve(lam, q, grid, outcome.steps, converged)
+    return ProfileSolve(lam, q, grid, outcome.steps, converged, iterations)
 
 
 def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -102,25 +142,84 @@ def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 class _ProfileSystem:
     """Newton's equations on a grid: R at every point, the normalisation q_s(0) = 0 and, if `smooth`, the
-    smoothness condition, in the unknowns q (and λ if `smooth`)."""
+    smoothness condition, in the unknowns q (and λ if `smooth`). Their Jacobian is matrix-free: products with it
+    and its transpose take a few FFTs (O(N log N)), where the dense one (`linearisation`) takes O(N²) memory and
+    its least-squares solve O(N³) time."""
 
     def __init__(self, grid: LogGrid, smooth: bool):
-        self.hilbert, self.diff = operator_matrices(grid)
+        self.grid, self.smooth = grid, smooth
         self.n, self.centre = grid.points, int(np.argmin(np.abs(grid.s)))
-        self.smooth = smooth
+        self.bound: float | None = None  # DIVERGED times the first point's largest residual (at least 1)
+
+    def diverged(self, residual: np.ndarray) -> bool:
+        """Residuals not finite, or grown DIVERGED-fold past the start's: Newton has left every basin, and more
+        steps (each a Krylov solve that no longer converges) would only cost time."""
+        size = float(np.abs(residual).max())
+        if self.bound is None:
+            self.bound = DIVERGED * max(1.0, size)
+        return not size <= self.bound
 
     def linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
-        """The equations and their Jacobian at (q, λ); None once they are not finite (a diverged start)."""
-        (q, lam), n, centre, hilbert, smooth = point, self.n, self.centre, self.hilbert, self.smooth
-        tq, qs, dr_dq = linearisation(q, lam, hilbert, self.diff)
+        """The equations and their Jacobian (a LinearOperator) at (q, λ); None once they diverged."""
+        (q, lam), grid, n, centre, smooth = point, self.grid, self.n, self.centre, self.smooth
+        tq, qs = hilbert_over_y(q, grid), derivative(q, grid)
+        speed, slope = 1 + lam + tq, q + qs
+        rows = [-lam * q + speed * slope, [qs[centre]], [tq[0] + 1 + lam / 2] if smooth else []]
+        residual = np.concatenate(rows)
+        if self.diverged(residual):
+            return None
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            v = x[:n]
+            tv, vs = hilbert_over_y(v, grid), derivative(v, grid)
+            dr = -lam * v + slope * tv + speed * (v + vs)
+            if not smooth:
+                return np.concatenate([dr, [vs[centre]]])
+            return np.concatenate([dr + x[n] * qs, [vs[centre]], [tv[0] + 0.5 * x[n]]])  # ∂R/∂λ = q_s
+
+        def rmatvec(z: np.ndarray) -> np.ndarray:
+            y, at_centre, at_left = z[:n], np.zeros(n), np.zeros(n)
+            at_centre[centre] = z[n]
+            if smooth:
+                at_left[0] = z[n + 1]
+            v = -lam * y + hilbert_over_y_transpose(slope * y + at_left, grid) + speed * y
+            v -= derivative(speed * y + at_centre, grid)  # d/ds is antisymmetric
+            return np.concatenate([v, [qs @ y + 0.5 * z[n + 1]]]) if smooth else v
+
+        shape = (len(residual), n + smooth)
+        return Linearisation(residual, LinearOperator(shape, matvec=matvec, rmatvec=rmatvec, dtype=float))
+
+    def dense_linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
+        """The same equations with the dense Jacobian (`linearisation`): O(N²) memory."""
+        (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
+        hilbert, diff = operator_matrices(self.grid)
+        tq, qs, dr_dq = linearisation(q, lam, hilbert, diff)
         rows = [-lam * q + (1 + lam + tq) * (q + qs), [qs[centre]]]
         jac = np.zeros((n + 1 + smooth, n + 1 if smooth else n))
-        jac[:n, :n], jac[n, :n] = dr_dq, self.diff[centre]
+        jac[:n, :n], jac[n, :n] = dr_dq, diff[centre]
         if smooth:
             rows.append([tq[0] + 1 + lam / 2])
             jac[:n, n] = qs  # ∂R/∂λ = -q + (q + q_s)
             jac[n + 1, :n], jac[n + 1, n] = hilbert[0], 0.5
-        return Linearisation(np.concatenate(rows), jac) if np.all(np.isfinite(jac)) else None
+        residual = np.concatenate(rows)
+        return None if self.diverged(residual) or not np.all(np.isfinite(jac)) else Linearisation(residual, jac)
+
+    def preconditioner(self, point: tuple[np.ndarray, float]) -> LinearOperator:
+        """M⁻¹ for M = c (I + d/ds) on q (λ unscaled): the transport part of ∂R/∂q, whose derivative is the
+        Jacobian's only unbounded part, inverted exactly by one FFT. c = 1 + λ + Tq is kept from zero, where a
+        start far from a profile may take it."""
+        (q, lam), grid, n = point, self.grid, self.n
+        speed = 1 + lam + hilbert_over_y(q, grid)
+        speed = np.where(np.abs(speed) < MIN_SPEED, np.copysign(MIN_SPEED, speed), speed)
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([shifted_derivative_inverse(x[:n] / speed, grid), x[n:]])
+
+        def rmatvec(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([shifted_derivative_inverse(x[:n], grid, sign=-1.0) / speed, x[n:]])
+
+        size = n + self.smooth
+        return LinearOperator((size, size), matvec=matvec, rmatvec=rmatvec, dtype=float)
 
 
 @dataclass
@@ -133,18 +232,20 @@ class FamilyScan:
 
 
 def smooth_in_bracket(
-    q: np.ndarray, lam: float, grid: LogGrid, bracket: tuple[float, float], step: float
+    q: np.ndarray, lam: float, grid: LogGrid, bracket: tuple[float, float], step: float, entry: float | None = None
 ) -> FamilyScan:
     """The family's member nearest to λ whose smoothness defect vanishes, searched within `bracket`: a rough
     start for Newton with the smoothness row.
 
     The non-smooth family (`newton(smooth=False)`) is followed from (q, λ) in steps of `step` (the last one to
-    the bracket's edge), upwards and downwards in turn, until the defect changes sign between two members;
+    the bracket's edge; halved where Newton loses the family), upwards and downwards in turn, until the defect
+    changes sign between two members;
     regula falsi then narrows that interval. A direction ends at the bracket's edge or where Newton loses the
     family. Where the family cannot be entered at λ (a start outside Newton's basin: low λ's members have
-    steep fronts that a rough start misses), it is entered at the bracket's upper end from `rough_profile`,
-    whose members are gentler. The grid only has to give the defect's sign: members are accepted at
-    FAMILY_TOLERANCE, not at the profile's tolerance."""
+    steep fronts that a rough start misses), it is entered at `entry` (default: the bracket's upper end) from
+    `rough_profile`, whose members are gentler there, and followed down to the bracket's upper end. The grid
+    only has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's
+    tolerance."""
     lo, hi = bracket
 
     def member(start: np.ndarray, at: float) -> ProfileSolve | None:
@@ -154,20 +255,37 @@ def smooth_in_bracket(
     def defect(solve: ProfileSolve) -> float:
         return smoothness_defect(solve.q, solve.lam, grid)
 
-    first = member(q, min(max(lam, lo), hi)) or member(rough_profile(hi, grid), hi)
+    def entered() -> ProfileSolve | None:
+        at = hi if entry is None else entry
+        solve = member(rough_profile(at, grid), at)
+        while solve is not None and solve.lam > hi:  # down to the bracket, no sign looked at on the way
+            solve = member(solve.q, max(solve.lam - step, hi))
+        return solve
+
+    first = member(q, min(max(lam, lo), hi)) or entered()
     if first is None:
         return FamilyScan(None, None)
     ends = {+1: first, -1: first}
     covered = [first.lam, first.lam]
+
+    def advance(last: ProfileSolve, direction: int) -> ProfileSolve | None:
+        """The next member in a direction, the step halved (STEP_HALVINGS times at most) where Newton loses the
+        family: its members change faster as their fronts steepen."""
+        for halving in range(STEP_HALVINGS + 1):
+            nxt = min(max(last.lam + direction * step / 2**halving, lo), hi)
+            found = member(last.q, nxt) if nxt != last.lam else None
+            if found is not None or nxt == last.lam:
+                return found
+        return None
+
     while ends:
         for direction in list(ends):
             last = ends[direction]
-            nxt = min(max(last.lam + direction * step, lo), hi)
-            found = member(last.q, nxt) if nxt != last.lam else None
+            found = advance(last, direction)
             if found is None:
                 del ends[direction]
                 continue
-            covered = [min(covered[0], nxt), max(covered[1], nxt)]
+            covered = [min(covered[0], found.lam), max(covered[1], found.lam)]
             if np.sign(defect(found)) != np.sign(defect(last)):
                 return FamilyScan(tuple(covered), _regula_falsi(last, found, member, defect))
             ends[direction] = found
@@ -201,13 +319,15 @@ def find_profile(
     scan_spacing: float,
     scan_step: float,
     newton_spacing: tuple[float, float],
+    entry: float | None = None,
 ) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
     """The smooth profile in `bracket` nearest to (start, λ), as a run finds it: the family followed to where it
     turns smooth on a scanning grid, then Newton on the coarse and the fine grid of `newton_spacing` over
     `interval`; the fine solve's λ minus the coarse one's is the error estimate. `start(grid)` gives the
-    starting q on a grid (a network's, or `rough_profile`'s)."""
+    starting q on a grid (a network's, or `rough_profile`'s); `entry` where the family is entered if not there
+    (`smooth_in_bracket`)."""
     scan_grid = LogGrid.with_spacing(*interval, scan_spacing)
-    scan = smooth_in_bracket(start(scan_grid), lam, scan_grid, bracket, scan_step)
+    scan = smooth_in_bracket(start(scan_grid), lam, scan_grid, bracket, scan_step, entry)
     coarse_grid, fine_grid = (LogGrid.with_spacing(*interval, h) for h in newton_spacing)
     if scan.smooth is None:
         nothing = ProfileSolve(lam, start(coarse_grid), coarse_grid, 0, False)
