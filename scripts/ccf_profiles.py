@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blowup.equations.ccf.problem import DEFAULTS, CCFConfig
+from blowup.equations.ccf.problem import DEFAULTS, PUBLISHED_LAMBDA, CCFConfig
 from blowup.equations.ccf.profile import find_profile, rough_profile
 
-PUBLISHED = {0: 1.1807776628998, 1: 0.6057337012032, 2: 0.47}  # arXiv 2509.14185, Fig. 2 (profile 2: about)
 BRACKETS = {0: (1.0, 1.5), 1: (0.52, 0.9), 2: (0.40, 0.52)}
 
 
@@ -32,9 +31,10 @@ def attempt(profile: int, start: float) -> dict:
         start,
         (lo, hi),
         defaults.grid,
-        CCFConfig.scan_spacing,
+        defaults.scan_spacing,
         CCFConfig.scan_step,
         defaults.newton_spacing,
+        defaults.entry_lambda,
     )
     converged = coarse.converged and fine.converged
     residual = fine.offgrid_residual_max() if converged else float("nan")
@@ -45,7 +45,7 @@ def attempt(profile: int, start: float) -> dict:
         "lambda_scan": scan.smooth.lam if scan.smooth is not None else float("nan"),
         "family_covered": scan.covered,
         "lambda": fine.lam if converged else float("nan"),
-        "lambda_vs_published": abs(fine.lam - PUBLISHED[profile]) if converged else float("nan"),
+        "lambda_vs_published": abs(fine.lam - PUBLISHED_LAMBDA[profile]) if converged else float("nan"),
         "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
         "offgrid_residual_max": residual,
         "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
@@ -65,13 +65,13 @@ def markdown(rows: pd.DataFrame) -> str:
         cells = (
             [
                 f"{worst['lambda']:.13f}",
-                f"{PUBLISHED[profile]}",
+                f"{PUBLISHED_LAMBDA[profile]}",
                 f"{found.lambda_vs_published.max():.1e}",
                 f"{found.lambda_error_estimate.max():.1e}",
                 f"{found.offgrid_residual_max.max():.1e}",
             ]
             if worst is not None
-            else ["not found", f"{PUBLISHED[profile]}", "", "", ""]
+            else ["not found", f"{PUBLISHED_LAMBDA[profile]}", "", "", ""]
         )
         lo, hi = BRACKETS[profile]
         lines.append(

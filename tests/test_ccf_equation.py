@@ -181,3 +181,16 @@ def test_the_second_unstable_profile_from_the_default_command(tmp_path, compose_
     assert summary["status"] == "completed", summary.get("failure")
     assert abs(summary["lambda"] - 0.4713248638620) < 1e-6
     assert summary["lambda_error_estimate"] <= 1e-11 and summary["residual_max"] <= 1e-10
+
+
+@pytest.mark.slow
+def test_stability_refuses_a_grid_past_its_measured_range_before_any_newton(run_blowup, tmp_path):
+    """Newton is matrix-free and takes 10^5 points and more; the stability spectrum, past 50001 points, would take
+    minutes per grid, unmeasured. Such a run gets one line and exit 2 from `blowup stability`, in seconds."""
+    spacing = ["equation.newton_spacing=[0.003,0.002]", "equation.eval_points=null"]  # 60025 points on [-40, 80]
+    run = run_blowup("train", *SMOKE, *spacing, f"hydra.run.dir={tmp_path}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+    analysis = run_blowup("stability", str(tmp_path), timeout=60)
+    assert analysis.returncode == 2 and "not available" in analysis.stderr
+    assert "Traceback" not in analysis.stderr and not (tmp_path / "stability.json").exists()

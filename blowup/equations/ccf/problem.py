@@ -28,7 +28,14 @@ from torch import Tensor, nn
 from blowup.engine.derivatives import input_jet, memory_limit_gb
 from blowup.engine.models import MLP, ModelConfig
 from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
-from blowup.equations.ccf.profile import FamilyScan, ProfileSolve, find_profile, residual, rough_profile
+from blowup.equations.ccf.profile import (
+    FamilyScan,
+    ProfileSolve,
+    family_measures,
+    find_profile,
+    residual,
+    rough_profile,
+)
 from blowup.equations.ccf.stability import CCFStability
 from blowup.errors import require, require_all
 from blowup.problem import Problem, typed_equation_config
@@ -56,6 +63,7 @@ DEFAULTS = {
 }
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
+SPECTRUM_POINTS = 50_001  # `blowup stability` on grids up to this (dense up to 6001 points, shift-invert past)
 SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
 MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
 
@@ -279,6 +287,8 @@ class CCF(Problem):
             "lambda_network": self.lam.item(),
             "lambda_scan": scan.smooth.lam if scan.smooth is not None else None,  # the family's defect changed sign
             "family_covered": list(scan.covered) if scan.covered is not None else None,  # λ range it was followed
+            # the member at the covered range's lower end: how the family looks where following it stopped
+            "family_lowest": family_measures(scan.lowest) if scan.lowest is not None else None,
             "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
             "residual_max": fine.offgrid_residual_max(self.eval_points) if converged else float("nan"),
             "residual_max_network": float(np.abs(network_residual).max()),
@@ -291,6 +301,12 @@ class CCF(Problem):
         return out
 
     def stability(self) -> CCFStability:
+        points = LogGrid.with_spacing(*self.cfg.grid, self.cfg.newton_spacing[1]).points
+        if points > SPECTRUM_POINTS:  # before any Newton: the answer would be an unannounced wait
+            raise ValueError(
+                f"the stability spectrum on this run's fine grid ({points} points) is not available: past "
+                f"{SPECTRUM_POINTS} points its shift-invert eigenvalues take minutes per grid and were not measured"
+            )
         _, coarse, fine = self.newton_solves()
         if not (coarse.converged and fine.converged):
             raise ValueError("Newton did not converge from this run's network: no profile to analyse")
@@ -305,9 +321,16 @@ class CCF(Problem):
             )
         if evaluation["lambda_scan"] is None:
             lo, hi = evaluation["family_covered"]
+            lowest = evaluation["family_lowest"]
+            ended = (
+                f"; at its lowest member, lambda {lowest['lambda']:.6g}: exponent p {lowest['exponent_p']:.4f} "
+                f"(1: smooth), defect {lowest['smoothness_defect']:.2e}, least transport speed "
+                f"{lowest['speed_min']:.3g}, max |Omega| {lowest['omega_max']:.3g}"
+                + (" (Newton lost the family below it on this grid)" if lo > self.lam_lo else "")
+            )
             return (
                 f"the smoothness defect kept its sign along the non-smooth family over lambda in [{lo:.6g}, {hi:.6g}]"
-                f" (bracket [{self.lam_lo:.6g}, {self.lam_hi:.6g}]): no smooth profile found there"
+                f" (bracket [{self.lam_lo:.6g}, {self.lam_hi:.6g}]): no smooth profile found there{ended}"
             )
         if not evaluation["newton_converged"]:
             return (

@@ -140,6 +140,33 @@ def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return scipy.linalg.lstsq(jac, rhs, lapack_driver="gelsy", check_finite=False)[0]
 
 
+class _TransportProducts:
+    """∂R/∂q at (q, λ) by FFTs: v ↦ -λv + (q + q_s) Tv + c (v + v_s), c = 1 + λ + Tq, and its transpose, with the
+    intermediate Tv and v_s that Newton's extra rows read off."""
+
+    def __init__(self, q: np.ndarray, lam: float, grid: LogGrid):
+        self.lam, self.grid = lam, grid
+        self.tq, self.qs = hilbert_over_y(q, grid), derivative(q, grid)
+        self.speed, self.slope = 1 + lam + self.tq, q + self.qs
+        self.residual = -lam * q + self.speed * self.slope
+
+    def apply(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        tv, vs = hilbert_over_y(v, self.grid), derivative(v, self.grid)
+        return -self.lam * v + self.slope * tv + self.speed * (v + vs), tv, vs
+
+    def transpose(self, y: np.ndarray, plus_hilbert: np.ndarray = 0.0, plus_derivative: np.ndarray = 0.0):
+        """(∂R/∂q)ᵀ y, plus Tᵀ plus_hilbert and (d/ds)ᵀ plus_derivative (Newton's extra rows, transposed)."""
+        v = -self.lam * y + hilbert_over_y_transpose(self.slope * y + plus_hilbert, self.grid) + self.speed * y
+        return v - derivative(self.speed * y + plus_derivative, self.grid)  # d/ds is antisymmetric
+
+
+def jacobian_in_q(q: np.ndarray, lam: float, grid: LogGrid) -> tuple[LinearOperator, np.ndarray]:
+    """∂R/∂q as a LinearOperator (the stability operator is its negative) and the transport speed c."""
+    products, n = _TransportProducts(q, lam, grid), grid.points
+    operator = LinearOperator((n, n), matvec=lambda v: products.apply(v)[0], rmatvec=products.transpose, dtype=float)
+    return operator, products.speed
+
+
 class _ProfileSystem:
     """Newton's equations on a grid: R at every point, the normalisation q_s(0) = 0 and, if `smooth`, the
     smoothness condition, in the unknowns q (and λ if `smooth`). Their Jacobian is matrix-free: products with it
@@ -161,30 +188,26 @@ class _ProfileSystem:
 
     def linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
         """The equations and their Jacobian (a LinearOperator) at (q, λ); None once they diverged."""
-        (q, lam), grid, n, centre, smooth = point, self.grid, self.n, self.centre, self.smooth
-        tq, qs = hilbert_over_y(q, grid), derivative(q, grid)
-        speed, slope = 1 + lam + tq, q + qs
-        rows = [-lam * q + speed * slope, [qs[centre]], [tq[0] + 1 + lam / 2] if smooth else []]
+        (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
+        products = _TransportProducts(q, lam, self.grid)
+        rows = [products.residual, [products.qs[centre]], [products.tq[0] + 1 + lam / 2] if smooth else []]
         residual = np.concatenate(rows)
         if self.diverged(residual):
             return None
 
         def matvec(x: np.ndarray) -> np.ndarray:
-            v = x[:n]
-            tv, vs = hilbert_over_y(v, grid), derivative(v, grid)
-            dr = -lam * v + slope * tv + speed * (v + vs)
+            dr, tv, vs = products.apply(x[:n])
             if not smooth:
                 return np.concatenate([dr, [vs[centre]]])
-            return np.concatenate([dr + x[n] * qs, [vs[centre]], [tv[0] + 0.5 * x[n]]])  # ∂R/∂λ = q_s
+            return np.concatenate([dr + x[n] * products.qs, [vs[centre]], [tv[0] + 0.5 * x[n]]])  # ∂R/∂λ = q_s
 
         def rmatvec(z: np.ndarray) -> np.ndarray:
             y, at_centre, at_left = z[:n], np.zeros(n), np.zeros(n)
             at_centre[centre] = z[n]
             if smooth:
                 at_left[0] = z[n + 1]
-            v = -lam * y + hilbert_over_y_transpose(slope * y + at_left, grid) + speed * y
-            v -= derivative(speed * y + at_centre, grid)  # d/ds is antisymmetric
-            return np.concatenate([v, [qs @ y + 0.5 * z[n + 1]]]) if smooth else v
+            v = products.transpose(y, at_left, at_centre)
+            return np.concatenate([v, [products.qs @ y + 0.5 * z[n + 1]]]) if smooth else v
 
         shape = (len(residual), n + smooth)
         return Linearisation(residual, LinearOperator(shape, matvec=matvec, rmatvec=rmatvec, dtype=float))
@@ -205,21 +228,25 @@ class _ProfileSystem:
         return None if self.diverged(residual) or not np.all(np.isfinite(jac)) else Linearisation(residual, jac)
 
     def preconditioner(self, point: tuple[np.ndarray, float]) -> LinearOperator:
-        """M⁻¹ for M = c (I + d/ds) on q (λ unscaled): the transport part of ∂R/∂q, whose derivative is the
-        Jacobian's only unbounded part, inverted exactly by one FFT. c = 1 + λ + Tq is kept from zero, where a
-        start far from a profile may take it."""
-        (q, lam), grid, n = point, self.grid, self.n
-        speed = 1 + lam + hilbert_over_y(q, grid)
-        speed = np.where(np.abs(speed) < MIN_SPEED, np.copysign(MIN_SPEED, speed), speed)
+        """`transport_preconditioner` at (q, λ), λ's column left unscaled."""
+        q, lam = point
+        return transport_preconditioner(1 + lam + hilbert_over_y(q, self.grid), self.grid, unscaled=self.smooth)
 
-        def matvec(x: np.ndarray) -> np.ndarray:
-            return np.concatenate([shifted_derivative_inverse(x[:n] / speed, grid), x[n:]])
 
-        def rmatvec(x: np.ndarray) -> np.ndarray:
-            return np.concatenate([shifted_derivative_inverse(x[:n], grid, sign=-1.0) / speed, x[n:]])
+def transport_preconditioner(speed: np.ndarray, grid: LogGrid, unscaled: int = 0) -> LinearOperator:
+    """M⁻¹ for M = c (I + d/ds), the transport part of ∂R/∂q, whose derivative is its only unbounded part,
+    inverted exactly by one FFT (and `unscaled` more unknowns passed through). c = 1 + λ + Tq is kept from
+    zero, where a start far from a profile may take it."""
+    speed = np.where(np.abs(speed) < MIN_SPEED, np.copysign(MIN_SPEED, speed), speed)
+    n = grid.points
 
-        size = n + self.smooth
-        return LinearOperator((size, size), matvec=matvec, rmatvec=rmatvec, dtype=float)
+    def matvec(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([shifted_derivative_inverse(x[:n] / speed, grid), x[n:]])
+
+    def rmatvec(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([shifted_derivative_inverse(x[:n], grid, sign=-1.0) / speed, x[n:]])
+
+    return LinearOperator((n + unscaled, n + unscaled), matvec=matvec, rmatvec=rmatvec, dtype=float)
 
 
 @dataclass
@@ -229,6 +256,23 @@ class FamilyScan:
 
     covered: tuple[float, float] | None
     smooth: ProfileSolve | None
+    lowest: ProfileSolve | None = None  # the member at the covered range's lower end
+
+
+def family_measures(solve: ProfileSolve) -> dict[str, float]:
+    """What the issue asks of a family member, and what shows where the family goes: λ, the exponent p of
+    Θ ~ |y|^(1+p) at the origin (1: smooth), the smoothness defect, the least transport speed c = 1 + λ + Tq
+    (the front steepens as it falls), the largest |Ω| = |Θ'| = |q + q_s|, and the largest residual on the grid."""
+    grid, q, lam = solve.grid, solve.q, solve.lam
+    speed = 1 + lam + hilbert_over_y(q, grid)
+    return {
+        "lambda": lam,
+        "exponent_p": lam / speed[0] - 1,
+        "smoothness_defect": smoothness_defect(q, lam, grid),
+        "speed_min": float(speed.min()),
+        "omega_max": float(np.abs(q + derivative(q, grid)).max()),
+        "residual_max": float(np.abs(residual(q, lam, grid)).max()),
+    }
 
 
 def smooth_in_bracket(
@@ -265,7 +309,7 @@ def smooth_in_bracket(
     first = member(q, min(max(lam, lo), hi)) or entered()
     if first is None:
         return FamilyScan(None, None)
-    ends = {+1: first, -1: first}
+    ends, lowest = {+1: first, -1: first}, first
     covered = [first.lam, first.lam]
 
     def advance(last: ProfileSolve, direction: int) -> ProfileSolve | None:
@@ -286,10 +330,11 @@ def smooth_in_bracket(
                 del ends[direction]
                 continue
             covered = [min(covered[0], found.lam), max(covered[1], found.lam)]
+            lowest = found if found.lam < lowest.lam else lowest
             if np.sign(defect(found)) != np.sign(defect(last)):
-                return FamilyScan(tuple(covered), _regula_falsi(last, found, member, defect))
+                return FamilyScan(tuple(covered), _regula_falsi(last, found, member, defect), lowest)
             ends[direction] = found
-    return FamilyScan(tuple(covered), None)
+    return FamilyScan(tuple(covered), None, lowest)
 
 
 def _regula_falsi(a: ProfileSolve, b: ProfileSolve, member, defect) -> ProfileSolve:

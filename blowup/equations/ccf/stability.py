@@ -2,8 +2,10 @@
 
 In self-similar variables (τ = -log(1 - t)) the profile evolves by Θ_τ = -F(Θ), F = -λΘ + ((1+λ)y + HΘ)Θ'.
 For an even perturbation φ = y ψ (φ(0) = 0), F's derivative divided by y is exactly the Jacobian of
-`blowup.equations.ccf.profile.residual` in q: L ψ = λψ - (1 + λ + Tq)(ψ + ψ_s) - (Tψ)(q + q_s), the matrix Newton
-already builds. So the even spectrum is one eigenvalue call per grid.
+`blowup.equations.ccf.profile.residual` in q: L ψ = λψ - (1 + λ + Tq)(ψ + ψ_s) - (Tψ)(q + q_s), the operator Newton
+already applies. So the even spectrum is one eigenvalue call per grid: every eigenvalue of the dense matrix on
+grids up to DENSE_POINTS; past that (profile 2's front needs 10^5 points) the NEAREST to SHIFT by shift-invert
+Arnoldi on L's action, whose products cost what Newton's steps do.
 
 What makes an eigenvalue genuine is its eigenfunction. Near the origin, where c = 1 + λ + Tq tends to
 λ/2, an eigenfunction at ν is A e^s (forced by the nonlocal term: φ ~ y², smooth) plus B e^((1 - 2ν/λ)s)
@@ -27,9 +29,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
 from blowup.equations.ccf.hilbert import operator_matrices
-from blowup.equations.ccf.profile import ProfileSolve, linearisation
+from blowup.equations.ccf.profile import ProfileSolve, jacobian_in_q, linearisation, transport_preconditioner
 from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
@@ -37,13 +40,39 @@ RESOLVED_FRACTION = 0.1  # above ν = this·λ a non-smooth part's rate 1 - 2ν/
 ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
 GRIDS_AGREE = 1e-6  # the same eigenvalue on both grids, relative to max(1, |ν|)
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
+DENSE_POINTS = 6001  # all eigenvalues, dense, up to this many grid points (about 100 bytes a matrix entry) ...
+SHIFT = 0.6  # ... past it the NEAREST to SHIFT: the unstable modes of profiles 1 and 2 and the time mode (ν = 1)
+NEAREST = 12
+INNER_TOLERANCE = 1e-12  # each shift-invert product's GMRES solve
+INNER_RESTART = 200
 SYMMETRIES = [Symmetry("time", 1.0, "even"), Symmetry("scaling", 0.0, "even")]  # those inside the even class
 
 
-def _operator(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
-    """L = -∂R/∂q and the transport speed c = 1 + λ + Tq."""
+def _dense_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every eigenvalue and eigenvector of L = -∂R/∂q, and the transport speed c = 1 + λ + Tq."""
     tq, _, dr_dq = linearisation(solve.q, solve.lam, *operator_matrices(solve.grid))
-    return -dr_dq, 1 + solve.lam + tq
+    nu, vectors = np.linalg.eig(-dr_dq)
+    return nu, vectors, 1 + solve.lam + tq
+
+
+def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The NEAREST eigenvalues of L to SHIFT, by shift-invert Arnoldi (ARPACK) on L's action alone: each
+    (L - σ)⁻¹ b a GMRES solve of (∂R/∂q + σ) x = -b preconditioned by the transport part, as Newton's steps are.
+    The unstable modes and the time mode lie nearest σ; the grid's transport artefacts, whose eigenvalues
+    have large imaginary parts, and the continuum near Re ν = 0 lie farther."""
+    jacobian, speed = jacobian_in_q(solve.q, solve.lam, solve.grid)
+    n, preconditioner = solve.grid.points, transport_preconditioner(speed, solve.grid)
+    shifted = LinearOperator((n, n), matvec=lambda v: jacobian.matvec(v) + SHIFT * v, dtype=float)
+
+    def inverse(b: np.ndarray) -> np.ndarray:
+        x, _ = gmres(shifted, -b, M=preconditioner, rtol=INNER_TOLERANCE, restart=INNER_RESTART, maxiter=20)
+        return x
+
+    operator = LinearOperator((n, n), matvec=lambda v: -jacobian.matvec(v), dtype=float)
+    nu, vectors = eigs(
+        operator, k=NEAREST, sigma=SHIFT, OPinv=LinearOperator((n, n), matvec=inverse, dtype=float), tol=1e-12
+    )
+    return nu, vectors, speed
 
 
 def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray) -> bool:
@@ -113,9 +142,10 @@ class CCFStability(Stability):
 
 
 def _spectrum(solve: ProfileSolve, lam: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """L's eigenvalues and eigenvectors on the solve's grid, and λ - min c: up to where its artefacts reach."""
-    operator, speed = _operator(solve)
-    nu, vectors = np.linalg.eig(operator)
+    """L's eigenvalues and eigenvectors on the solve's grid (all of them up to DENSE_POINTS, past it the NEAREST
+    to SHIFT), and λ - min c: up to where its artefacts reach."""
+    dense = solve.grid.points <= DENSE_POINTS
+    nu, vectors, speed = _dense_spectrum(solve) if dense else _nearest_spectrum(solve)
     return nu, vectors, lam - speed.min()
 
 

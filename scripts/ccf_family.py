@@ -1,0 +1,122 @@
+"""CCF's non-smooth family below the 2nd unstable profile: followed down in λ towards 0.40, one row per member.
+
+The family (`newton(smooth=False)`: every λ has a solution smooth except at the origin) is followed from profile 2
+downwards in steps of `--step` (halved up to 3 times where Newton loses it), refining the grid (spacing halved,
+to `--finest`) when halving the step is not enough. A smooth profile 3 would show as a sign change of the
+smoothness defect; the family's front steepening (least transport speed c_min → 0, max |Ω| growing) as where
+it ends on the grids within reach. Per member: λ, the exponent p (Θ ~ |y|^(1+p) at the origin, 1: smooth), the
+defect, c_min, max |Ω|, the residual on the grid and between its points (the 3x interpolant: whether the grid
+resolves the member), the grid's points and the seconds taken. Writes results/ccf_family.csv and a figure.
+
+    python3 scripts/ccf_family.py [--step 0.0025] [--to 0.40] [--spacing 0.001] [--finest 0.00025]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from blowup.equations.ccf.hilbert import LogGrid, interpolate
+from blowup.equations.ccf.problem import DEFAULTS
+from blowup.equations.ccf.profile import family_measures, find_profile, newton, rough_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILY_TOLERANCE = 1e-8  # a member counts when every equation holds to this on its grid
+
+
+def profile_two(spacing: float):
+    defaults = DEFAULTS[2]
+    _, _, fine = find_profile(
+        lambda grid: rough_profile(defaults.entry_lambda, grid),
+        defaults.entry_lambda,
+        defaults.lambda_bracket,
+        defaults.grid,
+        defaults.scan_spacing,
+        0.02,
+        (spacing * 2, spacing),
+        defaults.entry_lambda,
+    )
+    if not fine.converged:
+        raise SystemExit("profile 2 was not found: nothing to follow")
+    return fine
+
+
+def follow(start, step: float, to: float, finest: float, out: Path) -> pd.DataFrame:
+    rows, last, interval = [], start, DEFAULTS[2].grid
+    while last.lam > to:
+        started, found = time.perf_counter(), None
+        while found is None:
+            for halving in range(4):
+                at = max(last.lam - step / 2**halving, to)
+                trial = newton(last.q, at, last.grid, smooth=False, tolerance=FAMILY_TOLERANCE)
+                if trial.converged:
+                    found = trial
+                    break
+            if found is None:
+                spacing = last.grid.spacing / 2
+                if spacing < finest:
+                    print(f"lost below lambda {last.lam:.6g} on the finest grid ({last.grid.points} points)")
+                    return pd.DataFrame(rows)
+                grid = LogGrid.with_spacing(*interval, spacing)
+                last = newton(interpolate(last.q, last.grid, grid.points)[0], last.lam, grid, smooth=False)
+                if not last.converged:
+                    print(f"the member at {last.lam:.6g} does not converge on {grid.points} points")
+                    return pd.DataFrame(rows)
+        row = family_measures(found)
+        row |= {
+            "offgrid_residual_max": found.offgrid_residual_max(),
+            "points": found.grid.points,
+            "newton_steps": found.steps,
+            "seconds": time.perf_counter() - started,
+        }
+        rows.append(row)
+        print(row, flush=True)
+        pd.DataFrame(rows).to_csv(out, index=False, float_format="%.10g")
+        last = found
+    return pd.DataFrame(rows)
+
+
+def figure(table: pd.DataFrame, start: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pd.concat([pd.DataFrame([start]), table], ignore_index=True)
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    ax[0].plot(table["lambda"], table.exponent_p, "o-", ms=3)
+    ax[0].axhline(1.0, color="k", lw=0.8)
+    ax[0].set(title="exponent p at the origin (1: smooth)", xlabel="λ")
+    ax[1].semilogy(table["lambda"], table.speed_min, "o-", ms=3, label="least transport speed c")
+    ax[1].semilogy(table["lambda"], table.omega_max, "s-", ms=3, label="max |Ω|")
+    ax[1].set(title="the front", xlabel="λ")
+    ax[1].legend()
+    ax[2].semilogy(table["lambda"], table.offgrid_residual_max, "o-", ms=3)
+    ax[2].set(title="residual between grid points", xlabel="λ")
+    for axis in ax:
+        axis.invert_xaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--step", type=float, default=0.0025)
+    parser.add_argument("--to", type=float, default=0.40)
+    parser.add_argument("--spacing", type=float, default=0.001, help="the first grid's spacing")
+    parser.add_argument("--finest", type=float, default=0.00025)
+    parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family.csv"))
+    opts = parser.parse_args()
+    start = profile_two(opts.spacing)
+    first = family_measures(start) | {"offgrid_residual_max": start.offgrid_residual_max(), "points": start.grid.points}
+    print("profile 2:", first, flush=True)
+    table = follow(start, opts.step, opts.to, opts.finest, Path(opts.out))
+    figure(table, first, Path(opts.out).with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
