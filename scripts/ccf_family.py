@@ -44,7 +44,8 @@ def profile_two(spacing: float):
     return fine
 
 
-def follow(start, step: float, to: float, finest: float, out: Path) -> pd.DataFrame:
+def follow(start, first: dict, step: float, to: float, finest: float, out: Path) -> pd.DataFrame:
+    """Members below `start` down to `to`; the CSV and the figure rewritten after each (a stopped run keeps both)."""
     rows, last, interval = [], start, DEFAULTS[2].grid
     while last.lam > to:
         started, found = time.perf_counter(), None
@@ -75,6 +76,7 @@ def follow(start, step: float, to: float, finest: float, out: Path) -> pd.DataFr
         rows.append(row)
         print(row, flush=True)
         pd.DataFrame(rows).to_csv(out, index=False, float_format="%.10g")
+        figure(pd.DataFrame(rows), first, out.with_suffix(".png"))
         last = found
     return pd.DataFrame(rows)
 
@@ -114,8 +116,7 @@ def main() -> None:
     start = profile_two(opts.spacing)
     first = family_measures(start) | {"offgrid_residual_max": start.offgrid_residual_max(), "points": start.grid.points}
     print("profile 2:", first, flush=True)
-    table = follow(start, opts.step, opts.to, opts.finest, Path(opts.out))
-    figure(table, first, Path(opts.out).with_suffix(".png"))
+    follow(start, first, opts.step, opts.to, opts.finest, Path(opts.out))
 
 
 if __name__ == "__main__":

@@ -136,10 +136,10 @@ _LAST_MATRICES: dict[LogGrid, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def operator_matrices(grid: LogGrid) -> tuple[np.ndarray, np.ndarray]:
-    """The dense matrices of `hilbert_over_y` and `derivative` on the grid (for Newton's Jacobian), read-only.
-    The last grid's are kept: following the family calls Newton on one grid many times, and the matrices
-    cost as much as a few of its steps. They are dropped before another grid's are built, so that two grids'
-    never take memory at once."""
+    """The dense matrices of `hilbert_over_y` and `derivative` on the grid, read-only: for the network's loss on
+    its small grid, the dense spectrum of `blowup stability`, and the dense Newton the matrix-free one is
+    checked against. The last grid's are kept (a dense Newton asks for them at every step); they are
+    dropped before another grid's are built, so that two grids' never take memory at once."""
     if grid not in _LAST_MATRICES:
         _LAST_MATRICES.clear()
         identity = np.eye(grid.points)

@@ -26,6 +26,7 @@ their error wraps around the periodic grid and leaves q a plateau at both ends.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -283,34 +284,42 @@ def smooth_in_bracket(
 
     The non-smooth family (`newton(smooth=False)`) is followed from (q, λ) in steps of `step` (the last one to
     the bracket's edge; halved where Newton loses the family), upwards and downwards in turn, until the defect
-    changes sign between two members;
-    regula falsi then narrows that interval. A direction ends at the bracket's edge or where Newton loses the
-    family. Where the family cannot be entered at λ (a start outside Newton's basin: low λ's members have
-    steep fronts that a rough start misses), it is entered at `entry` (default: the bracket's upper end) from
-    `rough_profile`, whose members are gentler there, and followed down to the bracket's upper end. The grid
-    only has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's
-    tolerance."""
+    changes sign between two members; regula falsi then narrows that interval. A direction ends at the
+    bracket's edge or where Newton loses the family. Where the family cannot be entered at λ (a start outside
+    Newton's basin: low λ's members have steep fronts that a rough start misses), it is entered at `entry`
+    (default: the bracket's upper end) from `rough_profile`, whose members are gentler there, and followed
+    down to the bracket's upper end. That scan does not depend on (q, λ): it is done once per grid, bracket,
+    step and entry (a run asks for it at every acceptance check). The grid only has to give the defect's sign:
+    members are accepted at FAMILY_TOLERANCE, not at the profile's tolerance."""
+    lo, hi = bracket
+    first = _member(q, min(max(lam, lo), hi), grid)
+    return _follow(first, grid, bracket, step) if first is not None else _scan_from_entry(grid, bracket, step, entry)
+
+
+def _member(start: np.ndarray, at: float, grid: LogGrid) -> ProfileSolve | None:
+    found = newton(start, at, grid, smooth=False, tolerance=FAMILY_TOLERANCE)
+    return found if found.converged else None
+
+
+@functools.lru_cache(maxsize=2)
+def _scan_from_entry(grid: LogGrid, bracket: tuple[float, float], step: float, entry: float | None) -> FamilyScan:
+    hi = bracket[1]
+    at = hi if entry is None else entry
+    solve = _member(rough_profile(at, grid), at, grid)
+    while solve is not None and solve.lam > hi:  # down to the bracket, no sign looked at on the way
+        solve = _member(solve.q, max(solve.lam - step, hi), grid)
+    return _follow(solve, grid, bracket, step) if solve is not None else FamilyScan(None, None)
+
+
+def _follow(first: ProfileSolve, grid: LogGrid, bracket: tuple[float, float], step: float) -> FamilyScan:
+    """From a member, both ways through the bracket to a sign change of the defect (`smooth_in_bracket`)."""
     lo, hi = bracket
 
     def member(start: np.ndarray, at: float) -> ProfileSolve | None:
-        found = newton(start, at, grid, smooth=False, tolerance=FAMILY_TOLERANCE)
-        return found if found.converged else None
+        return _member(start, at, grid)
 
     def defect(solve: ProfileSolve) -> float:
         return smoothness_defect(solve.q, solve.lam, grid)
-
-    def entered() -> ProfileSolve | None:
-        at = hi if entry is None else entry
-        solve = member(rough_profile(at, grid), at)
-        while solve is not None and solve.lam > hi:  # down to the bracket, no sign looked at on the way
-            solve = member(solve.q, max(solve.lam - step, hi))
-        return solve
-
-    first = member(q, min(max(lam, lo), hi)) or entered()
-    if first is None:
-        return FamilyScan(None, None)
-    ends, lowest = {+1: first, -1: first}, first
-    covered = [first.lam, first.lam]
 
     def advance(last: ProfileSolve, direction: int) -> ProfileSolve | None:
         """The next member in a direction, the step halved (STEP_HALVINGS times at most) where Newton loses the
@@ -322,6 +331,7 @@ def smooth_in_bracket(
                 return found
         return None
 
+    ends, lowest, covered = {+1: first, -1: first}, first, [first.lam, first.lam]
     while ends:
         for direction in list(ends):
             last = ends[direction]
