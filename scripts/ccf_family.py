@@ -1,14 +1,15 @@
 """CCF's non-smooth family below the 2nd unstable profile: followed down in λ towards 0.40, one row per member.
 
 The family (`newton(smooth=False)`: every λ has a solution smooth except at the origin) is followed from profile 2
-downwards in steps of `--step` (halved up to 3 times where Newton loses it), refining the grid (spacing halved,
-to `--finest`) when halving the step is not enough. A smooth profile 3 would show as a sign change of the
-smoothness defect; the family's front steepening (least transport speed c_min → 0, max |Ω| growing) as where
-it ends on the grids within reach. Per member: λ, the exponent p (Θ ~ |y|^(1+p) at the origin, 1: smooth), the
-defect, c_min, max |Ω|, the residual on the grid and between its points (the 3x interpolant: whether the grid
-resolves the member), the grid's points and the seconds taken. Writes results/ccf_family.csv and a figure.
+downwards in steps of `--step` (halved up to 3 times where Newton loses it), each member on a grid refined
+(spacing halved, to `--finest`) until its residual between grid points is below 1e-7. A smooth profile 3
+would show as a sign change of the smoothness defect; the family's front steepening (least transport speed
+c_min → 0, max |Ω| growing) as where it ends on the grids within reach. Per member: λ, the exponent p
+(Θ ~ |y|^(1+p) at the origin, 1: smooth), the defect, c_min, max |Ω|, the residual on the grid and between
+its points (the 3x interpolant), the grid's points and the seconds taken. Writes results/ccf_family.csv and
+a figure (.png beside it).
 
-    python3 scripts/ccf_family.py [--step 0.0025] [--to 0.40] [--spacing 0.001] [--finest 0.00025]
+    python3 scripts/ccf_family.py [--step 0.0025] [--to 0.40] [--spacing 0.001] [--finest 0.000125]
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from blowup.equations.ccf.problem import DEFAULTS
 from blowup.equations.ccf.profile import family_measures, find_profile, newton, rough_profile
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILY_TOLERANCE = 1e-8  # a member counts when every equation holds to this on its grid
+FAMILY_TOLERANCE = 1e-8  # a member counts when every equation holds to this on its grid ...
+RESOLVED = 1e-7  # ... and, between its grid points, to this (else the grid is refined)
 
 
 def profile_two(spacing: float):
@@ -44,28 +46,35 @@ def profile_two(spacing: float):
     return fine
 
 
+def refined(solve, interval, finest: float):
+    """The member on grids of half the spacing until its residual between grid points is below RESOLVED (None
+    past `finest`, or where Newton does not converge there)."""
+    while solve is not None and solve.offgrid_residual_max() > RESOLVED:
+        spacing = solve.grid.spacing / 2
+        if spacing < finest:
+            return None
+        grid = LogGrid.with_spacing(*interval, spacing)
+        solve = newton(interpolate(solve.q, solve.grid, grid.points)[0], solve.lam, grid, smooth=False)
+        solve = solve if solve.converged else None
+    return solve
+
+
 def follow(start, first: dict, step: float, to: float, finest: float, out: Path) -> pd.DataFrame:
-    """Members below `start` down to `to`; the CSV and the figure rewritten after each (a stopped run keeps both)."""
+    """Members below `start` down to `to`, each on a grid that resolves it (`refined`); the CSV and the figure
+    rewritten after each (a stopped run keeps both)."""
     rows, last, interval = [], start, DEFAULTS[2].grid
     while last.lam > to:
         started, found = time.perf_counter(), None
-        while found is None:
-            for halving in range(4):
-                at = max(last.lam - step / 2**halving, to)
-                trial = newton(last.q, at, last.grid, smooth=False, tolerance=FAMILY_TOLERANCE)
-                if trial.converged:
-                    found = trial
-                    break
-            if found is None:
-                spacing = last.grid.spacing / 2
-                if spacing < finest:
-                    print(f"lost below lambda {last.lam:.6g} on the finest grid ({last.grid.points} points)")
-                    return pd.DataFrame(rows)
-                grid = LogGrid.with_spacing(*interval, spacing)
-                last = newton(interpolate(last.q, last.grid, grid.points)[0], last.lam, grid, smooth=False)
-                if not last.converged:
-                    print(f"the member at {last.lam:.6g} does not converge on {grid.points} points")
-                    return pd.DataFrame(rows)
+        for halving in range(4):
+            at = max(last.lam - step / 2**halving, to)
+            trial = newton(last.q, at, last.grid, smooth=False, tolerance=FAMILY_TOLERANCE)
+            if trial.converged:
+                found = refined(trial, interval, finest)
+                break
+        if found is None:
+            print(f"lost below lambda {last.lam:.6g}: Newton does not converge, or the member is not resolved on "
+                  f"grids down to spacing {finest}")  # fmt: skip
+            break
         row = family_measures(found)
         row |= {
             "offgrid_residual_max": found.offgrid_residual_max(),
@@ -110,7 +119,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=0.0025)
     parser.add_argument("--to", type=float, default=0.40)
     parser.add_argument("--spacing", type=float, default=0.001, help="the first grid's spacing")
-    parser.add_argument("--finest", type=float, default=0.00025)
+    parser.add_argument("--finest", type=float, default=0.000125)
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family.csv"))
     opts = parser.parse_args()
     start = profile_two(opts.spacing)
