@@ -163,8 +163,12 @@ def check_config(cfg: DictConfig) -> None:
         ]
     )
     if need_gb > limit_gb:  # the grids alone are within bounds; together with what they hold they are not
-        grown_by = {"newton_spacing": fine_points if eq.eval_points else eval_points, "scan_spacing": scan_points}
-        key = max((grown_by | {"eval_points": eq.eval_points or 0}).items(), key=lambda item: item[1])[0]
+        set_by = {  # the points each key asks for (a null eval_points is newton_spacing's)
+            "newton_spacing": fine_points if eq.eval_points else eval_points,
+            "scan_spacing": scan_points,
+            "eval_points": eq.eval_points or 0,
+        }
+        key = max(set_by, key=set_by.get)
         value = OmegaConf.select(cfg, f"equation.{key}")
         require(False, f"equation.{key}", value, f"grids leaving {grids} (these need {need_gb:.3g} GB)")
 
