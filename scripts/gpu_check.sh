@@ -7,6 +7,8 @@
 #   3. `blowup train profile=3 device=cuda` (defaults), with its status and errors;
 #   4. a tiny sweep through scripts/gpu_sweep.sh (profiles 0 1, experiment=smoke).
 # Where no GPU is visible it says so and exits 0. Exit 1 if any check failed.
+# A short lease can size the checks (each is the full default when unset): PYTEST_ARGS (e.g. '-m "not slow"'),
+# BENCH_ARGS (e.g. "orders=[0,1,2,4,8,16] max_cell_s=3"), TRAIN_ARGS (e.g. "max_hours=0.05").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu_check/$(date +%Y-%m-%d_%H-%M-%S)}
@@ -21,6 +23,9 @@ import torch
 print("gpu:", torch.cuda.get_device_name(0))
 print("torch:", torch.__version__, "cuda:", torch.version.cuda)
 PY
+eval "pytest_args=(${PYTEST_ARGS:-})"
+read -ra bench_args <<< "${BENCH_ARGS:-}"
+read -ra train_args <<< "${TRAIN_ARGS:-}"
 failed=0
 check() {  # check NAME COMMAND...: run it, log its output, one pass/fail line with the wall time
     local name=$1; shift
@@ -28,9 +33,10 @@ check() {  # check NAME COMMAND...: run it, log its output, one pass/fail line w
     if "$@" > "$OUT/$name.log" 2>&1; then status=pass; else status=FAIL; failed=1; fi
     echo "$name: $status ($((SECONDS - start)) s; log $OUT/$name.log)" | tee -a "$summary"
 }
-check tests python3 -m pytest -q
-check bench blowup bench devices=auto "hydra.run.dir=$OUT/bench"
-check train_k3 blowup train profile=3 device=cuda "hydra.run.dir=$OUT/train_k3"
+echo "pytest args: ${PYTEST_ARGS:-(full suite)}; bench args: ${BENCH_ARGS:-(defaults)}; train args: ${TRAIN_ARGS:-(defaults)}" >> "$summary"
+check tests python3 -m pytest -q "${pytest_args[@]}"
+check bench blowup bench devices=auto "hydra.run.dir=$OUT/bench" "${bench_args[@]}"
+check train_k3 blowup train profile=3 device=cuda "hydra.run.dir=$OUT/train_k3" "${train_args[@]}"
 check sweep env PROFILES="0 1" SWEEP_DIR="$OUT/sweep" AUTOGRAD_ARGS="optim.adam.steps=20" \
     bash scripts/gpu_sweep.sh experiment=smoke
 python3 - "$OUT" >> "$summary" <<'PY'

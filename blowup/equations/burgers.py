@@ -448,10 +448,13 @@ class Burgers(Problem):
         return x.view(-1, 1)
 
     def linearization(self) -> Linearization:
-        """The residual linearised about the trained network (blowup.solvers.newton)."""
-        return Linearization(
-            residual, lambda x, order: input_jet(self.profile, x.to(self.x_global), order, "ntp"), self.lam.item()
-        )
+        """The residual linearised about the trained network (blowup.solvers.newton), which works on the CPU:
+        the network's jets are taken where it lives and handed back on the points' device."""
+
+        def network(x: Tensor, order: int) -> Jet:
+            return Jet(input_jet(self.profile, x.to(self.x_global), order, "ntp").coeffs.to(x))
+
+        return Linearization(residual, network, self.lam.item())
 
     def refinement(self) -> Refinement:
         """Newton corrections about the trained state (once per state: plots and summaries share it)."""

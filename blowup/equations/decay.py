@@ -57,7 +57,7 @@ class Decay(Problem):
     @torch.no_grad()
     def solution(self) -> pd.DataFrame:
         x = np.linspace(0, 1, 1001)
-        u = self.net(torch.from_numpy(x).view(-1, 1)).flatten().numpy()
+        u = self.net(torch.from_numpy(x).view(-1, 1).to(self.x)).flatten().cpu().double().numpy()
         return pd.DataFrame({"X": x, "U": u, "U_exact": np.exp(-x)})
 
     def evaluate(self) -> dict:
