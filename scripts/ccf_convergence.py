@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blowup.equations.ccf.hilbert import LogGrid, interpolate
 from blowup.equations.ccf.problem import DEFAULTS, PUBLISHED_LAMBDA
 from blowup.equations.ccf.profile import family_measures, newton, rough_profile, smooth_in_bracket
+from blowup.solvers.hilbert import LogGrid, interpolate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACINGS = [0.004, 0.002, 0.001, 0.0005, 0.00025]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from blowup.equations.ccf.hilbert import LogGrid, interpolate
 from blowup.equations.ccf.problem import DEFAULTS
 from blowup.equations.ccf.profile import family_measures, find_profile, newton, rough_profile
+from blowup.solvers.hilbert import LogGrid, interpolate
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY_TOLERANCE = 1e-8  # a member counts when every equation holds to this on its grid ...

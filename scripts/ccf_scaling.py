@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from blowup.equations.ccf.hilbert import LogGrid, interpolate
 from blowup.equations.ccf.profile import find_profile, newton, rough_profile
+from blowup.solvers.hilbert import LogGrid, interpolate
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [1_000, 3_000, 5_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]

@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-from blowup.equations.ccf.hilbert import LogGrid, hilbert_over_y, interpolate
 from blowup.equations.ccf.profile import (
-    DIVERGED,
-    _ProfileSystem,
+    CCF_EQUATION,
     newton,
     refine,
     residual,
@@ -15,6 +13,8 @@ from blowup.equations.ccf.profile import (
     smoothness_defect,
     solve_profile,
 )
+from blowup.solvers.hilbert import LogGrid, hilbert_over_y, interpolate
+from blowup.solvers.log_profile import DIVERGED, _ProfileSystem
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable and 1st unstable profiles
 PUBLISHED_STABLE = 1.1807776628998
@@ -108,7 +108,7 @@ def test_the_matrix_free_jacobian_and_its_transpose_are_the_dense_ones(stable, s
     """Newton's matrix-free products, column by column, against the dense Jacobian (`linearisation`)."""
     grid = LogGrid.with_spacing(-40.0, 80.0, 0.5)
     q = interpolate(stable.q, GRID, grid.points)[0] * 1.01  # away from the profile: every term of J matters
-    system = _ProfileSystem(grid, smooth)
+    system = _ProfileSystem(CCF_EQUATION, grid, smooth)
     free, dense = system.linearise((q, 1.2)), system.dense_linearise((q, 1.2))
     rows, columns = dense.jacobian.shape
     products = np.column_stack([free.jacobian.matvec(unit) for unit in np.eye(columns)])
@@ -129,7 +129,7 @@ def test_matrix_free_and_dense_newton_reach_the_same_profile():
 def test_newton_gives_up_once_the_residual_has_grown_a_thousandfold(stable):
     """Past DIVERGED times the start's residual, Newton has left every basin: it stops (no linearisation) rather
     than spend its remaining steps on Krylov solves that cannot converge. Not-a-number stops it too."""
-    system = _ProfileSystem(GRID, smooth=True)
+    system = _ProfileSystem(CCF_EQUATION, GRID, smooth=True)
     start = rough_profile(1.25, GRID)
     assert system.linearise((start, 1.25)) is not None
     assert np.abs(residual(start * 100, 1.25, GRID)).max() > DIVERGED * np.abs(residual(start, 1.25, GRID)).max()

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from blowup.equations.ccf import stability as ccf_stability
-from blowup.equations.ccf.hilbert import LogGrid, derivative
 from blowup.equations.ccf.profile import jacobian_in_q, refine, solve_profile
 from blowup.equations.ccf.stability import CCFStability
+from blowup.solvers.hilbert import LogGrid, derivative
 
 
 @pytest.fixture(scope="module")

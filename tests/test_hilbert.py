@@ -1,9 +1,9 @@
-"""The log-grid Hilbert transform against closed forms (blowup.equations.ccf.hilbert)."""
+"""The log-grid Hilbert transform against closed forms (blowup.solvers.hilbert)."""
 
 import numpy as np
 import pytest
 
-from blowup.equations.ccf.hilbert import (
+from blowup.solvers.hilbert import (
     LogGrid,
     derivative,
     fast_odd_size,

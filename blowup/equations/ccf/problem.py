@@ -2,17 +2,10 @@
 
 The equation, the log grid and the smoothness condition that selects λ are in `profile`: in
 s = log y, q = Θ/y solves R = -λq + (1 + λ + Tq)(q + q_s) = 0 with T the Hilbert transform (`hilbert`).
-The network w(s) carries q = e(s) w(s) under the envelope e = 1 / (e^-s + e^(as)), a = 1/(1+λ): e ~ e^s at the
-origin (Θ ~ y², the smooth behaviour) and ~ e^(-as) far out (Θ ~ |y|^(λ/(1+λ))), so w tends to constants at
-both ends, which a tanh MLP does by itself. The residual is weighed by 1/e, so both ends count.
-
-T is nonlocal: every residual row depends on the network at every point. The optimisers that see the whole
-loss at once (Adam, L-BFGS) train it; the per-point Levenberg-Marquardt phase does not apply. The network is
-the first finder: its q and λ start the non-smooth family (every λ has a solution that is smooth except at
-the origin), which is followed through the bracket until it turns smooth (`ccf_profile.smooth_in_bracket`).
-The unstable profiles have steep fronts that the network does not reach by training, and its λ drifts to
-where the residual is easy; the family does not. The reported profile is Newton's from there at two grid
-spacings, whose difference in λ is the error estimate.
+The network phase and Newton from it are the log-grid problem's (`blowup.equations.log_grid`): the network
+carries q under an envelope whose far rate is 1/(1+λ) (Θ ~ |y|^(λ/(1+λ))). The unstable profiles have steep
+fronts that the network does not reach by training, and its λ drifts to where the residual is easy; the
+non-smooth family, followed from the network's q and λ, does not.
 """
 
 from __future__ import annotations
@@ -20,25 +13,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-import pandas as pd
-import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
+from torch import Tensor
 
-from blowup.engine.derivatives import input_jet, memory_limit_gb
-from blowup.engine.models import MLP, ModelConfig
-from blowup.equations.ccf.hilbert import LogGrid, derivative, hilbert_over_y, interpolate, operator_matrices
-from blowup.equations.ccf.profile import (
-    FamilyScan,
-    ProfileSolve,
-    family_measures,
-    find_profile,
-    residual,
-    rough_profile,
-)
+from blowup.engine.derivatives import memory_limit_gb
+from blowup.engine.models import ModelConfig
+from blowup.equations.ccf.profile import CCF_EQUATION
 from blowup.equations.ccf.stability import CCFStability
+from blowup.equations.log_grid import LogGridProfile
 from blowup.errors import require, require_all
-from blowup.problem import Problem, typed_equation_config
+from blowup.problem import typed_equation_config
+from blowup.solvers.hilbert import LogGrid, derivative, hilbert_over_y
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2; reported beside the result, never used
 PUBLISHED_LAMBDA = {0: 1.1807776628998, 1: 0.6057337012032, 2: 0.4713248638620}  # 2: its table (text: 0.4703)
@@ -64,7 +49,6 @@ DEFAULTS = {
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
 SPECTRUM_POINTS = 50_001  # `blowup stability` on grids up to this (dense up to 6001 points, shift-invert past)
-SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
 MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
 
 
@@ -173,136 +157,38 @@ def check_config(cfg: DictConfig) -> None:
         require(False, f"equation.{key}", value, f"grids leaving {grids} (these need {need_gb:.3g} GB)")
 
 
-class ScaledInput(nn.Module):
-    """w(s) = MLP(s / scale), on tensors and jets alike."""
-
-    def __init__(self, net: nn.Module, scale: float):
-        super().__init__()
-        self.net, self.scale = net, scale
-
-    def forward(self, s):
-        return self.net(s * (1 / self.scale))
-
-
-class CCF(Problem):
-    phases = ("guess", "adam", "lbfgs")
-    plot_name = "profile.png"
-    judges_results = True  # Newton from the network says when the network is in the profile's basin
+class CCF(LogGridProfile):
     evaluation_keys = ("eval_points", "tolerance", "lambda_tolerance")
+    equation = CCF_EQUATION
+    title = "CCF profile"
 
     def __init__(self, cfg: CCFConfig, profile: int, sobolev: int, backend: str):
-        super().__init__()
         cfg = with_defaults(cfg, profile)
-        self.cfg, self.profile, self.sobolev, self.backend = cfg, profile, sobolev, backend
-        self.lam_lo, self.lam_hi = cfg.lambda_bracket
-        fine_points = LogGrid.with_spacing(*cfg.grid, cfg.newton_spacing[1]).points
-        self.eval_points = cfg.eval_points or 3 * fine_points  # solution.csv's grid, off Newton's points
-        self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth), cfg.input_scale)  # the run's dtype
-        self.lam_raw = nn.Parameter(torch.zeros(()))  # λ at the middle of its bracket
-        self.grid = LogGrid(*cfg.grid, cfg.points)
-        hilbert, diff = operator_matrices(self.grid)
-        dtype = torch.get_default_dtype()  # the network trains in the run's dtype; Newton is float64 throughout
-        self.register_buffer("hilbert", torch.tensor(hilbert, dtype=dtype))
-        self.register_buffer("diff", torch.tensor(diff, dtype=dtype))
-        self.register_buffer("s", torch.tensor(self.grid.s, dtype=dtype).view(-1, 1))
-        self.register_buffer("origin", torch.zeros(1, 1))
-        q_guess = rough_profile(0.5 * (self.lam_lo + self.lam_hi), self.grid)
-        self.register_buffer("q_guess", torch.tensor(q_guess, dtype=dtype).view(-1, 1))
+        super().__init__(cfg, profile, sobolev, backend, cfg.lambda_bracket, cfg.entry_lambda, cfg.lambda_tolerance)
 
-    @property
-    def lam(self) -> Tensor:
-        return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(self.lam_raw)
+    def far_rate(self, lam: Tensor) -> Tensor:
+        return 1 / (1 + lam)  # Θ ~ |y|^(λ/(1+λ)): q ~ e^(-s/(1+λ))
 
-    def envelope(self, s: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
-        """e(s) and e'(s)/e(s) = (1-a)/2 - (1+a)/2 tanh((1+a)s/2), a = 1/(1+λ)."""
-        a = 1 / (1 + lam)
-        e = 1 / (torch.exp(-s) + torch.exp(a * s))
-        return e, (1 - a) / 2 - (1 + a) / 2 * torch.tanh((1 + a) * s / 2)
+    def network_residual(self, q: Tensor, w: Tensor, slope: Tensor, lam: Tensor) -> Tensor:
+        return -lam * w + (1 + lam + self.hilbert @ q) * (w + slope)  # R / e
 
-    def q_and_slope(self, s: Tensor, lam: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """q, q_s / e and e at points s (N, 1) (envelope at λ unless given); w, w_s from the configured backend."""
-        w = input_jet(self.w, s, 1, self.backend).derivatives()  # (2, N, 1)
-        e, log_slope = self.envelope(s, self.lam if lam is None else lam)
-        return e * w[0], w[1] + log_slope * w[0], e
+    def network_defect(self, q: Tensor, lam: Tensor) -> Tensor:
+        return self.hilbert[:1] @ q + 1 + lam / 2
 
-    def terms(self) -> dict[str, tuple[Tensor, ...]]:
-        if self.phase == "guess":
-            return {"guess": (self.s, self.q_guess)}
-        return {"residual": (self.s,), "smoothness": (self.s[:1],), "normalization": (self.origin,)}
-
-    def forward(self, term: str, s: Tensor, *targets: Tensor) -> Tensor:
-        weights = self.cfg.weights
-        if term == "residual":  # every row needs every point: T is nonlocal
-            q, slope, e = self.q_and_slope(self.s)
-            speed = 1 + self.lam + self.hilbert @ q
-            weighted = -self.lam * q / e + speed * (q / e + slope)  # R / e
-            rows = [weighted]
-            for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
-                rows.append(self.diff @ rows[-1] * weights.sobolev)
-            return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5
-        if term == "smoothness":  # T q at the left end needs q everywhere, but not its slope
-            return (self.hilbert[:1] @ self.q_values(self.s) + 1 + self.lam / 2) * weights.smoothness
-        if term == "normalization":
-            _, slope, _ = self.q_and_slope(s)
-            return slope * weights.normalization
-        if term == "guess":  # the shape only: λ stays where it starts (its envelope would pull it to fit the guess)
-            q, _, e = self.q_and_slope(s, self.lam.detach())
-            return (q - targets[0]) / e * weights.guess / len(self.s) ** 0.5
-        raise KeyError(term)
-
-    def scalars(self) -> dict[str, Tensor]:
-        return {"lambda": self.lam}
-
-    # --- the result: Newton from the network ---------------------------------------------------------------
-    def q_values(self, s: Tensor) -> Tensor:
-        """q = e w at points s (N, 1), by a plain forward pass."""
-        return self.envelope(s, self.lam)[0] * self.w(s)
-
-    def network_q(self, s: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            q = self.q_values(torch.tensor(s).view(-1, 1).to(self.s))
-        return q.flatten().cpu().double().numpy()
-
-    def newton_solves(self) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
-        """The family followed from the network's q and λ, Newton on the coarse grid from where it turned smooth,
-        then on the fine grid from that (`ccf_profile.find_profile`)."""
-
-        def compute() -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
-            return find_profile(
-                lambda grid: self.network_q(grid.s),
-                self.lam.item(),
-                (self.lam_lo, self.lam_hi),
-                self.cfg.grid,
-                self.cfg.scan_spacing,
-                self.cfg.scan_step,
-                self.cfg.newton_spacing,
-                self.cfg.entry_lambda,
-            )
-
-        return self.once_per_state("newton", compute)
+    def reference(self) -> tuple[str, float] | None:
+        published = PUBLISHED_LAMBDA.get(self.profile)
+        return ("published", published) if published is not None else None
 
     def evaluate(self) -> dict:
-        scan, coarse, fine = self.newton_solves()
-        network_residual = residual(self.network_q(self.grid.s), self.lam.item(), self.grid)
-        converged = coarse.converged and fine.converged
-        out = {
-            "profile": self.profile,
-            "lambda": fine.lam if converged else self.lam.item(),
-            "lambda_network": self.lam.item(),
-            "lambda_scan": scan.smooth.lam if scan.smooth is not None else None,  # the family's defect changed sign
-            "family_covered": list(scan.covered) if scan.covered is not None else None,  # λ range it was followed
-            # the member at the covered range's lower end: how the family looks where following it stopped
-            "family_lowest": family_measures(scan.lowest) if scan.lowest is not None else None,
-            "lambda_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
-            "residual_max": fine.offgrid_residual_max(self.eval_points) if converged else float("nan"),
-            "residual_max_network": float(np.abs(network_residual).max()),
-            "newton_converged": converged,
-            "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
-        }
-        published = PUBLISHED_LAMBDA.get(self.profile)
-        out["lambda_published"] = published
-        out["lambda_vs_published"] = abs(out["lambda"] - published) if published is not None else None
+        out = super().evaluate()
+        out.setdefault("lambda_published", None)  # every CCF summary has the fields, None past the table
+        out.setdefault("lambda_vs_published", None)
         return out
+
+    def solution_columns(self, q: np.ndarray, grid: LogGrid, lam: float) -> dict[str, np.ndarray]:
+        """y > 0 (Θ is even, Ω = Θ' and HΘ odd)."""
+        y = np.exp(grid.s)
+        return {"y": y, "Theta": y * q, "Omega": q + derivative(q, grid), "H_Theta": y * hilbert_over_y(q, grid)}
 
     def stability(self) -> CCFStability:
         points = LogGrid.with_spacing(*self.cfg.grid, self.cfg.newton_spacing[1]).points
@@ -311,91 +197,7 @@ class CCF(Problem):
                 f"the stability spectrum on this run's fine grid ({points} points) is not available: past "
                 f"{SPECTRUM_POINTS} points its shift-invert eigenvalues take minutes per grid and were not measured"
             )
-        _, coarse, fine = self.newton_solves()
-        if not (coarse.converged and fine.converged):
-            raise ValueError("Newton did not converge from this run's network: no profile to analyse")
-        return CCFStability(coarse, fine)
-
-    def failure(self, evaluation: dict) -> str | None:
-        if evaluation["family_covered"] is None:
-            return (
-                f"Newton could not enter the non-smooth family at the network's lambda "
-                f"{evaluation['lambda_network']:.6g} nor at the bracket's top {self.lam_hi:.6g}: "
-                "no smooth profile found"
-            )
-        if evaluation["lambda_scan"] is None:
-            lo, hi = evaluation["family_covered"]
-            lowest = evaluation["family_lowest"]
-            ended = (
-                f"; at its lowest member, lambda {lowest['lambda']:.6g}: exponent p {lowest['exponent_p']:.4f} "
-                f"(1: smooth), defect {lowest['smoothness_defect']:.2e}, least transport speed "
-                f"{lowest['speed_min']:.3g}, max |Omega| {lowest['omega_max']:.3g}"
-                + (" (Newton lost the family below it on this grid)" if lo > self.lam_lo else "")
-            )
-            return (
-                f"the smoothness defect kept its sign along the non-smooth family over lambda in [{lo:.6g}, {hi:.6g}]"
-                f" (bracket [{self.lam_lo:.6g}, {self.lam_hi:.6g}]): no smooth profile found there{ended}"
-            )
-        if not evaluation["newton_converged"]:
-            return (
-                f"Newton did not converge from where the family turned smooth (lambda {evaluation['lambda_scan']:.10g}"
-                f" on the scanning grid): the profile is not resolved on the grids newton_spacing gives"
-            )
-        if not self.lam_lo < evaluation["lambda"] < self.lam_hi:
-            return f"lambda {evaluation['lambda']:.10g} is outside the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g})"
-        if not evaluation["residual_max"] <= self.cfg.tolerance:
-            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance:.0e}"
-        if not evaluation["lambda_error_estimate"] <= self.cfg.lambda_tolerance:
-            return (
-                f"lambda_error_estimate {evaluation['lambda_error_estimate']:.2e} > lambda_tolerance "
-                f"{self.cfg.lambda_tolerance:.0e}"
-            )
-        return None
-
-    def solution(self) -> pd.DataFrame:
-        """On the fine grid (eval_points): y > 0 (Θ is even, Ω = Θ' and HΘ odd), Newton's profile if it converged."""
-        _, _, fine = self.newton_solves()
-        q, grid = interpolate(fine.q, fine.grid, self.eval_points)
-        every = -(-grid.points // SOLUTION_ROWS)  # every point of grids up to SOLUTION_ROWS, a subset of finer ones
-        y, kept = np.exp(grid.s[::every]), slice(None, None, every)
-        return pd.DataFrame(
-            {
-                "s": grid.s[kept],
-                "y": y,
-                "Theta": y * q[kept],
-                "Omega": (q + derivative(q, grid))[kept],
-                "H_Theta": y * hilbert_over_y(q, grid)[kept],
-                "q": q[kept],
-                "q_network": self.network_q(grid.s[kept]),
-                "residual": residual(q, fine.lam, grid)[kept],
-            }
-        )
-
-    def plot(self, metrics: pd.DataFrame, path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        sol, evaluation = self.solution(), self.evaluate()
-        net_grid = LogGrid(*self.cfg.grid, len(sol) + 1 - len(sol) % 2)
-        network_residual = residual(self.network_q(net_grid.s), self.lam.item(), net_grid)
-        floor = 1e-17
-        fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
-        ax[0].plot(sol.s, sol.q, "C0-", label=f"Newton, λ = {evaluation['lambda']:.13g}")
-        ax[0].plot(sol.s, sol.q_network, "C1--", label=f"network, λ = {evaluation['lambda_network']:.6g}")
-        ax[0].set(title=f"CCF profile {self.profile}: Θ(y)/y", xlabel="s = log y", xlim=(-15, 30))
-        ax[0].legend()
-        ax[1].semilogy(sol.s, np.maximum(np.abs(sol.residual), floor), "C0-", lw=1, label="Newton")
-        ax[1].semilogy(net_grid.s, np.maximum(np.abs(network_residual), floor), "C1-", lw=1, label="network")
-        ax[1].set(title="|residual| on the fine grid (floor 1e-17)", xlabel="s = log y", ylim=(floor / 2, None))
-        ax[1].legend()
-        if len(metrics):
-            ax[2].semilogy(metrics.step, metrics.loss)
-        ax[2].set(title="loss", xlabel="step")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        return CCFStability(*self.profile_solves())
 
 
 def build(cfg: DictConfig) -> CCF:

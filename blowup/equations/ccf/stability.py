@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
-from blowup.equations.ccf.hilbert import operator_matrices
 from blowup.equations.ccf.profile import ProfileSolve, jacobian_in_q, linearisation, transport_preconditioner
 from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
+from blowup.solvers.hilbert import operator_matrices
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
 RESOLVED_FRACTION = 0.1  # above ν = this·λ a non-smooth part's rate 1 - 2ν/λ is 4 SMOOTH_RATE or more from 1

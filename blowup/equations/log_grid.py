@@ -1,0 +1,280 @@
+"""A self-similar profile on the log grid, found by a network and finished by Newton: what CCF and the
+generalised Constantin-Lax-Majda family share (each states its equation, `blowup.solvers.log_profile`).
+
+The network w(s) carries the unknown u = e(s) w(s) under the envelope e = 1 / (e^-s + e^(rs)): e ~ e^s at the
+origin (the smooth behaviour) and ~ e^(-rs) far out, r the far-field rate the equation gives at its exponent
+σ, so w tends to constants at both ends, which a tanh MLP does by itself. The residual is weighed by 1/e, so
+both ends count.
+
+The equations are nonlocal: every residual row depends on the network at every point. The optimisers that see
+the whole loss at once (Adam, L-BFGS) train it; the per-point Levenberg-Marquardt phase does not apply. The
+network is the first finder: its u and σ start the non-smooth family (every σ has a solution that is smooth
+except at the origin), which is followed through the bracket until it turns smooth (`find_profile`). The
+reported profile is Newton's from there at two grid spacings, whose difference in σ is the error estimate.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from blowup.engine.derivatives import input_jet
+from blowup.engine.models import MLP
+from blowup.problem import Problem
+from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
+from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, find_profile
+
+SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
+
+
+class ScaledInput(nn.Module):
+    """w(s) = MLP(s / scale), on tensors and jets alike."""
+
+    def __init__(self, net: nn.Module, scale: float):
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, s):
+        return self.net(s * (1 / self.scale))
+
+
+class LogGridProfile(Problem):
+    """The network phase and Newton from it, for an equation on the log grid. A subclass states the equation
+    (`equation`, its torch residual and defect for the network, the envelope's far rate), its config's bracket,
+    entry and tolerances, and what its solution.csv holds."""
+
+    phases = ("guess", "adam", "lbfgs")
+    plot_name = "profile.png"
+    judges_results = True  # Newton from the network says when the network is in the profile's basin
+    equation: ProfileEquation
+    unknown_name = "q"  # solution.csv's column of the unknown u (and its `_network` twin)
+    title = "profile"
+
+    def __init__(self, cfg, profile: int, sobolev: int, backend: str, bracket, entry, scalar_tolerance: float):
+        super().__init__()
+        self.cfg, self.profile, self.sobolev, self.backend = cfg, profile, sobolev, backend
+        self.lam_lo, self.lam_hi = bracket
+        self.entry, self.scalar_tolerance = entry, scalar_tolerance
+        fine_points = LogGrid.with_spacing(*cfg.grid, cfg.newton_spacing[1]).points
+        self.eval_points = cfg.eval_points or 3 * fine_points  # solution.csv's grid, off Newton's points
+        self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth), cfg.input_scale)  # the run's dtype
+        self.lam_raw = nn.Parameter(torch.zeros(()))  # σ at the middle of its bracket
+        self.grid = LogGrid(*cfg.grid, cfg.points)
+        hilbert, diff = operator_matrices(self.grid)
+        dtype = torch.get_default_dtype()  # the network trains in the run's dtype; Newton is float64 throughout
+        self.register_buffer("hilbert", torch.tensor(hilbert, dtype=dtype))
+        self.register_buffer("diff", torch.tensor(diff, dtype=dtype))
+        self.register_buffer("s", torch.tensor(self.grid.s, dtype=dtype).view(-1, 1))
+        self.register_buffer("origin", torch.zeros(1, 1))
+        u_guess = self.equation.rough(0.5 * (self.lam_lo + self.lam_hi), self.grid)
+        self.register_buffer("q_guess", torch.tensor(u_guess, dtype=dtype).view(-1, 1))
+
+    # --- what an equation states ---------------------------------------------------------------------------
+    @abstractmethod
+    def far_rate(self, scalar: Tensor) -> Tensor:
+        """r in u ~ e^(-rs) far out, at exponent σ."""
+
+    @abstractmethod
+    def network_residual(self, u: Tensor, w: Tensor, slope: Tensor, scalar: Tensor) -> Tensor:
+        """R / e on the network's grid from u = e w (for the nonlocal terms), w and slope = u_s / e."""
+
+    @abstractmethod
+    def network_defect(self, u: Tensor, scalar: Tensor) -> Tensor:
+        """The smoothness defect of u on the network's grid (1 x 1)."""
+
+    @abstractmethod
+    def solution_columns(self, u: np.ndarray, grid: LogGrid, scalar: float) -> dict[str, np.ndarray]:
+        """solution.csv's physical columns (y, the profile, its transforms) on `grid`."""
+
+    def reference(self) -> tuple[str, float] | None:
+        """A value of σ from elsewhere (published, exact), reported beside the result: (its name, value)."""
+        return None
+
+    # --- the network -----------------------------------------------------------------------------------------
+    @property
+    def lam(self) -> Tensor:
+        return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(self.lam_raw)
+
+    def envelope(self, s: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
+        """e(s) and e'(s)/e(s) = (1-r)/2 - (1+r)/2 tanh((1+r)s/2), r the far rate."""
+        r = self.far_rate(lam)
+        e = 1 / (torch.exp(-s) + torch.exp(r * s))
+        return e, (1 - r) / 2 - (1 + r) / 2 * torch.tanh((1 + r) * s / 2)
+
+    def q_and_slope(self, s: Tensor, lam: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """u, u_s / e and e at points s (N, 1) (envelope at σ unless given); w, w_s from the configured backend."""
+        w = input_jet(self.w, s, 1, self.backend).derivatives()  # (2, N, 1)
+        e, log_slope = self.envelope(s, self.lam if lam is None else lam)
+        return e * w[0], w[1] + log_slope * w[0], e
+
+    def terms(self) -> dict[str, tuple[Tensor, ...]]:
+        if self.phase == "guess":
+            return {"guess": (self.s, self.q_guess)}
+        return {"residual": (self.s,), "smoothness": (self.s[:1],), "normalization": (self.origin,)}
+
+    def forward(self, term: str, s: Tensor, *targets: Tensor) -> Tensor:
+        weights = self.cfg.weights
+        if term == "residual":  # every row needs every point: the equation is nonlocal
+            u, slope, e = self.q_and_slope(self.s)
+            rows = [self.network_residual(u, u / e, slope, self.lam)]
+            for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
+                rows.append(self.diff @ rows[-1] * weights.sobolev)
+            return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5
+        if term == "smoothness":  # the defect at the left end needs u everywhere, but not its slope
+            return self.network_defect(self.q_values(self.s), self.lam) * weights.smoothness
+        if term == "normalization":
+            _, slope, _ = self.q_and_slope(s)
+            return slope * weights.normalization
+        if term == "guess":  # the shape only: σ stays where it starts (its envelope would pull it to fit the guess)
+            u, _, e = self.q_and_slope(s, self.lam.detach())
+            return (u - targets[0]) / e * weights.guess / len(self.s) ** 0.5
+        raise KeyError(term)
+
+    def scalars(self) -> dict[str, Tensor]:
+        return {self.equation.scalar_name: self.lam}
+
+    # --- the result: Newton from the network ---------------------------------------------------------------
+    def q_values(self, s: Tensor) -> Tensor:
+        """u = e w at points s (N, 1), by a plain forward pass."""
+        return self.envelope(s, self.lam)[0] * self.w(s)
+
+    def network_q(self, s: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            q = self.q_values(torch.tensor(s).view(-1, 1).to(self.s))
+        return q.flatten().cpu().double().numpy()
+
+    def newton_solves(self) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
+        """The family followed from the network's u and σ, Newton on the coarse grid from where it turned smooth,
+        then on the fine grid from that (`find_profile`)."""
+
+        def compute() -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
+            return find_profile(
+                self.equation,
+                lambda grid: self.network_q(grid.s),
+                self.lam.item(),
+                (self.lam_lo, self.lam_hi),
+                self.cfg.grid,
+                self.cfg.scan_spacing,
+                self.cfg.scan_step,
+                self.cfg.newton_spacing,
+                self.entry,
+            )
+
+        return self.once_per_state("newton", compute)
+
+    def evaluate(self) -> dict:
+        scan, coarse, fine = self.newton_solves()
+        name = self.equation.scalar_name
+        network_residual = self.equation.residual(self.network_q(self.grid.s), self.lam.item(), self.grid)
+        converged = coarse.converged and fine.converged
+        lowest = scan.lowest
+        out = {
+            "profile": self.profile,
+            name: fine.lam if converged else self.lam.item(),
+            f"{name}_network": self.lam.item(),
+            f"{name}_scan": scan.smooth.lam if scan.smooth is not None else None,  # the family's defect changed sign
+            "family_covered": list(scan.covered) if scan.covered is not None else None,  # σ range it was followed
+            # the member at the covered range's lower end: how the family looks where following it stopped
+            "family_lowest": self.equation.measures(lowest.q, lowest.lam, lowest.grid) if lowest is not None else None,
+            f"{name}_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
+            "residual_max": fine.offgrid_residual_max(self.eval_points) if converged else float("nan"),
+            "residual_max_network": float(np.abs(network_residual).max()),
+            "newton_converged": converged,
+            "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
+        }
+        reference = self.reference()
+        if reference is not None:
+            kind, value = reference
+            out[f"{name}_{kind}"], out[f"{name}_vs_{kind}"] = value, abs(out[name] - value)
+        return out
+
+    def profile_solves(self) -> tuple[ProfileSolve, ProfileSolve]:
+        """Newton's coarse and fine solves from this run's network (ValueError where it did not converge)."""
+        _, coarse, fine = self.newton_solves()
+        if not (coarse.converged and fine.converged):
+            raise ValueError("Newton did not converge from this run's network: no profile to analyse")
+        return coarse, fine
+
+    def failure(self, evaluation: dict) -> str | None:
+        name = self.equation.scalar_name
+        if evaluation["family_covered"] is None:
+            return (
+                f"Newton could not enter the non-smooth family at the network's {name} "
+                f"{evaluation[f'{name}_network']:.6g} nor at the bracket's top {self.lam_hi:.6g}: "
+                "no smooth profile found"
+            )
+        if evaluation[f"{name}_scan"] is None:
+            lo, hi = evaluation["family_covered"]
+            lowest = evaluation["family_lowest"]
+            figures = ", ".join(f"{key} {value:.4g}" for key, value in lowest.items() if key != name)
+            ended = f"; at its lowest member, {name} {lowest[name]:.6g}: {figures}" + (
+                " (Newton lost the family below it on this grid)" if lo > self.lam_lo else ""
+            )
+            return (
+                f"the smoothness defect kept its sign along the non-smooth family over {name} in [{lo:.6g}, "
+                f"{hi:.6g}] (bracket [{self.lam_lo:.6g}, {self.lam_hi:.6g}]): no smooth profile found there{ended}"
+            )
+        if not evaluation["newton_converged"]:
+            return (
+                f"Newton did not converge from where the family turned smooth ({name} "
+                f"{evaluation[f'{name}_scan']:.10g} on the scanning grid): the profile is not resolved on the grids "
+                "newton_spacing gives"
+            )
+        if not self.lam_lo < evaluation[name] < self.lam_hi:
+            return f"{name} {evaluation[name]:.10g} is outside the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g})"
+        if not evaluation["residual_max"] <= self.cfg.tolerance:
+            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance:.0e}"
+        if not evaluation[f"{name}_error_estimate"] <= self.scalar_tolerance:
+            return (
+                f"{name}_error_estimate {evaluation[f'{name}_error_estimate']:.2e} > {name}_tolerance "
+                f"{self.scalar_tolerance:.0e}"
+            )
+        return None
+
+    def solution(self) -> pd.DataFrame:
+        """On the fine grid (eval_points), y > 0, Newton's profile if it converged."""
+        _, _, fine = self.newton_solves()
+        u, grid = interpolate(fine.q, fine.grid, self.eval_points)
+        every = -(-grid.points // SOLUTION_ROWS)  # every point of grids up to SOLUTION_ROWS, a subset of finer ones
+        kept = slice(None, None, every)
+        columns = {key: values[kept] for key, values in self.solution_columns(u, grid, fine.lam).items()}
+        return pd.DataFrame(
+            {
+                "s": grid.s[kept],
+                **columns,
+                self.unknown_name: u[kept],
+                f"{self.unknown_name}_network": self.network_q(grid.s[kept]),
+                "residual": self.equation.residual(u, fine.lam, grid)[kept],
+            }
+        )
+
+    def plot(self, metrics: pd.DataFrame, path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        sol, evaluation, name = self.solution(), self.evaluate(), self.equation.scalar_name
+        symbol = {"lambda": "λ", "alpha": "α"}.get(name, name)
+        net_grid = LogGrid(*self.cfg.grid, len(sol) + 1 - len(sol) % 2)
+        network_residual = self.equation.residual(self.network_q(net_grid.s), self.lam.item(), net_grid)
+        floor, u = 1e-17, self.unknown_name
+        fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+        ax[0].plot(sol.s, sol[u], "C0-", label=f"Newton, {symbol} = {evaluation[name]:.13g}")
+        ax[0].plot(sol.s, sol[f"{u}_network"], "C1--", label=f"network, {symbol} = {evaluation[f'{name}_network']:.6g}")
+        ax[0].set(title=f"{self.title} {self.profile}: {u}(s)", xlabel="s = log y", xlim=(-15, 30))
+        ax[0].legend()
+        ax[1].semilogy(sol.s, np.maximum(np.abs(sol.residual), floor), "C0-", lw=1, label="Newton")
+        ax[1].semilogy(net_grid.s, np.maximum(np.abs(network_residual), floor), "C1-", lw=1, label="network")
+        ax[1].set(title="|residual| on the fine grid (floor 1e-17)", xlabel="s = log y", ylim=(floor / 2, None))
+        ax[1].legend()
+        if len(metrics):
+            ax[2].semilogy(metrics.step, metrics.loss)
+        ax[2].set(title="loss", xlabel="step")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)

@@ -1,0 +1,401 @@
+"""Self-similar profiles on a logarithmic grid whose exponent is selected by smoothness at the origin.
+
+Nonlocal 1D blowup models (CCF, the generalised Constantin-Lax-Majda family) share one structure, which this
+module solves once for every equation that states its own (`ProfileEquation`):
+
+* the unknown u(s), s = log y, decays at both ends of a periodic grid (`blowup.solvers.hilbert`), and the
+  profile equation is R(u, σ) = 0 at every point, σ the self-similar exponent (λ for CCF, α for gCLM);
+* for every σ near a profile there is a solution that is smooth except at the origin (u ~ e^(κs) there with
+  κ depending on σ): the non-smooth family. One scalar condition, the smoothness defect, vanishes only on the
+  smooth member, and it selects σ, as smoothness selects λ_k for Burgers;
+* the scaling family of the equation is translation in s: a normalisation u_s(0) = 0 fixes it;
+* R's derivative in u has the principal part c(s)(I + d/ds) up to bounded terms (a transport operator),
+  which one FFT inverts: the preconditioner that keeps Krylov iterations flat in the grid size.
+
+Newton here is Gauss-Newton on the consistent over-determined system (R at every point, normalisation,
+smoothness) in (u, σ): matrix-free (LSMR on products with J and Jᵀ, a few FFTs each: O(N log N) a product,
+O(N) memory) or dense (pivoted QR; O(N³), the reference the matrix-free one is checked against). A
+least-squares minimum need not be a solution, so converged also asks that every equation holds.
+
+Basins of unstable profiles are narrow, but the non-smooth family (σ fixed, no smoothness row) is easy to
+follow in σ, and its defect changes sign at each profile: `find_profile` follows it from any start to the
+nearest sign change in a bracket and hands that member to Newton.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import scipy.linalg
+from scipy.sparse.linalg import LinearOperator
+
+from blowup.solvers.gauss_newton import (
+    KrylovLeastSquares,
+    LeastSquares,
+    Linearisation,
+    Termination,
+    full_step,
+    iterate,
+)
+from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices, shifted_derivative_inverse
+
+STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
+RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
+MAX_STEPS = 30  # Newton converges quadratically inside a basin: many more steps than that only delay a failure
+NEWTON_TERMINATION = Termination(MAX_STEPS, STEP_TOLERANCE, strict=True)
+FAMILY_TOLERANCE = 1e-5  # a non-smooth member on a scanning grid: only the sign of its defect is used
+KRYLOV_TOLERANCE = 1e-12  # LSMR's relative tolerances: far below what a Newton step needs to keep converging
+KRYLOV_ITERATIONS = 500  # several times what a preconditioned solve near a profile takes (results/ccf_scaling.csv)
+DIVERGED = 1e3  # Newton gives up once a residual grows this many times past the start's largest (at least 1)
+MIN_SPEED = 1e-3  # the preconditioner's transport speed is kept this far from zero
+STEP_HALVINGS = 3  # following the family, a lost member is tried again at half the step, this many times
+ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins σ to round-off
+
+
+class Linearised(Protocol):
+    """An equation at (u, σ) on a grid, with the products Newton's matrix-free Jacobian is made of."""
+
+    residual: np.ndarray  # R at every grid point
+    defect: float  # the smoothness defect: 0 exactly when the profile is smooth at the origin
+    slope: np.ndarray  # u_s (the normalisation reads it at s = 0)
+    speed: np.ndarray  # c(s), the principal part c (I + d/ds) of ∂R/∂u (the preconditioner's)
+    scalar_column: np.ndarray  # ∂R/∂σ
+    defect_scalar: float  # ∂(defect)/∂σ
+
+    def apply(self, v: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """(∂R/∂u v, ∂(defect)/∂u v, v_s)."""
+
+    def transpose(self, y: np.ndarray, defect_weight: float, plus_derivative: np.ndarray) -> np.ndarray:
+        """(∂R/∂u)ᵀ y + (∂defect/∂u)ᵀ defect_weight + (d/ds)ᵀ plus_derivative."""
+
+
+@dataclass
+class DenseBlocks:
+    """The same linearisation as dense blocks (small grids: tests, dense spectra, the dense reference Newton)."""
+
+    residual: np.ndarray
+    jacobian: np.ndarray  # ∂R/∂u, N x N
+    scalar_column: np.ndarray
+    defect: float
+    defect_row: np.ndarray
+    defect_scalar: float
+
+
+class ProfileEquation(Protocol):
+    """What an equation states for this solver; everything else (Newton, the family, refinement) is shared."""
+
+    scalar_name: str  # "lambda", "alpha": how summaries name σ
+
+    def linearise(self, u: np.ndarray, scalar: float, grid: LogGrid) -> Linearised: ...
+
+    def dense(self, u: np.ndarray, scalar: float, grid: LogGrid) -> DenseBlocks: ...
+
+    def residual(self, u: np.ndarray, scalar: float, grid: LogGrid) -> np.ndarray: ...
+
+    def defect(self, u: np.ndarray, scalar: float, grid: LogGrid) -> float: ...
+
+    def rough(self, scalar: float, grid: LogGrid) -> np.ndarray:
+        """A start with the right ends and size, meeting the smoothness condition's leading term at σ."""
+
+    def measures(self, u: np.ndarray, scalar: float, grid: LogGrid) -> dict[str, float]:
+        """What shows where a family goes (the exponent at the origin, the defect, the least speed, ...)."""
+
+
+@dataclass
+class ProfileSolve:
+    """A Newton solve's end: `lam` the exponent σ it selected (λ for CCF, α for gCLM), `q` the unknown u on
+    `grid` (CCF's Θ/y, gCLM's -Ω)."""
+
+    lam: float
+    q: np.ndarray
+    grid: LogGrid
+    steps: int
+    converged: bool
+    krylov_iterations: list[int] = field(default_factory=list)  # LSMR's per Newton step (matrix-free solves)
+    equation: ProfileEquation | None = None
+
+    def offgrid_residual_max(self, points: int | None = None) -> float:
+        """max |R| of the trigonometric interpolant on a finer grid (`points`, odd; default 3x): what the residual
+        is between the points Newton made it vanish at."""
+        fine_q, fine = interpolate(self.q, self.grid, points or 3 * self.grid.points)
+        return float(np.abs(self.equation.residual(fine_q, self.lam, fine)).max())
+
+
+def newton(
+    equation: ProfileEquation,
+    q: np.ndarray,
+    lam: float,
+    grid: LogGrid,
+    smooth: bool = True,
+    tolerance: float = RESIDUAL_TOLERANCE,
+    dense: bool = False,
+) -> ProfileSolve:
+    """Gauss-Newton on (residual, normalisation, smoothness) for u on `grid` and σ, from (u, σ). With
+    smooth=False, σ stays fixed and the smoothness row is dropped: the family's non-smooth member at σ.
+
+    Full steps, each the least-squares solution of the linearised equations: matrix-free by LSMR
+    (`KrylovLeastSquares`, preconditioned by the transport part), or with dense=True by pivoted QR (LAPACK's
+    gelsy). Both solve the same equations, so they converge to the same point. converged also asks that every
+    equation held to `tolerance` at the start of the last step."""
+    n, system = grid.points, _ProfileSystem(equation, grid, smooth)
+    iterations: list[int] = []
+
+    def apply(point: tuple[np.ndarray, float], update: np.ndarray) -> tuple[np.ndarray, float]:
+        return point[0] + update[:n], point[1] + (update[n] if smooth else 0.0)
+
+    def krylov_step(point, lin: Linearisation):
+        descent = KrylovLeastSquares(lin.jacobian, system.preconditioner, KRYLOV_TOLERANCE, KRYLOV_ITERATIONS)
+        d = descent.solve(lin.residual)
+        iterations.extend(descent.iterations)
+        return d, apply(point, d)
+
+    if dense:
+        linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
+    else:
+        linearise, step = system.linearise, krylov_step
+    outcome = iterate((q, lam), linearise, step, NEWTON_TERMINATION)
+    q, lam = outcome.point
+    converged = outcome.reason == "converged" and bool(np.abs(outcome.linearisation.residual).max() < tolerance)
+    return ProfileSolve(lam, q, grid, outcome.steps, converged, iterations, equation)
+
+
+def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    return scipy.linalg.lstsq(jac, rhs, lapack_driver="gelsy", check_finite=False)[0]
+
+
+class _ProfileSystem:
+    """Newton's equations on a grid: R at every point, the normalisation u_s(0) = 0 and, if `smooth`, the
+    smoothness condition, in the unknowns u (and σ if `smooth`), with a matrix-free Jacobian."""
+
+    def __init__(self, equation: ProfileEquation, grid: LogGrid, smooth: bool):
+        self.equation, self.grid, self.smooth = equation, grid, smooth
+        self.n, self.centre = grid.points, int(np.argmin(np.abs(grid.s)))
+        self.bound: float | None = None  # DIVERGED times the first point's largest residual (at least 1)
+        self.preconditioner: LinearOperator | None = None  # the last linearisation's
+
+    def diverged(self, residual: np.ndarray) -> bool:
+        """Residuals not finite, or grown DIVERGED-fold past the start's: Newton has left every basin, and more
+        steps (each a Krylov solve that no longer converges) would only cost time."""
+        size = float(np.abs(residual).max())
+        if self.bound is None:
+            self.bound = DIVERGED * max(1.0, size)
+        return not size <= self.bound
+
+    def linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
+        """The equations and their Jacobian (a LinearOperator) at (u, σ); None once they diverged."""
+        (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
+        lin = self.equation.linearise(q, lam, self.grid)
+        rows = [lin.residual, [lin.slope[centre]], [lin.defect] if smooth else []]
+        residual = np.concatenate(rows)
+        if self.diverged(residual):
+            return None
+        self.preconditioner = transport_preconditioner(lin.speed, self.grid, unscaled=smooth)
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            dr, d_defect, vs = lin.apply(x[:n])
+            if not smooth:
+                return np.concatenate([dr, [vs[centre]]])
+            return np.concatenate([dr + x[n] * lin.scalar_column, [vs[centre]], [d_defect + lin.defect_scalar * x[n]]])
+
+        def rmatvec(z: np.ndarray) -> np.ndarray:
+            y, at_centre = z[:n], np.zeros(n)
+            at_centre[centre] = z[n]
+            v = lin.transpose(y, z[n + 1] if smooth else 0.0, at_centre)
+            if not smooth:
+                return v
+            return np.concatenate([v, [lin.scalar_column @ y + lin.defect_scalar * z[n + 1]]])
+
+        shape = (len(residual), n + smooth)
+        return Linearisation(residual, LinearOperator(shape, matvec=matvec, rmatvec=rmatvec, dtype=float))
+
+    def dense_linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
+        """The same equations with the dense Jacobian (`ProfileEquation.dense`): O(N²) memory."""
+        (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
+        blocks = self.equation.dense(q, lam, self.grid)
+        diff_centre = operator_matrices(self.grid)[1][centre]
+        rows = [blocks.residual, [diff_centre @ q]]
+        jac = np.zeros((n + 1 + smooth, n + 1 if smooth else n))
+        jac[:n, :n], jac[n, :n] = blocks.jacobian, diff_centre
+        if smooth:
+            rows.append([blocks.defect])
+            jac[:n, n] = blocks.scalar_column
+            jac[n + 1, :n], jac[n + 1, n] = blocks.defect_row, blocks.defect_scalar
+        residual = np.concatenate(rows)
+        return None if self.diverged(residual) or not np.all(np.isfinite(jac)) else Linearisation(residual, jac)
+
+
+def transport_preconditioner(speed: np.ndarray, grid: LogGrid, unscaled: int = 0) -> LinearOperator:
+    """M⁻¹ for M = c (I + d/ds), the transport part of ∂R/∂u, whose derivative is its only unbounded part,
+    inverted exactly by one FFT (and `unscaled` more unknowns passed through). c is kept from zero, where a
+    start far from a profile may take it."""
+    speed = np.where(np.abs(speed) < MIN_SPEED, np.copysign(MIN_SPEED, speed), speed)
+    n = grid.points
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([shifted_derivative_inverse(x[:n] / speed, grid), x[n:]])
+
+    def rmatvec(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([shifted_derivative_inverse(x[:n], grid, sign=-1.0) / speed, x[n:]])
+
+    return LinearOperator((n + unscaled, n + unscaled), matvec=matvec, rmatvec=rmatvec, dtype=float)
+
+
+def jacobian_operator(equation: ProfileEquation, q: np.ndarray, lam: float, grid: LogGrid):
+    """∂R/∂u at (u, σ) as a LinearOperator (the stability operator is its negative or itself, as the equation
+    says) and the linearisation it came from."""
+    lin, n = equation.linearise(q, lam, grid), grid.points
+    zero = np.zeros(n)
+    operator = LinearOperator(
+        (n, n), matvec=lambda v: lin.apply(v)[0], rmatvec=lambda y: lin.transpose(y, 0.0, zero), dtype=float
+    )
+    return operator, lin
+
+
+@dataclass
+class FamilyScan:
+    """What following the non-smooth family found: the σ range it was followed over (None: Newton could not
+    enter it) and, if its smoothness defect changed sign there, the member where it did, narrowed."""
+
+    covered: tuple[float, float] | None
+    smooth: ProfileSolve | None
+    lowest: ProfileSolve | None = None  # the member at the covered range's lower end
+
+
+def smooth_in_bracket(
+    equation: ProfileEquation,
+    q: np.ndarray,
+    lam: float,
+    grid: LogGrid,
+    bracket: tuple[float, float],
+    step: float,
+    entry: float | None = None,
+) -> FamilyScan:
+    """The family's member nearest to σ whose smoothness defect vanishes, searched within `bracket`: a rough
+    start for Newton with the smoothness row.
+
+    The non-smooth family (`newton(smooth=False)`) is followed from (u, σ) in steps of `step` (the last one to
+    the bracket's edge; halved where Newton loses the family), upwards and downwards in turn, until the defect
+    changes sign between two members; regula falsi then narrows that interval. A direction ends at the
+    bracket's edge or where Newton loses the family. Where the family cannot be entered at σ (a start outside
+    Newton's basin), it is entered at `entry` (default: the bracket's upper end) from the equation's rough
+    start and followed down to the bracket's upper end. That scan does not depend on (u, σ): it is done once
+    per equation, grid, bracket, step and entry (a run asks for it at every acceptance check). The grid only
+    has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's tolerance."""
+    lo, hi = bracket
+    first = _member(equation, q, min(max(lam, lo), hi), grid)
+    if first is not None:
+        return _follow(equation, first, grid, bracket, step)
+    return _scan_from_entry(equation, grid, bracket, step, entry)
+
+
+def _member(equation: ProfileEquation, start: np.ndarray, at: float, grid: LogGrid) -> ProfileSolve | None:
+    found = newton(equation, start, at, grid, smooth=False, tolerance=FAMILY_TOLERANCE)
+    return found if found.converged else None
+
+
+@functools.lru_cache(maxsize=2)
+def _scan_from_entry(
+    equation: ProfileEquation, grid: LogGrid, bracket: tuple[float, float], step: float, entry: float | None
+) -> FamilyScan:
+    hi = bracket[1]
+    at = hi if entry is None else entry
+    solve = _member(equation, equation.rough(at, grid), at, grid)
+    while solve is not None and solve.lam > hi:  # down to the bracket, no sign looked at on the way
+        solve = _member(equation, solve.q, max(solve.lam - step, hi), grid)
+    return _follow(equation, solve, grid, bracket, step) if solve is not None else FamilyScan(None, None)
+
+
+def _follow(
+    equation: ProfileEquation, first: ProfileSolve, grid: LogGrid, bracket: tuple[float, float], step: float
+) -> FamilyScan:
+    """From a member, both ways through the bracket to a sign change of the defect (`smooth_in_bracket`)."""
+    lo, hi = bracket
+
+    def member(start: np.ndarray, at: float) -> ProfileSolve | None:
+        return _member(equation, start, at, grid)
+
+    def defect(solve: ProfileSolve) -> float:
+        return equation.defect(solve.q, solve.lam, grid)
+
+    def advance(last: ProfileSolve, direction: int) -> ProfileSolve | None:
+        """The next member in a direction, the step halved (STEP_HALVINGS times at most) where Newton loses the
+        family: its members change faster as their fronts steepen."""
+        for halving in range(STEP_HALVINGS + 1):
+            nxt = min(max(last.lam + direction * step / 2**halving, lo), hi)
+            found = member(last.q, nxt) if nxt != last.lam else None
+            if found is not None or nxt == last.lam:
+                return found
+        return None
+
+    ends, lowest, covered = {+1: first, -1: first}, first, [first.lam, first.lam]
+    while ends:
+        for direction in list(ends):
+            last = ends[direction]
+            found = advance(last, direction)
+            if found is None:
+                del ends[direction]
+                continue
+            covered = [min(covered[0], found.lam), max(covered[1], found.lam)]
+            lowest = found if found.lam < lowest.lam else lowest
+            if np.sign(defect(found)) != np.sign(defect(last)):
+                return FamilyScan(tuple(covered), _regula_falsi(last, found, member, defect), lowest)
+            ends[direction] = found
+    return FamilyScan(tuple(covered), None, lowest)
+
+
+def _regula_falsi(a: ProfileSolve, b: ProfileSolve, member, defect) -> ProfileSolve:
+    """Narrow [a.σ, b.σ], across which the defect changes sign, to ROOT_STEPS secant steps (Illinois variant)."""
+    fa, fb = defect(a), defect(b)
+    for _ in range(ROOT_STEPS):
+        at = b.lam - fb * (b.lam - a.lam) / (fb - fa)
+        c = member((a if abs(at - a.lam) < abs(at - b.lam) else b).q, at)
+        if c is None:
+            break
+        fc = defect(c)
+        if np.sign(fc) == np.sign(fb):
+            fa /= 2  # Illinois: the end that stays is weighed down, so both ends move
+        else:
+            a, fa = b, fb
+        b, fb = c, fc
+        if abs(b.lam - a.lam) < 1e-9:
+            break
+    return b
+
+
+def find_profile(
+    equation: ProfileEquation,
+    start: Callable[[LogGrid], np.ndarray],
+    lam: float,
+    bracket: tuple[float, float],
+    interval: tuple[float, float],
+    scan_spacing: float,
+    scan_step: float,
+    newton_spacing: tuple[float, float],
+    entry: float | None = None,
+) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
+    """The smooth profile in `bracket` nearest to (start, σ), as a run finds it: the family followed to where it
+    turns smooth on a scanning grid, then Newton on the coarse and the fine grid of `newton_spacing` over
+    `interval`; the fine solve's σ minus the coarse one's is the error estimate. `start(grid)` gives the
+    starting u on a grid (a network's, or the equation's rough start); `entry` where the family is entered if
+    not there (`smooth_in_bracket`)."""
+    scan_grid = LogGrid.with_spacing(*interval, scan_spacing)
+    scan = smooth_in_bracket(equation, start(scan_grid), lam, scan_grid, bracket, scan_step, entry)
+    coarse_grid, fine_grid = (LogGrid.with_spacing(*interval, h) for h in newton_spacing)
+    if scan.smooth is None:
+        nothing = ProfileSolve(lam, start(coarse_grid), coarse_grid, 0, False, equation=equation)
+        return scan, nothing, nothing
+    start_q = interpolate(scan.smooth.q, scan_grid, coarse_grid.points)[0]
+    coarse = newton(equation, start_q, scan.smooth.lam, coarse_grid)
+    return scan, coarse, refine(coarse, fine_grid) if coarse.converged else coarse
+
+
+def refine(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
+    """The same profile on another grid (same interval, more points), started from `solve` interpolated."""
+    if (grid.left, grid.right) != (solve.grid.left, solve.grid.right) or grid.points <= solve.grid.points:
+        raise ValueError(f"refine needs more points on the same interval, got {grid} after {solve.grid}")
+    q, _ = interpolate(solve.q, solve.grid, grid.points)
+    return newton(solve.equation, q, solve.lam, grid)
