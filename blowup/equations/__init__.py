@@ -19,6 +19,7 @@ EQUATIONS = {
     "burgers": "blowup.equations.burgers",
     "sir": "blowup.equations.sir.problem",
     "ccf": "blowup.equations.ccf.problem",
+    "gclm": "blowup.equations.gclm.problem",
     "decay": "blowup.equations.decay",
 }
 

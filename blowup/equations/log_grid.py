@@ -16,19 +16,89 @@ reported profile is Newton's from there at two grid spacings, whose difference i
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from blowup.engine.derivatives import input_jet
+from blowup.engine.derivatives import input_jet, memory_limit_gb
 from blowup.engine.models import MLP
+from blowup.errors import require, require_all
 from blowup.problem import Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
 from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, find_profile
 
+BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
+BASE_GB = 0.5  # the process before any grid: Python, torch, the network
+MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
 SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
+
+
+def check_grids(cfg: DictConfig, eq, resolved, scalar: str) -> None:
+    """The keys every log-grid equation shares (`eq` as given, `resolved` with the profile's defaults), `scalar`
+    naming its bracket, entry and tolerance keys (`<scalar>_bracket`, `entry_<scalar>`, `<scalar>_tolerance`),
+    and the memory its grids need against max_memory_gb: one line naming the key, before anything is built."""
+    bracket, entry, tolerance = f"{scalar}_bracket", f"entry_{scalar}", f"{scalar}_tolerance"
+    (lo, hi), grid, (coarse, fine) = getattr(resolved, bracket), resolved.grid, resolved.newton_spacing
+    require_all([("grid", eq.grid, grid[0] <= -10 and grid[1] >= 10, "[left, right] with left <= -10, right >= 10")])
+
+    def points(spacing: float) -> int:
+        return LogGrid.with_spacing(*grid, spacing).points if 0 < spacing <= 0.5 else 0
+
+    fine_points, scan_points = points(fine), points(resolved.scan_spacing)
+    eval_points = resolved.eval_points or 3 * fine_points
+    need_gb = BASE_GB + BYTES_PER_POINT * max(fine_points, scan_points, eval_points) / 1e9
+    limit_gb = memory_limit_gb(cfg)
+    grids = f"at most {MAX_GRID_POINTS} points on the grid and {limit_gb:.3g} GB (max_memory_gb)"
+    require_all(
+        [
+            (bracket, getattr(eq, bracket), 0 < lo < hi, "null (the profile's default) or [lo, hi], 0 < lo < hi"),
+            ("points", eq.points, eq.points >= 21 and eq.points % 2 == 1, "an odd integer >= 21"),
+            ("input_scale", eq.input_scale, eq.input_scale > 0, "a number > 0"),
+            (
+                "scan_spacing",
+                eq.scan_spacing,
+                0 < scan_points <= MAX_GRID_POINTS,
+                f"null (the profile's default) or a number in (0, 0.5] leaving {grids}",
+            ),
+            ("scan_step", eq.scan_step, 0 < eq.scan_step <= hi - lo, "a number in (0, the bracket's width]"),
+            (
+                entry,
+                getattr(eq, entry),
+                getattr(resolved, entry) is None or getattr(resolved, entry) >= hi,
+                "null (the profile's default) or a number >= the bracket's top",
+            ),
+            (
+                "newton_spacing",
+                eq.newton_spacing,
+                0 < fine < coarse <= 0.5 and fine_points <= MAX_GRID_POINTS,
+                f"null or [coarse, fine] with 0 < fine < coarse <= 0.5, leaving {grids}",
+            ),
+            ("tolerance", eq.tolerance, eq.tolerance > 0, "a number > 0"),
+            (tolerance, getattr(eq, tolerance), getattr(eq, tolerance) > 0, "a number > 0"),
+            *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
+            ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
+            ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+            (
+                "eval_points",
+                eq.eval_points,
+                eq.eval_points is None or (eq.eval_points % 2 == 1 and fine_points < eq.eval_points <= 4 * fine_points),
+                f"null or an odd integer in ({fine_points} (Newton's fine grid), {4 * fine_points}]",
+            ),
+        ]
+    )
+    if need_gb > limit_gb:  # the grids alone are within bounds; together with what they hold they are not
+        set_by = {  # the points each key asks for (a null eval_points is newton_spacing's)
+            "newton_spacing": fine_points if eq.eval_points else eval_points,
+            "scan_spacing": scan_points,
+            "eval_points": eq.eval_points or 0,
+        }
+        key = max(set_by, key=set_by.get)
+        value = OmegaConf.select(cfg, f"equation.{key}")
+        require(False, f"equation.{key}", value, f"grids leaving {grids} (these need {need_gb:.3g} GB)")
 
 
 class ScaledInput(nn.Module):
@@ -79,8 +149,8 @@ class LogGridProfile(Problem):
         """r in u ~ e^(-rs) far out, at exponent σ."""
 
     @abstractmethod
-    def network_residual(self, u: Tensor, w: Tensor, slope: Tensor, scalar: Tensor) -> Tensor:
-        """R / e on the network's grid from u = e w (for the nonlocal terms), w and slope = u_s / e."""
+    def network_residual(self, u: Tensor, slope: Tensor, e: Tensor, scalar: Tensor) -> Tensor:
+        """R / e on the network's grid from u (for the nonlocal terms), slope = u_s / e and the envelope e."""
 
     @abstractmethod
     def network_defect(self, u: Tensor, scalar: Tensor) -> Tensor:
@@ -120,7 +190,7 @@ class LogGridProfile(Problem):
         weights = self.cfg.weights
         if term == "residual":  # every row needs every point: the equation is nonlocal
             u, slope, e = self.q_and_slope(self.s)
-            rows = [self.network_residual(u, u / e, slope, self.lam)]
+            rows = [self.network_residual(u, slope, e, self.lam)]
             for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
                 rows.append(self.diff @ rows[-1] * weights.sobolev)
             return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5

@@ -13,15 +13,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor
 
-from blowup.engine.derivatives import memory_limit_gb
 from blowup.engine.models import ModelConfig
 from blowup.equations.ccf.profile import CCF_EQUATION
 from blowup.equations.ccf.stability import CCFStability
-from blowup.equations.log_grid import LogGridProfile
-from blowup.errors import require, require_all
+from blowup.equations.log_grid import LogGridProfile, check_grids
+from blowup.errors import require
 from blowup.problem import typed_equation_config
 from blowup.solvers.hilbert import LogGrid, derivative, hilbert_over_y
 
@@ -46,10 +45,7 @@ DEFAULTS = {
     2: ProfileDefaults((0.4, 0.52), (-36.0, 60.0), (0.001, 0.0005), 0.005, 0.7),
     3: ProfileDefaults((0.4, 0.468), (-36.0, 60.0), (0.001, 0.0005), 0.005, 0.7),
 }
-BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
-BASE_GB = 0.5  # the process before any grid: Python, torch, the network
 SPECTRUM_POINTS = 50_001  # `blowup stability` on grids up to this (dense up to 6001 points, shift-invert past)
-MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
 
 
 @dataclass
@@ -97,64 +93,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.profile not in DEFAULTS:
         allowed = "0, 1, 2, 3, or another with equation.lambda_bracket"
         require(eq.lambda_bracket is not None, "profile", cfg.profile, allowed)
-    resolved = with_defaults(eq, cfg.profile)
-    (lo, hi), grid, (coarse, fine) = resolved.lambda_bracket, resolved.grid, resolved.newton_spacing
-    require_all([("grid", eq.grid, grid[0] <= -10 and grid[1] >= 10, "[left, right] with left <= -10, right >= 10")])
-
-    def points(spacing: float) -> int:
-        return LogGrid.with_spacing(*grid, spacing).points if 0 < spacing <= 0.5 else 0
-
-    fine_points, scan_points = points(fine), points(resolved.scan_spacing)
-    eval_points = resolved.eval_points or 3 * fine_points
-    need_gb = BASE_GB + BYTES_PER_POINT * max(fine_points, scan_points, eval_points) / 1e9
-    limit_gb = memory_limit_gb(cfg)
-    grids = f"at most {MAX_GRID_POINTS} points on the grid and {limit_gb:.3g} GB (max_memory_gb)"
-    require_all(
-        [
-            ("lambda_bracket", eq.lambda_bracket, 0 < lo < hi, "null (the profile's default) or [lo, hi], 0 < lo < hi"),
-            ("points", eq.points, eq.points >= 21 and eq.points % 2 == 1, "an odd integer >= 21"),
-            ("input_scale", eq.input_scale, eq.input_scale > 0, "a number > 0"),
-            (
-                "scan_spacing",
-                eq.scan_spacing,
-                0 < scan_points <= MAX_GRID_POINTS,
-                f"null (the profile's default) or a number in (0, 0.5] leaving {grids}",
-            ),
-            ("scan_step", eq.scan_step, 0 < eq.scan_step <= hi - lo, "a number in (0, the bracket's width]"),
-            (
-                "entry_lambda",
-                eq.entry_lambda,
-                resolved.entry_lambda is None or resolved.entry_lambda >= hi,
-                "null (the profile's default) or a number >= the bracket's top",
-            ),
-            (
-                "newton_spacing",
-                eq.newton_spacing,
-                0 < fine < coarse <= 0.5 and fine_points <= MAX_GRID_POINTS,
-                f"null or [coarse, fine] with 0 < fine < coarse <= 0.5, leaving {grids}",
-            ),
-            ("tolerance", eq.tolerance, eq.tolerance > 0, "a number > 0"),
-            ("lambda_tolerance", eq.lambda_tolerance, eq.lambda_tolerance > 0, "a number > 0"),
-            *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
-            ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
-            ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
-            (
-                "eval_points",
-                eq.eval_points,
-                eq.eval_points is None or (eq.eval_points % 2 == 1 and fine_points < eq.eval_points <= 4 * fine_points),
-                f"null or an odd integer in ({fine_points} (Newton's fine grid), {4 * fine_points}]",
-            ),
-        ]
-    )
-    if need_gb > limit_gb:  # the grids alone are within bounds; together with what they hold they are not
-        set_by = {  # the points each key asks for (a null eval_points is newton_spacing's)
-            "newton_spacing": fine_points if eq.eval_points else eval_points,
-            "scan_spacing": scan_points,
-            "eval_points": eq.eval_points or 0,
-        }
-        key = max(set_by, key=set_by.get)
-        value = OmegaConf.select(cfg, f"equation.{key}")
-        require(False, f"equation.{key}", value, f"grids leaving {grids} (these need {need_gb:.3g} GB)")
+    check_grids(cfg, eq, with_defaults(eq, cfg.profile), "lambda")
 
 
 class CCF(LogGridProfile):
@@ -169,8 +108,8 @@ class CCF(LogGridProfile):
     def far_rate(self, lam: Tensor) -> Tensor:
         return 1 / (1 + lam)  # Θ ~ |y|^(λ/(1+λ)): q ~ e^(-s/(1+λ))
 
-    def network_residual(self, q: Tensor, w: Tensor, slope: Tensor, lam: Tensor) -> Tensor:
-        return -lam * w + (1 + lam + self.hilbert @ q) * (w + slope)  # R / e
+    def network_residual(self, q: Tensor, slope: Tensor, e: Tensor, lam: Tensor) -> Tensor:
+        return -lam * q / e + (1 + lam + self.hilbert @ q) * (q / e + slope)  # R / e
 
     def network_defect(self, q: Tensor, lam: Tensor) -> Tensor:
         return self.hilbert[:1] @ q + 1 + lam / 2

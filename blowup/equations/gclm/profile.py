@@ -1,0 +1,131 @@
+"""Self-similar profiles of the generalised Constantin-Lax-Majda equation ω_t + a u ω_x = u_x ω, u_x = Hω.
+
+With ω = (1 - t)^(-1) Ω(ξ), ξ = x / (1 - t)^α, the profile solves
+
+    Ω + α ξ Ω' + a U Ω' - Ω HΩ = 0,   U' = HΩ, U(0) = 0,   Ω odd,
+
+α the collapse exponent. In s = log ξ the unknown is p(s) = -Ω(e^s) (positive for the profiles here), which
+decays at both ends: like e^s at the origin (Ω smooth and odd) and like e^(-s/α) far out (Ω + αξΩ' ~ 0). The
+log-grid operator T (`blowup.solvers.hilbert`) takes p to H(-Ω)(e^s); with S = (I + d/ds)⁻¹ (one FFT), q = S p is
+Θ/ξ for the even Θ with Θ' = -Ω, and U = -ξ T q. Dividing nothing, the equation reads
+
+    G(p, α) = -p - (α - a Tq) p_s - p Tp = 0,     q = S p.
+
+At a = -1 this is -(I + d/ds) applied to CCF's residual in q, with α = 1 + λ: the same profiles.
+
+Near the origin p ~ e^(κs) with κ = -(1 + τ)/(α - a τ), τ = Tp(-∞) = Tq(-∞) = -HΩ(0). Smoothness (κ = 1) is
+τ = -(1 + α)/(1 - a): the condition that selects α (CCF's Tq(-∞) = -(1 + λ/2) at a = -1). Checked against the
+closed forms: a = 0, α = 1, Ω = -2vξ/(ξ² + v²); a = 1/2, α = 1/3, Ω = -(16v³/3) ξ/(ξ² + v²)².
+
+∂G/∂p = -(1 + Tp) - c d/ds + a p_s T S - p T with c = α - a Tq: a transport operator, whose principal part
+-c(I + d/ds) one FFT inverts (the preconditioner's speed is -c).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from blowup.solvers.hilbert import (
+    LogGrid,
+    derivative,
+    hilbert_over_y,
+    hilbert_over_y_transpose,
+    operator_matrices,
+    shifted_derivative_inverse,
+)
+from blowup.solvers.log_profile import DenseBlocks
+
+
+class _Products:
+    """∂G/∂p at (p, α) by FFTs, and its transpose; the smoothness row is Tv at the left end."""
+
+    def __init__(self, p: np.ndarray, alpha: float, a: float, grid: LogGrid):
+        self.p, self.alpha, self.a, self.grid = p, alpha, a, grid
+        self.tq = hilbert_over_y(shifted_derivative_inverse(p, grid), grid)
+        self.tp, self.slope = hilbert_over_y(p, grid), derivative(p, grid)
+        self.transport = alpha - a * self.tq  # c
+        self.speed = -self.transport  # the principal part -c (I + d/ds)
+        self.residual = -p - self.transport * self.slope - p * self.tp
+        self.defect = float(self.tp[0] + (1 + alpha) / (1 - a))
+        self.scalar_column, self.defect_scalar = -self.slope, 1 / (1 - a)
+
+    def apply(self, v: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        grid = self.grid
+        tv, vs = hilbert_over_y(v, grid), derivative(v, grid)
+        tsv = hilbert_over_y(shifted_derivative_inverse(v, grid), grid)
+        dg = -(1 + self.tp) * v - self.transport * vs + self.a * self.slope * tsv - self.p * tv
+        return dg, tv[0], vs
+
+    def transpose(self, y: np.ndarray, defect_weight: float, plus_derivative: np.ndarray) -> np.ndarray:
+        grid = self.grid
+        at_left = np.zeros(len(y))
+        at_left[0] = defect_weight
+        nonlocal_part = hilbert_over_y_transpose(at_left - self.p * y, grid) + shifted_derivative_inverse(
+            hilbert_over_y_transpose(self.a * self.slope * y, grid), grid, sign=-1.0
+        )
+        return -(1 + self.tp) * y + derivative(self.transport * y - plus_derivative, grid) + nonlocal_part
+
+
+@dataclass(frozen=True)
+class GCLMEquation:
+    """gCLM's profile equation at advection strength a, for the shared log-grid solver."""
+
+    a: float
+    scalar_name: str = "alpha"
+
+    def linearise(self, p: np.ndarray, alpha: float, grid: LogGrid) -> _Products:
+        return _Products(p, alpha, self.a, grid)
+
+    def dense(self, p: np.ndarray, alpha: float, grid: LogGrid) -> DenseBlocks:
+        hilbert, diff = operator_matrices(grid)
+        shift_inverse = shifted_derivative_inverse(np.eye(grid.points), grid)
+        lin = self.linearise(p, alpha, grid)
+        jacobian = (
+            -np.diag(1 + lin.tp)
+            - lin.transport[:, None] * diff
+            + self.a * lin.slope[:, None] * (hilbert @ shift_inverse)
+            - p[:, None] * hilbert
+        )
+        return DenseBlocks(lin.residual, jacobian, lin.scalar_column, lin.defect, hilbert[0], lin.defect_scalar)
+
+    def residual(self, p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
+        tq = hilbert_over_y(shifted_derivative_inverse(p, grid), grid)
+        return -p - (alpha - self.a * tq) * derivative(p, grid) - p * hilbert_over_y(p, grid)
+
+    def defect(self, p: np.ndarray, alpha: float, grid: LogGrid) -> float:
+        """Tp(-∞) + (1 + α)/(1 - a), read at the grid's left end: zero exactly when Ω is smooth at the origin."""
+        return float(hilbert_over_y(p, grid)[0] + (1 + alpha) / (1 - self.a))
+
+    def rough(self, alpha: float, grid: LogGrid) -> np.ndarray:
+        """p = 1/(e^-s + e^(s/α)) (the right rates at both ends), its maximum at s = 0, scaled so that the leading
+        term of Tp(-∞), -(2/π)∫p ds, meets the smoothness condition at α."""
+        s = grid.s
+        p = 1 / (np.exp(-s) + np.exp(np.minimum(s / alpha, 700.0)))
+        p = np.interp(s, s - s[np.argmax(p)], p, left=0.0, right=0.0)
+        return p * (1 + alpha) / (1 - self.a) / (2 / np.pi * p.sum() * grid.spacing)
+
+    def measures(self, p: np.ndarray, alpha: float, grid: LogGrid) -> dict[str, float]:
+        """α, the exponent κ of Ω ~ ξ^κ at the origin (1: smooth), the smoothness defect, the least transport
+        speed c = α - a Tq, max |Ω| and the largest residual on the grid."""
+        lin = self.linearise(p, alpha, grid)
+        return {
+            "alpha": alpha,
+            "exponent": float(-(1 + lin.tp[0]) / lin.transport[0]),
+            "smoothness_defect": lin.defect,
+            "speed_min": float(lin.transport.min()),
+            "omega_max": float(np.abs(p).max()),
+            "residual_max": float(np.abs(lin.residual).max()),
+        }
+
+
+def exact_profile(a: float, grid: LogGrid) -> tuple[float, np.ndarray] | None:
+    """(α, p) in closed form where one is known (a = 0, 1/2), normalised as Newton does (max |Ω| at ξ = 1)."""
+    xi = np.exp(grid.s)
+    if a == 0:
+        return 1.0, 2 * xi / (xi**2 + 1)  # v = 1
+    if a == 0.5:
+        v = np.sqrt(3.0)  # |Ω| ∝ ξ/(ξ² + v²)² is largest at ξ = v/√3
+        return 1 / 3, 16 * v**3 / 3 * xi / (xi**2 + v**2) ** 2
+    return None
