@@ -39,6 +39,11 @@ COMMANDS = {
         None,
         "blowup.analysis.stability:main",
     ),
+    "continue": (
+        "follow a run's solution through a parameter: blowup continue RUN_DIR --param KEY --to VALUE",
+        None,
+        "blowup.analysis.continuation:main",
+    ),
 }
 USAGE = (
     "usage: blowup {"

@@ -139,6 +139,12 @@ class Problem(ResidualTerms):
         the equation has none."""
         raise NotImplementedError
 
+    def continuation(self, key: str):
+        """(a `blowup.solvers.continuation.BranchSystem` in the config key `key`, the solution's unknowns, the
+        key's value): what `blowup continue` follows. ConfigError naming the keys that can be followed, where
+        `key` is not one; NotImplementedError where the equation has none."""
+        raise ConfigError(f"--param {key!r} is invalid: equation {type(self).__name__} has no parameter to follow")
+
     def derivative_order(self) -> int | None:
         """The highest order of the residual's derivatives that the loss imposes, where one order says what a
         training step costs (`blowup bench` reports the step against it); None where it does not."""

@@ -16,6 +16,7 @@ reported profile is Newton's from there at two grid spacings, whose difference i
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -26,10 +27,10 @@ from torch import Tensor, nn
 
 from blowup.engine.derivatives import input_jet, memory_limit_gb
 from blowup.engine.models import MLP
-from blowup.errors import require, require_all
+from blowup.errors import ConfigError, require, require_all
 from blowup.problem import Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
-from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, find_profile
+from blowup.solvers.log_profile import FamilyScan, ParameterBranch, ProfileEquation, ProfileSolve, find_profile
 
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
@@ -159,6 +160,21 @@ class LogGridProfile(Problem):
     @abstractmethod
     def solution_columns(self, u: np.ndarray, grid: LogGrid, scalar: float) -> dict[str, np.ndarray]:
         """solution.csv's physical columns (y, the profile, its transforms) on `grid`."""
+
+    def continued(self) -> dict[str, tuple[float, Callable[[float], ProfileEquation]]]:
+        """The equation's parameters `blowup continue` can follow: config key -> (its value, the equation at
+        another value)."""
+        return {}
+
+    def continuation(self, key: str):
+        parameters = self.continued()
+        if key not in parameters:
+            allowed = ", ".join(parameters) or "none"
+            raise ConfigError(f"--param {key!r} is invalid: allowed {allowed}")
+        value, equation_at = parameters[key]
+        coarse, fine = self.profile_solves()
+        system = ParameterBranch(equation_at, coarse.grid, fine.grid, self.eval_points)
+        return system, np.concatenate([coarse.q, [coarse.lam]]), value
 
     def reference(self) -> tuple[str, float] | None:
         """A value of σ from elsewhere (published, exact), reported beside the result: (its name, value)."""

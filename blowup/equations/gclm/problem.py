@@ -130,6 +130,9 @@ class GCLM(LogGridProfile):
     def network_defect(self, p: Tensor, alpha: Tensor) -> Tensor:
         return self.hilbert[:1] @ p + (1 + alpha) / (1 - self.equation.a)
 
+    def continued(self) -> dict:
+        return {"equation.a": (self.equation.a, GCLMEquation)}
+
     def reference(self) -> tuple[str, float] | None:
         a = self.equation.a
         exact = exact_profile(a, LogGrid(-1.0, 1.0, 3))

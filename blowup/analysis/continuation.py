@@ -1,0 +1,178 @@
+"""blowup continue RUN_DIR --param KEY --to VALUE: a run's solution followed through an equation parameter.
+
+Pseudo-arclength predictor-corrector with step control (`blowup.solvers.continuation`) on the system the run's
+problem gives for KEY (`Problem.continuation`): its unknowns, residual and Newton. Writes branch.csv (a row per
+point: the parameter and every figure of the point, with its error estimate and residual between grid points),
+events.csv (event, parameter, value: folds, and each --event NAME=VALUE crossing, located to round-off) and
+branch.png into --out (default RUN_DIR/branch_<key>). Every point is flushed as it is found and the state is
+saved with it: Ctrl-C or a kill loses at most the point in progress, and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from blowup.errors import ConfigError
+from blowup.solvers.continuation import Branch, Point, Settings, first_tangent, follow
+from blowup.training.checkpoints import load_trained
+
+STATE = "state.npz"
+
+
+def parse_event(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise ConfigError(f"--event {text!r} is invalid: allowed NAME=VALUE, e.g. alpha=0") from None
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="blowup continue", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished run dir (config.yaml and checkpoint.pt)")
+    parser.add_argument("--param", required=True, help="the config key to follow, e.g. equation.a")
+    parser.add_argument("--to", type=float, required=True, help="the parameter value to reach")
+    parser.add_argument("--event", action="append", default=[], help="NAME=VALUE: where a figure crosses a value")
+    parser.add_argument("--step", type=float, default=0.05, help="the first arclength step")
+    parser.add_argument("--max-step", type=float, default=0.2)
+    parser.add_argument("--max-points", type=int, default=200, help="points at most (each a few Newton solves)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--stability", action="store_true", help="the unstable count at every point")
+    return parser.parse_args(argv)
+
+
+def _save_state(out: Path, point: Point, step: float, index: int) -> None:
+    temporary = out / (STATE + ".tmp.npz")
+    np.savez(temporary, x=point.x, mu=point.mu, tangent=point.tangent, step=step, index=index)
+    os.replace(temporary, out / STATE)
+
+
+def _load_state(out: Path) -> tuple[Point, float, int] | None:
+    try:
+        with np.load(out / STATE) as state:
+            return Point(state["x"], float(state["mu"]), state["tangent"]), float(state["step"]), int(state["index"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # no state (or a damaged one): start again from the run
+
+
+def _append(path: Path, row: dict) -> None:
+    frame = pd.DataFrame([row])
+    frame.to_csv(path, mode="a", header=not path.is_file(), index=False, float_format="%.17g")
+
+
+def plot(branch: pd.DataFrame, events: pd.DataFrame, key: str, scalar: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax[0].plot(branch[key], branch[scalar], "C0.-")
+    for _, event in events.iterrows():
+        ax[0].axvline(event.parameter, color="C3", lw=0.8, ls=":")
+        ax[0].annotate(event.event, (event.parameter, ax[0].get_ylim()[1]), fontsize=8, rotation=90, va="top")
+    ax[0].set(xlabel=key, ylabel=scalar, title=f"{scalar} along the branch")
+    errors = branch[f"{scalar}_error_estimate"].clip(lower=1e-17)
+    ax[1].semilogy(branch[key], errors, "C0.-", label=f"{scalar} error estimate")
+    ax[1].semilogy(branch[key], branch["residual_max"].clip(lower=1e-17), "C1.-", label="residual between points")
+    ax[1].set(xlabel=key, title="error estimates (floor 1e-17)")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    args = arguments(argv)
+    try:
+        crossings = [parse_event(text) for text in args.event]
+        if args.step <= 0 or args.max_step < args.step or args.max_points < 1:
+            raise ConfigError("--step, --max-step, --max-points are invalid: allowed 0 < step <= max-step, points >= 1")
+        if args.stability:
+            raise ConfigError("--stability is invalid here: no equation that can be continued has a stability analysis")
+        problem = load_trained(args.run)
+        system, x, mu = problem.continuation(args.param)
+    except ConfigError as err:
+        print(f"blowup: error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        print(f"blowup: error: {args.run}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if args.to == mu:
+        print(f"blowup: error: --to {args.to} is invalid: the run is already at {args.param} = {mu}", file=sys.stderr)
+        return 2
+    out = args.out or args.run / f"branch_{args.param.replace('.', '_')}"
+    out.mkdir(parents=True, exist_ok=True)
+    key, scalar = args.param.split(".")[-1], problem.equation.scalar_name
+    branch = Branch(system, Settings(step=args.step, max_step=args.max_step))
+
+    def figures(point: Point) -> dict[str, float]:
+        return system.measures(point.x, point.mu)
+
+    resumed = _load_state(out)
+    if resumed is None:
+        for name in ("branch.csv", "events.csv"):
+            (out / name).unlink(missing_ok=True)
+        start = Point(x, mu, first_tangent(branch, x, mu, np.sign(args.to - mu)))
+        _append(
+            out / "branch.csv", {key: mu, **system.report(x, mu), "arclength_step": 0.0, "dparam_ds": start.tangent[-1]}
+        )
+        step, index = args.step, 0
+        _save_state(out, start, step, index)
+    else:
+        start, step, index = resumed
+        print(f"resuming {out} at {args.param} = {start.mu:.12g} (point {index})")
+    walk = follow(branch, start, args.to, args.max_points - index, crossings, figures, step)
+    reason = "reached" if start.mu == args.to else "interrupted"  # a finished branch only writes its outputs again
+    try:
+        while reason != "reached" or start.mu != args.to:
+            try:
+                point, events, step = next(walk)
+            except StopIteration as stop:
+                reason = stop.value
+                break
+            index += 1
+            report = system.report(point.x, point.mu)
+            row = {key: point.mu, **report, "arclength_step": step, "dparam_ds": point.tangent[-1]}
+            _append(out / "branch.csv", row)
+            for event in events:
+                _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})
+                print(f"event {event.name} at {args.param} = {event.mu:.15g}")
+            _save_state(out, point, step, index)
+            print(
+                f"{index:4d}  {args.param} = {point.mu:.10g}  {scalar} = {row[scalar]:.13g}  "
+                f"(estimate {row[f'{scalar}_error_estimate']:.1e}, residual {row['residual_max']:.1e})"
+            )
+    except KeyboardInterrupt:
+        print(f"interrupted: the same command resumes from {out}", file=sys.stderr)
+        return 130
+    rows = pd.read_csv(out / "branch.csv")
+    events = (
+        pd.read_csv(out / "events.csv")
+        if (out / "events.csv").is_file()
+        else pd.DataFrame(columns=["event", "parameter", "value"])
+    )
+    events.to_csv(out / "events.csv", index=False, float_format="%.17g")
+    plot(rows, events, key, scalar, out / "branch.png")
+    summary = {
+        "run": str(args.run),
+        "param": args.param,
+        "from": mu,
+        "to": args.to,
+        "reason": reason,
+        "points": len(rows),
+        "reached": float(rows[key].iloc[-1]),
+        "events": events.to_dict("records"),
+    }
+    (out / "branch.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{reason}: {len(rows)} points, {args.param} from {mu:g} to {rows[key].iloc[-1]:.12g}; outputs in {out}")
+    return 0 if reason == "reached" else 3
