@@ -150,12 +150,13 @@ class LogGridProfile(Problem):
         """r in u ~ e^(-rs) far out, at exponent σ."""
 
     @abstractmethod
-    def network_residual(self, u: Tensor, slope: Tensor, e: Tensor, scalar: Tensor) -> Tensor:
-        """R / e on the network's grid from u (for the nonlocal terms), slope = u_s / e and the envelope e."""
+    def network_residual(self, u: Tensor, slope: Tensor, e: Tensor) -> Tensor:
+        """R / e on the network's grid at σ = self.lam, from u (for the nonlocal terms), slope = u_s / e and the
+        envelope e."""
 
     @abstractmethod
-    def network_defect(self, u: Tensor, scalar: Tensor) -> Tensor:
-        """The smoothness defect of u on the network's grid (1 x 1)."""
+    def network_defect(self, u: Tensor) -> Tensor:
+        """The smoothness defect of u at σ = self.lam on the network's grid (1 x 1)."""
 
     @abstractmethod
     def solution_columns(self, u: np.ndarray, grid: LogGrid, scalar: float) -> dict[str, np.ndarray]:
@@ -206,12 +207,12 @@ class LogGridProfile(Problem):
         weights = self.cfg.weights
         if term == "residual":  # every row needs every point: the equation is nonlocal
             u, slope, e = self.q_and_slope(self.s)
-            rows = [self.network_residual(u, slope, e, self.lam)]
+            rows = [self.network_residual(u, slope, e)]
             for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
                 rows.append(self.diff @ rows[-1] * weights.sobolev)
             return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5
         if term == "smoothness":  # the defect at the left end needs u everywhere, but not its slope
-            return self.network_defect(self.q_values(self.s), self.lam) * weights.smoothness
+            return self.network_defect(self.q_values(self.s)) * weights.smoothness
         if term == "normalization":
             _, slope, _ = self.q_and_slope(s)
             return slope * weights.normalization

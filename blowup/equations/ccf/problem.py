@@ -108,11 +108,12 @@ class CCF(LogGridProfile):
     def far_rate(self, lam: Tensor) -> Tensor:
         return 1 / (1 + lam)  # Θ ~ |y|^(λ/(1+λ)): q ~ e^(-s/(1+λ))
 
-    def network_residual(self, q: Tensor, slope: Tensor, e: Tensor, lam: Tensor) -> Tensor:
-        return -lam * q / e + (1 + lam + self.hilbert @ q) * (q / e + slope)  # R / e
+    def network_residual(self, q: Tensor, slope: Tensor, e: Tensor) -> Tensor:
+        speed = 1 + self.lam + self.hilbert @ q
+        return -self.lam * q / e + speed * (q / e + slope)  # R / e
 
-    def network_defect(self, q: Tensor, lam: Tensor) -> Tensor:
-        return self.hilbert[:1] @ q + 1 + lam / 2
+    def network_defect(self, q: Tensor) -> Tensor:
+        return self.hilbert[:1] @ q + 1 + self.lam / 2
 
     def reference(self) -> tuple[str, float] | None:
         published = PUBLISHED_LAMBDA.get(self.profile)

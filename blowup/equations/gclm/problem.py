@@ -123,12 +123,12 @@ class GCLM(LogGridProfile):
     def far_rate(self, alpha: Tensor) -> Tensor:
         return 1 / alpha  # Ω + αξΩ' ~ 0 far out: Ω ~ ξ^(-1/α)
 
-    def network_residual(self, p: Tensor, slope: Tensor, e: Tensor, alpha: Tensor) -> Tensor:
+    def network_residual(self, p: Tensor, slope: Tensor, e: Tensor) -> Tensor:
         tq, w = self.hilbert @ (self.shift_inverse @ p), p / e
-        return -w - (alpha - self.equation.a * tq) * slope - w * (self.hilbert @ p)  # G / e
+        return -w - (self.lam - self.equation.a * tq) * slope - w * (self.hilbert @ p)  # G / e
 
-    def network_defect(self, p: Tensor, alpha: Tensor) -> Tensor:
-        return self.hilbert[:1] @ p + (1 + alpha) / (1 - self.equation.a)
+    def network_defect(self, p: Tensor) -> Tensor:
+        return self.hilbert[:1] @ p + (1 + self.lam) / (1 - self.equation.a)
 
     def continued(self) -> dict:
         return {"equation.a": (self.equation.a, GCLMEquation)}
