@@ -74,13 +74,13 @@ def fundamental_guess(a: float) -> float:
 
 def with_defaults(eq: GCLMConfig, profile: int) -> GCLMConfig:
     """Each null key replaced by the profile's default: profile 0 around its guessed α on [-40, 80] at spacings
-    0.1 and 0.075; profiles n >= 1 CCF's (α = 1 + λ) at every a (their bracket checked to be given off a = -1)."""
+    0.2 and 0.15; profiles n >= 1 CCF's (α = 1 + λ) at every a (their bracket checked to be given off a = -1)."""
     if profile == 0:
         guess = fundamental_guess(eq.a)
         defaults = {
             "alpha_bracket": (max(0.01, 0.85 * guess), 1.3 * guess),
             "grid": (-40.0, 80.0),
-            "newton_spacing": (0.1, 0.075),
+            "newton_spacing": (0.2, 0.15),
             "scan_spacing": 0.1,
             "entry_alpha": None,
         }

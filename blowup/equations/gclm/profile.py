@@ -121,11 +121,12 @@ class GCLMEquation:
 
 
 def exact_profile(a: float, grid: LogGrid) -> tuple[float, np.ndarray] | None:
-    """(α, p) in closed form where one is known (a = 0, 1/2), normalised as Newton does (max |Ω| at ξ = 1)."""
-    xi = np.exp(grid.s)
+    """(α, p) in closed form where one is known (a = 0, 1/2), at the scale v Newton's normalisation gives: max |Ω|
+    at the grid point nearest ξ = 1."""
+    xi, centre = np.exp(grid.s), float(np.exp(grid.s[np.argmin(np.abs(grid.s))]))
     if a == 0:
-        return 1.0, 2 * xi / (xi**2 + 1)  # v = 1
+        return 1.0, 2 * centre * xi / (xi**2 + centre**2)  # |Ω| largest at ξ = v
     if a == 0.5:
-        v = np.sqrt(3.0)  # |Ω| ∝ ξ/(ξ² + v²)² is largest at ξ = v/√3
+        v = np.sqrt(3.0) * centre  # |Ω| ∝ ξ/(ξ² + v²)² is largest at ξ = v/√3
         return 1 / 3, 16 * v**3 / 3 * xi / (xi**2 + v**2) ** 2
     return None

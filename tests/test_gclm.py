@@ -1,0 +1,113 @@
+"""The generalised Constantin-Lax-Majda family on the log grid (blowup.equations.gclm), against its closed forms
+at a = 0 and 1/2 and against CCF (its member a = -1)."""
+
+import numpy as np
+import pytest
+
+from blowup.config import validate
+from blowup.equations.ccf.profile import find_profile as ccf_find_profile
+from blowup.equations.ccf.profile import rough_profile as ccf_rough_profile
+from blowup.equations.gclm.profile import GCLMEquation, exact_profile
+from blowup.errors import ConfigError
+from blowup.solvers import log_profile
+from blowup.solvers.hilbert import LogGrid
+
+GRID = LogGrid.with_spacing(-40.0, 60.0, 0.1)
+
+
+def closed_form(a: float, xi: np.ndarray) -> tuple[float, np.ndarray]:
+    """(α, -Ω) as the issue states them (v = 1), written out here: a = 0 Ω = -2ξ/(ξ² + 1), a = 1/2
+    Ω = -(16/3) ξ/(ξ² + 1)²."""
+    if a == 0:
+        return 1.0, 2 * xi / (xi**2 + 1)
+    return 1 / 3, 16 / 3 * xi / (xi**2 + 1) ** 2
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5])
+def test_the_closed_forms_solve_the_equation_on_the_grid(a):
+    """Substituted into the residual and the smoothness condition on the solver's grid: zero to round-off."""
+    alpha, p = closed_form(a, np.exp(GRID.s))
+    equation = GCLMEquation(a)
+    assert np.abs(equation.residual(p, alpha, GRID)).max() < 1e-12
+    assert abs(equation.defect(p, alpha, GRID)) < 1e-12
+    assert abs(equation.defect(p, alpha * 1.01, GRID)) > 1e-3  # the condition selects α
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5])
+def test_newton_from_a_rough_start_finds_the_exact_exponent_and_profile(a):
+    equation = GCLMEquation(a)
+    alpha, _ = closed_form(a, np.exp(GRID.s))
+    solve = log_profile.newton(equation, equation.rough(1.2 * alpha, GRID), 1.2 * alpha, GRID)
+    assert solve.converged and abs(solve.lam - alpha) < 1e-12
+    exact_alpha, exact_p = exact_profile(a, GRID)  # the closed form at Newton's scale (max |Ω| at ξ = 1)
+    assert exact_alpha == pytest.approx(alpha, abs=1e-15)
+    assert np.abs(solve.q - exact_p).max() < 1e-10
+    assert solve.offgrid_residual_max() < 1e-12
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_the_matrix_free_jacobian_and_its_transpose_are_the_dense_ones(smooth):
+    """Away from any profile (every term counts), column by column against the dense blocks."""
+    grid = LogGrid.with_spacing(-30.0, 40.0, 0.7)
+    equation = GCLMEquation(-0.3)
+    p = equation.rough(1.4, grid) * (1 + 0.1 * np.sin(grid.s))
+    system = log_profile._ProfileSystem(equation, grid, smooth)
+    free, dense = system.linearise((p, 1.4)), system.dense_linearise((p, 1.4))
+    rows, columns = dense.jacobian.shape
+    products = np.column_stack([free.jacobian.matvec(unit) for unit in np.eye(columns)])
+    transposed = np.column_stack([free.jacobian.rmatvec(unit) for unit in np.eye(rows)])
+    assert np.abs(products - dense.jacobian).max() < 1e-12
+    assert np.abs(transposed - dense.jacobian.T).max() < 1e-12
+
+
+def test_at_a_minus_one_the_stable_profile_is_ccf_s():
+    """gCLM at a = -1 is CCF with α = 1 + λ: found from gCLM's own rough start, its α - 1 is the λ CCF's own
+    equation gives on the same grids."""
+    interval, spacing = (-40.0, 80.0), (0.2, 0.15)
+    equation = GCLMEquation(-1.0)
+    _, _, gclm = log_profile.find_profile(
+        equation, lambda g: equation.rough(2.25, g), 2.25, (1.9, 2.6), interval, 0.1, 0.02, spacing
+    )
+    _, _, ccf = ccf_find_profile(lambda g: ccf_rough_profile(1.25, g), 1.25, (0.9, 1.6), interval, 0.1, 0.02, spacing)
+    assert gclm.converged and ccf.converged
+    assert abs((gclm.lam - 1) - ccf.lam) < 1e-12
+
+
+@pytest.fixture(scope="module")
+def gclm_defaults(compose_train):
+    return compose_train("equation=gclm")
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("equation.a=1.0", "equation.a"),  # the smoothness condition divides by 1 - a
+        ("equation.a=0.9", "equation.a"),  # past a_c profile 0's α is not positive
+        ("equation.alpha_bracket=[1.5,1.0]", "equation.alpha_bracket"),
+        ("equation.newton_spacing=[0.1,0.2]", "equation.newton_spacing"),
+        ("equation.entry_alpha=0.5", "equation.entry_alpha"),
+        ("equation.alpha_tolerance=0", "equation.alpha_tolerance"),
+    ],
+)
+def test_bad_values_name_their_key(gclm_defaults, overridden, override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(overridden(gclm_defaults, override))
+
+
+def test_an_unstable_profile_off_ccf_needs_its_bracket(gclm_defaults, overridden):
+    with pytest.raises(ConfigError, match=r"equation\.alpha_bracket"):
+        validate(overridden(gclm_defaults, "profile=1", "equation.a=0.2"))
+    validate(overridden(gclm_defaults, "profile=1", "equation.a=-1.0"))  # CCF's defaults there
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a, alpha", [(0.0, 1.0), (0.5, 1 / 3)])
+def test_the_default_command_at_the_exact_members(tmp_path, run_blowup, a, alpha):
+    import json
+
+    run = run_blowup("train", "equation=gclm", f"equation.a={a}", "seed=2", "threads=1", f"hydra.run.dir={tmp_path}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert abs(summary["alpha"] - alpha) < 1e-12 and summary["alpha_error_estimate"] < 1e-11
+    assert summary["profile_max_error"] < 1e-10 and summary["lambda"] == summary["alpha"] - 1
