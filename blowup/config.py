@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from blowup.engine.derivatives import BACKENDS
 from blowup.equations import EQUATIONS, check_equation
@@ -87,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     resume: str | None = None
+    init_from: str | None = None  # a finished run of the same equation and network: its solution starts this one
     checkpoint_every: int = 500
     allow_not_converged: bool = False  # true: a run that ends "not_converged" still exits 0 (tiny test runs)
     max_memory_gb: float | None = None  # refuse runs estimated to need more; None: half this machine's memory
@@ -108,6 +110,21 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def check_init_from(cfg: DictConfig) -> None:
+    """init_from names a finished run whose equation and network this run's match (ConfigError otherwise)."""
+    path = Path(cfg.init_from)
+    allowed = f"a run dir with config.yaml and checkpoint.pt of equation {cfg.equation.name!r} and the same network"
+    try:
+        other = OmegaConf.load(path / "config.yaml")
+    except (OSError, ValueError, yaml.YAMLError):
+        other = None
+    require(other is not None and (path / "checkpoint.pt").is_file(), "init_from", cfg.init_from, allowed)
+    equation = other.get("equation") or {}
+    same = equation.get("name") == cfg.equation.name and equation.get("model") == cfg.equation.get("model")
+    require(same, "init_from", cfg.init_from, allowed)
+    require(not cfg.resume, "init_from", cfg.init_from, "null when resume is set (a resumed run has its own start)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Semantic checks after composition; raises ConfigError naming the key and allowed values."""
     require(
@@ -125,6 +142,8 @@ def validate(cfg: DictConfig) -> None:
     require(cfg.dtype in DTYPES, "dtype", cfg.dtype, "one of " + ", ".join(DTYPES))
     require(cfg.headline in HEADLINES, "headline", cfg.headline, "one of " + ", ".join(HEADLINES))
     require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads, "null or an integer >= 1")
+    if cfg.get("init_from"):
+        check_init_from(cfg)
     require(cfg.checkpoint_every > 0, "checkpoint_every", cfg.checkpoint_every, "an integer > 0")
     require(
         cfg.max_memory_gb is None or cfg.max_memory_gb > 0, "max_memory_gb", cfg.max_memory_gb, "null or a number > 0"

@@ -139,6 +139,14 @@ class Problem(ResidualTerms):
         the equation has none."""
         raise NotImplementedError
 
+    def init_from(self, other: Problem, network: bool = True) -> None:
+        """Start from another run's trained problem (`init_from=RUN_DIR`, its config checked to match): its
+        network's parameters where `network`; an equation with a refined result may start from that too."""
+        if network:
+            self.load_state_dict(
+                {k: v for k, v in other.state_dict().items() if k in dict(self.named_parameters())}, strict=False
+            )
+
     def continuation(self, key: str):
         """(a `blowup.solvers.continuation.BranchSystem` in the config key `key`, the solution's unknowns, the
         key's value): what `blowup continue` follows. ConfigError naming the keys that can be followed, where

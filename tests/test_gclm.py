@@ -111,3 +111,39 @@ def test_the_default_command_at_the_exact_members(tmp_path, run_blowup, a, alpha
     assert summary["status"] == "completed"
     assert abs(summary["alpha"] - alpha) < 1e-12 and summary["alpha_error_estimate"] < 1e-11
     assert summary["profile_max_error"] < 1e-10 and summary["lambda"] == summary["alpha"] - 1
+
+
+def test_init_from_refuses_a_run_of_another_equation_or_network(gclm_defaults, overridden, compose_train, tmp_path):
+    from omegaconf import OmegaConf
+
+    other = tmp_path / "ccf_run"
+    other.mkdir()
+    (other / "checkpoint.pt").write_bytes(b"")
+    OmegaConf.save(compose_train("equation=ccf"), other / "config.yaml")
+    with pytest.raises(ConfigError, match="init_from"):
+        validate(overridden(gclm_defaults, f"init_from={other}"))  # another equation
+    with pytest.raises(ConfigError, match="init_from"):
+        validate(overridden(gclm_defaults, f"init_from={tmp_path / 'none'}"))  # no run there
+    OmegaConf.save(compose_train("equation=gclm", "equation.model.width=8"), other / "config.yaml")
+    with pytest.raises(ConfigError, match="init_from"):
+        validate(overridden(gclm_defaults, f"init_from={other}"))  # another network
+    OmegaConf.save(compose_train("equation=gclm", "equation.a=0.2"), other / "config.yaml")
+    validate(overridden(gclm_defaults, f"init_from={other}"))  # the same equation and network at another a
+
+
+@pytest.mark.slow
+def test_a_run_started_from_a_neighbour_finds_the_same_profile(tmp_path, run_blowup):
+    """a = 0.1 from the a = 0 run's network and profile, and from scratch: the same α (a sweep that walks a by
+    hand gets what each run alone gets)."""
+    import json
+
+    common = ["train", "equation=gclm", "seed=1", "threads=1"]
+    runs = {"clm": ["equation.a=0"], "fresh": ["equation.a=0.1"], "walked": ["equation.a=0.1"]}
+    runs["walked"].append(f"init_from={tmp_path / 'clm'}")
+    alphas = {}
+    for name, extra in runs.items():
+        run = run_blowup(*common, *extra, f"hydra.run.dir={tmp_path / name}")
+        assert run.returncode == 0, run.stderr[-2000:]
+        alphas[name] = json.loads((tmp_path / name / "summary.json").read_text())["alpha"]
+    assert "starting from" in run.stdout + run.stderr
+    assert abs(alphas["walked"] - alphas["fresh"]) < 1e-12 and abs(alphas["fresh"] - 1) > 0.1

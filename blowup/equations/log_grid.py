@@ -122,6 +122,7 @@ class LogGridProfile(Problem):
     plot_name = "profile.png"
     judges_results = True  # Newton from the network says when the network is in the profile's basin
     equation: ProfileEquation
+    start_profile: tuple[np.ndarray, LogGrid, float] | None = None  # init_from's refined profile (u, grid, σ)
     unknown_name = "q"  # solution.csv's column of the unknown u (and its `_network` twin)
     title = "profile"
 
@@ -161,6 +162,19 @@ class LogGridProfile(Problem):
     @abstractmethod
     def solution_columns(self, u: np.ndarray, grid: LogGrid, scalar: float) -> dict[str, np.ndarray]:
         """solution.csv's physical columns (y, the profile, its transforms) on `grid`."""
+
+    def init_from(self, other: Problem, network: bool = True) -> None:
+        """The other run's network and σ (moved into this run's bracket), and its refined profile as the start of
+        the family scan: a parameter walked by hand starts each run from the last one's profile."""
+        if network:
+            super().init_from(other, network)
+            lam = min(max(other.lam.item(), self.lam_lo), self.lam_hi)
+            fraction = min(max((lam - self.lam_lo) / (self.lam_hi - self.lam_lo), 1e-6), 1 - 1e-6)
+            with torch.no_grad():
+                self.lam_raw.fill_(float(np.log(fraction / (1 - fraction))))
+        _, _, fine = other.newton_solves()
+        if fine.converged:
+            self.start_profile = (fine.q, fine.grid, fine.lam)
 
     def continued(self) -> dict[str, tuple[float, Callable[[float], ProfileEquation]]]:
         """The equation's parameters `blowup continue` can follow: config key -> (its value, the equation at
@@ -238,11 +252,17 @@ class LogGridProfile(Problem):
         """The family followed from the network's u and σ, Newton on the coarse grid from where it turned smooth,
         then on the fine grid from that (`find_profile`)."""
 
+        def start(grid: LogGrid) -> np.ndarray:
+            if self.start_profile is None:
+                return self.network_q(grid.s)
+            u, other, _ = self.start_profile
+            return np.interp(grid.s, other.s, u, left=0.0, right=0.0)
+
         def compute() -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
             return find_profile(
                 self.equation,
-                lambda grid: self.network_q(grid.s),
-                self.lam.item(),
+                start,
+                self.lam.item() if self.start_profile is None else self.start_profile[2],
                 (self.lam_lo, self.lam_hi),
                 self.cfg.grid,
                 self.cfg.scan_spacing,

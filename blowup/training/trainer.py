@@ -29,7 +29,14 @@ from blowup.equations import build_problem
 from blowup.problem import STAGE_PHASES, Problem
 from blowup.solvers.stopping import FINAL_REASONS, Convergence
 from blowup.training import logs
-from blowup.training.checkpoints import load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from blowup.training.checkpoints import (
+    load_checkpoint,
+    load_trained,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from blowup.training.estimate import estimate
 from blowup.training.outputs import judge, status_line, write_outputs
 from blowup.training.steps import StopOnSignal, accepted, all_finite, make_optimizer, take_step
@@ -133,6 +140,10 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
         problem.load_state_dict(state["problem"])
         set_rng_state(state["rng"], device)
         logs.console.print(f"resuming {source} at step {state['step']} ({state['phase']})")
+    if cfg.get("init_from"):  # the other run's refined profile starts this one's; its network only a fresh start
+        problem.init_from(load_trained(Path(cfg.init_from)), network=not state)
+        torch.set_default_dtype(DTYPES[cfg.dtype])  # loading the other run set its own
+        logs.console.print(f"starting from {cfg.init_from}")
     phases = [p for p in PHASES + STAGE_PHASES if p in problem.phases]
     expected = estimate(problem, cfg, phases, state, clock)  # refuses a run over max_hours: nothing written yet
     logs.console.print(logs.estimate_line(expected))
