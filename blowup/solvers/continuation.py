@@ -157,13 +157,15 @@ class Branch:
         found.corrector_steps = steps
         return found
 
-    def at_parameter(self, point: Point, mu: float) -> Point | None:
-        """The branch point at μ exactly (the last step to a target), from `point` along its tangent."""
+    def at(self, point: Point, component: int, value: float) -> Point | None:
+        """The branch point where z[component] = value (component -1: μ, the last step to a target; -2: the last
+        unknown, an exponent fixed while μ is found), from `point` along its tangent."""
         row = np.zeros(self.n + 1)
-        row[-1] = 1.0
-        dmu = mu - point.mu
-        guess = np.concatenate([point.x, [point.mu]]) + point.tangent * (dmu / point.tangent[-1])
-        found, steps = self.correct(point, guess, row, dmu)
+        row[component] = 1.0
+        origin = np.concatenate([point.x, [point.mu]])
+        change = value - origin[component]
+        guess = origin + point.tangent * (change / point.tangent[component])
+        found, steps = self.correct(point, guess, row, self._inner(row, guess - origin))
         if found is None:
             return None
         found.tangent = self.tangent(found.x, found.mu, point.tangent)
@@ -228,7 +230,7 @@ def follow(
             nxt = branch.step_from(point, h)
         events = []
         if (nxt.mu - target) * (point.mu - target) <= 0:  # the target lies on this step: land on it exactly
-            final = branch.at_parameter(point, target)
+            final = branch.at(point, -1, target)
             if final is None:
                 h /= 2
                 continue

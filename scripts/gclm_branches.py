@@ -1,0 +1,160 @@
+"""gCLM branches in the advection strength a (issue 26), each a `blowup train` then `blowup continue`:
+
+* fundamental: from the exact a = 0 member (α = 1) up to a = 1/2 (exact α = 1/3) and down to a = -1 (CCF's
+  stable profile, α = 1 + 1.1807776628998);
+* collapse: the same branch on a finer grid up towards a_c, where α vanishes (Lushnikov, Silantyev and Siegel:
+  a_c = 0.6890665337007457); α = 0 itself has no decaying profile, so a_c is the branch's a(α) extrapolated to
+  α = 0 by polynomials through its last points (every degree and count listed: their spread is the estimate);
+* unstable1: CCF's 1st unstable profile (α = 1.6057337012032) continued from a = -1 both ways, on a grid four
+  times finer than CCF's default: new (nobody has published how it continues in a).
+
+Writes results/gclm_<case>_<leg>.csv (branch.csv), results/gclm_events.csv (events and the checks against exact
+and published values) and results/gclm_branches.png. One run at a time, threads=1:
+
+    python3 scripts/gclm_branches.py                 # every case (~30 minutes on one core)
+    python3 scripts/gclm_branches.py --only fundamental
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+A_C = 0.6890665337007457  # Lushnikov, Silantyev, Siegel, arXiv 2010.01201
+CCF_ALPHA = {0: 2.1807776628998, 1: 1.6057337012032, 2: 1.4713248638620}  # 1 + λ, Wang et al. 2509.14185
+CASES = {
+    "fundamental": (["equation.a=0"], [("up", 0.5, ["alpha=0.5"]), ("down", -1.0, ["alpha=2"])]),
+    "collapse": (
+        ["equation.a=0", "equation.grid=[-40,60]", "equation.newton_spacing=[0.04,0.03]", "equation.eval_points=10001"],
+        [("up", 0.689, ["alpha=0.1", "alpha=0.05"])],
+    ),
+    "unstable1": (
+        ["equation.a=-1", "profile=1", "equation.newton_spacing=[0.0125,0.01]"],
+        [("up", 0.5, ["alpha=1.5", "alpha=1.4"]), ("down", -2.0, ["alpha=1.7"])],
+    ),
+}
+EXTRAPOLATE_BELOW = 0.12  # the collapse branch's points with α below this enter the fit of a(α)
+
+
+def blowup(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["blowup", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def run_case(name: str, work: Path) -> list[dict]:
+    train_args, legs = CASES[name]
+    run_dir = work / name
+    clock = time.perf_counter()
+    trained = blowup("train", "equation=gclm", "seed=0", "threads=1", *train_args, f"hydra.run.dir={run_dir}")
+    if trained.returncode != 0:
+        sys.exit(f"{name}: training failed: {trained.stderr[-500:]}")
+    print(f"{name}: trained in {time.perf_counter() - clock:.0f} s")
+    events = []
+    for leg, to, crossings in legs:
+        out = work / f"{name}_{leg}"
+        clock = time.perf_counter()
+        flags = [f"--event={event}" for event in crossings]
+        walked = blowup("continue", str(run_dir), "--param", "equation.a", "--to", str(to), "--out", str(out),
+                        "--max-step", "0.1", "--max-points", "150", *flags)  # fmt: skip
+        seconds = time.perf_counter() - clock
+        branch = pd.read_csv(out / "branch.csv")
+        branch.to_csv(ROOT / "results" / f"gclm_{name}_{leg}.csv", index=False, float_format="%.17g")
+        ended = walked.stdout.strip().splitlines()[-1] if walked.stdout.strip() else walked.stderr[-300:]
+        print(f"{name} {leg}: {ended} ({seconds:.0f} s)")
+        for _, event in pd.read_csv(out / "events.csv").iterrows():
+            events.append({"case": name, "leg": leg, **event.to_dict()})
+        last = branch.iloc[-1]
+        events.append({"case": name, "leg": leg, "event": "end", "parameter": last.a, "value": last.alpha,
+                       "reason": ended.split(":")[0], "seconds": seconds})  # fmt: skip
+    return events
+
+
+def checks(events: list[dict]) -> list[dict]:
+    """The branches against the exact and published values they should meet."""
+    rows = []
+    ends = {(e["case"], e["leg"]): e for e in events if e["event"] == "end"}
+    for (case, leg), exact, what in [
+        (("fundamental", "up"), 1 / 3, "alpha at a = 1/2 vs exact 1/3"),
+        (("fundamental", "down"), CCF_ALPHA[0], "alpha at a = -1 vs CCF stable 1 + 1.1807776628998"),
+    ]:
+        if (case, leg) in ends:
+            end = ends[(case, leg)]
+            rows.append({"case": case, "leg": leg, "event": what, "parameter": end["parameter"],
+                         "value": end["value"], "reference": exact, "difference": end["value"] - exact})  # fmt: skip
+    path = ROOT / "results" / "gclm_collapse_up.csv"
+    if path.is_file():
+        rows.extend(extrapolate_collapse(pd.read_csv(path)))
+    return rows
+
+
+def extrapolate_collapse(branch: pd.DataFrame) -> list[dict]:
+    """a_c as a(α = 0): polynomials of each degree through each count of the last points below EXTRAPOLATE_BELOW."""
+    near = branch[branch.alpha < EXTRAPOLATE_BELOW].drop_duplicates("a").sort_values("alpha")
+    rows = []
+    for count in range(4, len(near) + 1):
+        for degree in range(2, min(count, 6)):
+            points = near.head(count)
+            a_c = float(np.polyval(np.polyfit(points.alpha, points.a, degree), 0.0))
+            rows.append({"case": "collapse", "leg": "up", "event": f"alpha=0 extrapolated (degree {degree}, "
+                         f"{count} points, alpha >= {points.alpha.min():.3g})", "parameter": a_c, "value": 0.0,
+                         "reference": A_C, "difference": a_c - A_C})  # fmt: skip
+    return rows
+
+
+def plot(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for csv, style, label in [
+        ("gclm_fundamental_up.csv", "C0-", "fundamental (profile 0)"),
+        ("gclm_fundamental_down.csv", "C0-", None),
+        ("gclm_collapse_up.csv", "C0--", "fundamental, fine grid, towards a_c"),
+        ("gclm_unstable1_up.csv", "C1-", "CCF's 1st unstable, continued (new)"),
+        ("gclm_unstable1_down.csv", "C1-", None),
+    ]:
+        file = ROOT / "results" / csv
+        if file.is_file():
+            branch = pd.read_csv(file)
+            ax.plot(branch.a, branch.alpha, style, label=label)
+            ax.plot(branch.a.iloc[-1:], branch.alpha.iloc[-1:], "kx")
+    ax.plot([0, 0.5], [1, 1 / 3], "ks", mfc="none", label="exact (a = 0, 1/2)")
+    ax.plot([-1] * 3, list(CCF_ALPHA.values()), "k^", mfc="none", label="CCF (a = -1), published")
+    ax.plot([A_C], [0], "kD", mfc="none", label="a_c (Lushnikov et al.)")
+    ax.set(xlabel="a", ylabel="α", title="gCLM self-similar exponent α along the branches (x: where each ended)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", choices=list(CASES), default=list(CASES))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="gclm_branches_"))
+    events_path = ROOT / "results" / "gclm_events.csv"
+    kept = pd.read_csv(events_path) if events_path.is_file() else pd.DataFrame(columns=["case"])
+    kept = kept[~kept.case.isin(args.only)]
+    events = [row for name in args.only for row in run_case(name, work)]
+    table = pd.concat([kept[kept.reference.isna()] if "reference" in kept else kept, pd.DataFrame(events)])
+    table = pd.concat([table, pd.DataFrame(checks(table.to_dict("records")))], ignore_index=True)
+    table.to_csv(events_path, index=False, float_format="%.17g")
+    print(table[[c for c in ("case", "leg", "event", "parameter", "value", "difference") if c in table]].to_string())
+    plot(ROOT / "results" / "gclm_branches.png")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
