@@ -1,12 +1,12 @@
-"""Stability of the stable CCF profile (equations.ccf.stability): the time-translation mode against its formula."""
+"""Stability of the stable CCF profile (solvers.log_stability): the time-translation mode against its formula."""
 
 import numpy as np
 import pytest
 
-from blowup.equations.ccf import stability as ccf_stability
 from blowup.equations.ccf.profile import jacobian_in_q, refine, solve_profile
-from blowup.equations.ccf.stability import CCFStability
+from blowup.solvers import log_stability as ccf_stability
 from blowup.solvers.hilbert import LogGrid, derivative
+from blowup.solvers.log_stability import LogGridStability as CCFStability
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,7 @@ def test_continue_from_clm_meets_the_exact_member_at_one_half_and_resumes(gclm_r
     [
         (["--param", "equation.b", "--to", "1"], "equation.a"),
         (["--param", "equation.a", "--to", "1", "--event", "alpha"], "--event"),
-        (["--param", "equation.a", "--to", "0.5", "--stability"], "--stability"),
+        (["--param", "equation.a", "--to", "0"], "--to"),  # the run is there already
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(gclm_run, run_blowup, extra, named):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from blowup.errors import ConfigError
-from blowup.solvers.continuation import Branch, Point, Settings, first_tangent, follow
+from blowup.solvers.continuation import Branch, Event, Point, Settings, first_tangent, follow
 from blowup.training.checkpoints import load_trained
 
 STATE = "state.npz"
@@ -46,7 +46,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-step", type=float, default=0.2)
     parser.add_argument("--max-points", type=int, default=200, help="points at most (each a few Newton solves)")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--stability", action="store_true", help="the unstable count at every point")
+    parser.add_argument("--stability", action="store_true", help="the unstable count at every point (spectra: slow)")
     return parser.parse_args(argv)
 
 
@@ -97,8 +97,6 @@ def main(argv: list[str]) -> int:
         crossings = [parse_event(text) for text in args.event]
         if args.step <= 0 or args.max_step < args.step or args.max_points < 1:
             raise ConfigError("--step, --max-step, --max-points are invalid: allowed 0 < step <= max-step, points >= 1")
-        if args.stability:
-            raise ConfigError("--stability is invalid here: no equation that can be continued has a stability analysis")
         problem = load_trained(args.run)
         system, x, mu = problem.continuation(args.param)
     except ConfigError as err:
@@ -124,7 +122,8 @@ def main(argv: list[str]) -> int:
             (out / name).unlink(missing_ok=True)
         start = Point(x, mu, first_tangent(branch, x, mu, np.sign(args.to - mu)))
         _append(
-            out / "branch.csv", {key: mu, **system.report(x, mu), "arclength_step": 0.0, "dparam_ds": start.tangent[-1]}
+            out / "branch.csv",
+            {key: mu, **system.report(x, mu, args.stability), "arclength_step": 0.0, "dparam_ds": start.tangent[-1]},
         )
         step, index = args.step, 0
         _save_state(out, start, step, index)
@@ -132,6 +131,7 @@ def main(argv: list[str]) -> int:
         start, step, index = resumed
         print(f"resuming {out} at {args.param} = {start.mu:.12g} (point {index})")
     walk = follow(branch, start, args.to, args.max_points - index, crossings, figures, step)
+    previous = pd.read_csv(out / "branch.csv").iloc[-1].get("n_unstable") if args.stability else None
     reason = "reached" if start.mu == args.to else "interrupted"  # a finished branch only writes its outputs again
     try:
         while reason != "reached" or start.mu != args.to:
@@ -141,8 +141,12 @@ def main(argv: list[str]) -> int:
                 reason = stop.value
                 break
             index += 1
-            report = system.report(point.x, point.mu)
+            report = system.report(point.x, point.mu, args.stability)
             row = {key: point.mu, **report, "arclength_step": step, "dparam_ds": point.tangent[-1]}
+            changed = args.stability and previous is not None and row["n_unstable"] != previous
+            if changed:  # located to the step: every spectrum is the costly part of a point
+                events.append(Event(f"n_unstable {previous:g} -> {row['n_unstable']:g}", point.mu, row["n_unstable"]))
+            previous = row.get("n_unstable")
             _append(out / "branch.csv", row)
             for event in events:
                 _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})

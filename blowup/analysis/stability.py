@@ -72,7 +72,9 @@ def plot(spectrum: Spectrum, path: Path, leading: int = 6) -> None:
 
 
 def show(run_dir: Path, spectrum: Spectrum, console: Console) -> None:
-    grid = Table(title=f"{run_dir}: λ = {spectrum.counts['lambda']:.15g}")
+    name = next((key for key in ("lambda", "alpha") if key in spectrum.counts), None)
+    symbol = {"lambda": "λ", "alpha": "α"}.get(name, "")
+    grid = Table(title=f"{run_dir}: {symbol} = {spectrum.counts[name]:.15g}" if name else str(run_dir))
     for column in ("ν", "error", "parity", "symmetry", "exact", "eigenfunction err"):
         grid.add_column(column, justify="right")
     for m in spectrum.modes:

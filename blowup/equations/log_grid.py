@@ -30,11 +30,14 @@ from blowup.engine.models import MLP
 from blowup.errors import ConfigError, require, require_all
 from blowup.problem import Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
-from blowup.solvers.log_profile import FamilyScan, ParameterBranch, ProfileEquation, ProfileSolve, find_profile
+from blowup.solvers.log_branch import ParameterBranch
+from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, find_profile
+from blowup.solvers.log_stability import LogGridStability
 
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
 MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
+SPECTRUM_POINTS = 50_001  # `blowup stability` on grids up to this (dense up to 6001 points, shift-invert past)
 SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
 
 
@@ -305,6 +308,15 @@ class LogGridProfile(Problem):
         if not (coarse.converged and fine.converged):
             raise ValueError("Newton did not converge from this run's network: no profile to analyse")
         return coarse, fine
+
+    def stability(self) -> LogGridStability:
+        points = LogGrid.with_spacing(*self.cfg.grid, self.cfg.newton_spacing[1]).points
+        if points > SPECTRUM_POINTS:  # before any Newton: the answer would be an unannounced wait
+            raise ValueError(
+                f"the stability spectrum on this run's fine grid ({points} points) is not available: past "
+                f"{SPECTRUM_POINTS} points its shift-invert eigenvalues take minutes per grid and were not measured"
+            )
+        return LogGridStability(*self.profile_solves())
 
     def failure(self, evaluation: dict) -> str | None:
         name = self.equation.scalar_name

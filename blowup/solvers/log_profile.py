@@ -89,6 +89,15 @@ class ProfileEquation(Protocol):
     """What an equation states for this solver; everything else (Newton, the family, refinement) is shared."""
 
     scalar_name: str  # "lambda", "alpha": how summaries name σ
+    stability_sign: float  # L = sign ∂R/∂u: the self-similar evolution is u_τ = sign R(u) (`log_stability`)
+    parity: str  # the profile's parity class, the perturbations' ("even" Θ for CCF, "odd" Ω for gCLM)
+
+    def origin_speed(self, scalar: float) -> float:
+        """c₀ at a smooth profile: near the origin a solution of L φ = ν φ goes like e^((1 - ν/c₀)s) or e^s."""
+
+    def local_rate(self, u: np.ndarray, scalar: float, grid: LogGrid) -> np.ndarray:
+        """The multiplier of v in L's local part (L = local_rate - c d/ds + nonlocal): grid artefacts reach its
+        largest value."""
 
     def linearise(self, u: np.ndarray, scalar: float, grid: LogGrid) -> Linearised: ...
 
@@ -399,38 +408,3 @@ def refine(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
         raise ValueError(f"refine needs more points on the same interval, got {grid} after {solve.grid}")
     q, _ = interpolate(solve.q, solve.grid, grid.points)
     return newton(solve.equation, q, solve.lam, grid)
-
-
-class ParameterBranch:
-    """A log-grid profile as a system to continue in one equation parameter μ (`blowup.solvers.continuation`):
-    x = (u, σ) on `grid`, `equation_at(μ)` the equation there. Each reported point is also solved on the
-    `fine` grid: σ's change between the grids is its error estimate, as a run's."""
-
-    def __init__(self, equation_at: Callable[[float], ProfileEquation], grid: LogGrid, fine: LogGrid, eval_points: int):
-        self.equation_at, self.grid, self.fine, self.eval_points = equation_at, grid, fine, eval_points
-        self.size, self.centre = grid.points + 1, int(np.argmin(np.abs(grid.s)))
-
-    def residual(self, x: np.ndarray, mu: float) -> np.ndarray:
-        lin = self.equation_at(mu).linearise(x[:-1], x[-1], self.grid)
-        return np.concatenate([lin.residual, [lin.slope[self.centre], lin.defect]])
-
-    def linearise(self, x: np.ndarray, mu: float):
-        system = _ProfileSystem(self.equation_at(mu), self.grid, smooth=True)
-        lin = system.linearise((x[:-1], x[-1]))
-        return lin.residual, lin.jacobian, system.preconditioner
-
-    def measures(self, x: np.ndarray, mu: float) -> dict[str, float]:
-        return self.equation_at(mu).measures(x[:-1], x[-1], self.grid)
-
-    def report(self, x: np.ndarray, mu: float) -> dict[str, float]:
-        """The point's measures on the coarse grid, σ on the fine grid, and its error estimate and off-grid
-        residual (NaN where the fine solve did not converge)."""
-        equation = self.equation_at(mu)
-        name = equation.scalar_name
-        out = equation.measures(x[:-1], x[-1], self.grid)
-        fine = refine(ProfileSolve(x[-1], x[:-1], self.grid, 0, True, equation=equation), self.fine)
-        out[f"{name}_coarse"] = out[name]
-        out[name] = fine.lam if fine.converged else float("nan")
-        out[f"{name}_error_estimate"] = abs(fine.lam - x[-1]) if fine.converged else float("nan")
-        out["residual_max"] = fine.offgrid_residual_max(self.eval_points) if fine.converged else float("nan")
-        return out

@@ -18,7 +18,6 @@ from torch import Tensor
 
 from blowup.engine.models import ModelConfig
 from blowup.equations.ccf.profile import CCF_EQUATION
-from blowup.equations.ccf.stability import CCFStability
 from blowup.equations.log_grid import LogGridProfile, check_grids
 from blowup.errors import require
 from blowup.problem import typed_equation_config
@@ -45,7 +44,6 @@ DEFAULTS = {
     2: ProfileDefaults((0.4, 0.52), (-36.0, 60.0), (0.001, 0.0005), 0.005, 0.7),
     3: ProfileDefaults((0.4, 0.468), (-36.0, 60.0), (0.001, 0.0005), 0.005, 0.7),
 }
-SPECTRUM_POINTS = 50_001  # `blowup stability` on grids up to this (dense up to 6001 points, shift-invert past)
 
 
 @dataclass
@@ -129,15 +127,6 @@ class CCF(LogGridProfile):
         """y > 0 (Θ is even, Ω = Θ' and HΘ odd)."""
         y = np.exp(grid.s)
         return {"y": y, "Theta": y * q, "Omega": q + derivative(q, grid), "H_Theta": y * hilbert_over_y(q, grid)}
-
-    def stability(self) -> CCFStability:
-        points = LogGrid.with_spacing(*self.cfg.grid, self.cfg.newton_spacing[1]).points
-        if points > SPECTRUM_POINTS:  # before any Newton: the answer would be an unannounced wait
-            raise ValueError(
-                f"the stability spectrum on this run's fine grid ({points} points) is not available: past "
-                f"{SPECTRUM_POINTS} points its shift-invert eigenvalues take minutes per grid and were not measured"
-            )
-        return CCFStability(*self.profile_solves())
 
 
 def build(cfg: DictConfig) -> CCF:

@@ -104,6 +104,14 @@ class CCFEquation:
     """CCF's profile equation for the shared log-grid solver (`blowup.solvers.log_profile.ProfileEquation`)."""
 
     scalar_name: str = "lambda"
+    stability_sign: float = -1.0  # Θ_τ = -F(Θ): L = -∂R/∂q
+    parity: str = "even"
+
+    def origin_speed(self, lam: float) -> float:
+        return lam / 2  # c = 1 + λ + Tq(-∞) at the smoothness condition
+
+    def local_rate(self, q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
+        return lam - (1 + lam + hilbert_over_y(q, grid))  # -∂R/∂q = λ - c(1 + d/ds) - (q + q_s) T
 
     def linearise(self, q: np.ndarray, lam: float, grid: LogGrid) -> _TransportProducts:
         return _TransportProducts(q, lam, grid)

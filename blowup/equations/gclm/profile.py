@@ -74,6 +74,14 @@ class GCLMEquation:
 
     a: float
     scalar_name: str = "alpha"
+    stability_sign: float = 1.0  # p_τ = G(p): L = ∂G/∂p
+    parity: str = "odd"
+
+    def origin_speed(self, alpha: float) -> float:
+        return (alpha + self.a) / (1 - self.a)  # c = α - aτ at τ = -(1 + α)/(1 - a)
+
+    def local_rate(self, p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
+        return -(1 + hilbert_over_y(p, grid))  # ∂G/∂p = -(1 + Tp) - c d/ds + nonlocal
 
     def linearise(self, p: np.ndarray, alpha: float, grid: LogGrid) -> _Products:
         return _Products(p, alpha, self.a, grid)

@@ -1,0 +1,156 @@
+"""Linear stability of a log-grid profile (`blowup.solvers.log_profile`): the spectrum of L at two spacings.
+
+In self-similar variables (τ = -log(1 - t)) a profile evolves by u_τ = ±R(u): L = ±∂R/∂u, the sign the
+equation states (`ProfileEquation.stability_sign`; CCF's Θ_τ = -F gives L = -∂R/∂q, gCLM's p_τ = G gives
+L = ∂G/∂p), the operator Newton already applies. So the spectrum in the profile's parity class (CCF's even Θ,
+gCLM's odd Ω) is one eigenvalue call per grid: every eigenvalue of the dense matrix on grids up to
+DENSE_POINTS; past that (CCF's profile 2 needs 10^5 points) the NEAREST to SHIFT by shift-invert Arnoldi on L's
+action, whose products cost what Newton's steps do.
+
+What makes an eigenvalue genuine is its eigenfunction. Near the origin, where the transport speed tends to
+c₀ (`ProfileEquation.origin_speed`: CCF's λ/2), an eigenfunction at ν is A e^s (smooth) plus B e^((1 - ν/c₀)s)
+(not smooth, or not even decaying for Re ν > c₀). In a space that does not ask for smoothness every ν in a strip
+is an eigenvalue, so a mode is reported only when its eigenfunction decays like e^s towards the origin (B = 0),
+decays far out, and its eigenvalue is found on both grids (their difference is its error). The grid adds
+artefacts of its own: transport around the periodic grid gives eigenvalues up to the largest local rate of L
+(`ProfileEquation.local_rate`; CCF's λ - min c), with eigenfunctions that change between grids or decay at the
+origin like the non-smooth part, and the same tests discard them. They cannot tell e^s from e^((1 - ν/c₀)s) when
+ν is small against c₀: eigenvalues with 0 < Re ν ≤ RESOLVED_FRACTION·2c₀ that pass are listed as candidates,
+not counted.
+
+Symmetry modes of the self-similar ansatz: time translation ν = 1 and the scaling family ν = 0, both in the
+profile's class (space translation and, for CCF, adding a constant to θ lie outside it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, eigs, gmres
+
+from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
+from blowup.solvers.log_profile import ProfileSolve, jacobian_operator, transport_preconditioner
+
+SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
+RESOLVED_FRACTION = 0.1  # above ν = this·2c₀ a non-smooth part's rate 1 - ν/c₀ is 4 SMOOTH_RATE or more from 1
+ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
+GRIDS_AGREE = 1e-6  # the same eigenvalue on both grids, relative to max(1, |ν|)
+SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
+DENSE_POINTS = 6001  # all eigenvalues, dense, up to this many grid points (about 100 bytes a matrix entry) ...
+SHIFT = 0.6  # ... past it the NEAREST to SHIFT: the unstable modes of profiles 1 and 2 and the time mode (ν = 1)
+NEAREST = 12
+INNER_TOLERANCE = 1e-12  # each shift-invert product's GMRES solve
+INNER_RESTART = 200
+SYMMETRIES = [Symmetry("time", 1.0, None), Symmetry("scaling", 0.0, None)]  # those inside the profile's class
+
+
+def _dense_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
+    """Every eigenvalue and eigenvector of L = ±∂R/∂u (dense)."""
+    equation = solve.equation
+    return np.linalg.eig(equation.stability_sign * equation.dense(solve.q, solve.lam, solve.grid).jacobian)
+
+
+def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
+    """The NEAREST eigenvalues of L to SHIFT, by shift-invert Arnoldi (ARPACK) on L's action alone: each
+    (L - σ)⁻¹ b a GMRES solve of (±∂R/∂u - σ) x = b preconditioned by the transport part, as Newton's steps are.
+    The unstable modes and the time mode lie nearest σ; the grid's transport artefacts, whose eigenvalues
+    have large imaginary parts, and the continuum near Re ν = 0 lie farther."""
+    jacobian, lin = jacobian_operator(solve.equation, solve.q, solve.lam, solve.grid)
+    sign, n = solve.equation.stability_sign, solve.grid.points
+    preconditioner = transport_preconditioner(lin.speed, solve.grid)
+    shifted = LinearOperator((n, n), matvec=lambda v: jacobian.matvec(v) - sign * SHIFT * v, dtype=float)
+
+    def inverse(b: np.ndarray) -> np.ndarray:
+        x, _ = gmres(shifted, sign * b, M=preconditioner, rtol=INNER_TOLERANCE, restart=INNER_RESTART, maxiter=20)
+        return x
+
+    operator = LinearOperator((n, n), matvec=lambda v: sign * jacobian.matvec(v), dtype=float)
+    return eigs(operator, k=NEAREST, sigma=SHIFT, OPinv=LinearOperator((n, n), matvec=inverse, dtype=float), tol=1e-12)
+
+
+def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray) -> bool:
+    """The eigenfunction ~ e^s towards the origin (smooth), and far out either decaying or already at round-off
+    (an exact mode whose leading far-field term cancels, as the time mode's does)."""
+    s, size = solve.grid.s, np.abs(vector) + 1e-300
+    near = (s > solve.grid.left + 15) & (s < solve.grid.left + 28)
+    far = (s > solve.grid.right - 40) & (s < solve.grid.right - 20)
+    toward_origin = np.polyfit(s[near], np.log(size[near]), 1)[0]
+    far_out = np.polyfit(s[far], np.log(size[far]), 1)[0]
+    return abs(toward_origin - 1) <= SMOOTH_RATE and (far_out < 0 or size[far].max() <= ROUND_OFF * size.max())
+
+
+@dataclass
+class LogGridStability(Stability):
+    """`blowup stability` on a log-grid run: the coarse and fine Newton solves of its profile."""
+
+    coarse: ProfileSolve
+    fine: ProfileSolve
+
+    def analyse(self) -> Spectrum:
+        started = time.perf_counter()
+        lam = self.fine.lam
+        (coarse_nu, _, coarse_artefacts), (nu, vectors, fine_artefacts) = (
+            _spectrum(solve, lam) for solve in (self.coarse, self.fine)
+        )
+        equation = self.fine.equation
+        bound = RESOLVED_FRACTION * 2 * equation.origin_speed(lam)
+        modes, discarded = [], 0
+        for i in np.argsort(-nu.real):
+            if nu[i].real <= 0:
+                break
+            error = float(np.min(np.abs(coarse_nu - nu[i])))
+            if error > GRIDS_AGREE * max(1.0, abs(nu[i])) or not _smooth_and_decaying(self.fine, vectors[:, i]):
+                discarded += 1
+                continue
+            modes.append(
+                Mode(nu=complex(nu[i]), error=error, parity=equation.parity, values=self._shown(vectors[:, i]))
+            )
+        for mode in modes:
+            mode.symmetry = next((s.name for s in SYMMETRIES if abs(mode.nu - s.nu) <= MATCH), None)
+        unstable = [m for m in modes if m.nu.real - m.error > bound and m.symmetry is None]
+        in_continuum = [m for m in modes if m.nu.real <= bound and m.symmetry is None]
+        counts = {
+            "n_unstable": len(unstable),
+            f"n_unstable_{equation.parity}": len(unstable),  # the other parity class is not analysed
+            "unstable_modes": [[m.nu.real, m.nu.imag] for m in unstable],
+            "resolved_above": bound,  # at or below this Re ν smooth and non-smooth eigenfunctions look alike
+            # eigenvalues in (0, bound] that pass the same tests: candidates, not counted as unstable
+            "grid_artefacts_up_to": max(coarse_artefacts, fine_artefacts),  # L's largest local rate: discarded there
+            "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],
+            "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
+            "symmetry_modes_missing": [
+                s.name for s in SYMMETRIES if s.nu > bound and not any(m.symmetry == s.name for m in modes)
+            ],
+            "n_reported": len(modes),
+            "n_discarded": discarded,
+            "grid_points": [self.coarse.grid.points, self.fine.grid.points],
+            equation.scalar_name: lam,
+            "max_error": max((m.error for m in modes), default=None),
+            "wall_time_s": time.perf_counter() - started,
+        }
+        return Spectrum(modes, counts, SHOWN, "s = log y", [], _summary(counts, equation.parity))
+
+    def _shown(self, vector: np.ndarray) -> np.ndarray:
+        """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
+        values = np.interp(np.linspace(*SHOWN, GRID), self.fine.grid.s, vector.real)
+        return values / np.max(np.abs(values))
+
+
+def _spectrum(solve: ProfileSolve, lam: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """L's eigenvalues and eigenvectors on the solve's grid (all of them up to DENSE_POINTS, past it the NEAREST
+    to SHIFT), and L's largest local rate: up to where its artefacts reach."""
+    dense = solve.grid.points <= DENSE_POINTS
+    nu, vectors = _dense_spectrum(solve) if dense else _nearest_spectrum(solve)
+    return nu, vectors, float(solve.equation.local_rate(solve.q, lam, solve.grid).max())
+
+
+def _summary(counts: dict, parity: str) -> str:
+    """The console's line: counted right of where smooth and non-smooth eigenfunctions are told apart."""
+    return (
+        f"unstable (symmetries excluded) with Re ν > {counts['resolved_above']:.4f}: {counts['n_unstable']} "
+        f"({parity} class); at or below that a smooth eigenfunction is not told from a non-smooth one: "
+        f"{len(counts['candidates_in_continuum'])} candidates there, not counted; "
+        f"{counts['n_reported']} converged, {counts['n_discarded']} discarded; {counts['wall_time_s']:.1f} s"
+    )
