@@ -3,8 +3,11 @@
 * fundamental: from the exact a = 0 member (α = 1) up to a = 1/2 (exact α = 1/3) and down to a = -1 (CCF's
   stable profile, α = 1 + 1.1807776628998);
 * collapse: the same branch on a finer grid up towards a_c, where α vanishes (Lushnikov, Silantyev and Siegel:
-  a_c = 0.6890665337007457); α = 0 itself has no decaying profile, so a_c is the branch's a(α) extrapolated to
-  α = 0 by polynomials through its last points (every degree and count listed: their spread is the estimate);
+  a_c = 0.6890665337007457), until the grid no longer resolves it; then, from its last point, the branch at fixed
+  α = 0.012 ... 0.004 (α held, a solved for: `Branch.at`) on grids of spacing α/3 and α/4 over [-40, 12] (the
+  profile's far decay e^(-s/α) steepens as α falls); α = 0 itself has no decaying profile, so a_c is a(α)
+  extrapolated to α = 0 by polynomials through those points (every degree and count listed: their spread is the
+  estimate's);
 * unstable1: CCF's 1st unstable profile (α = 1.6057337012032) continued from a = -1 both ways, on a grid four
   times finer than CCF's default: new (nobody has published how it continues in a).
 
@@ -28,6 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from blowup.analysis.continuation import _load_state
+from blowup.equations.gclm.profile import GCLMEquation
+from blowup.solvers.continuation import Branch, Point, Settings
+from blowup.solvers.hilbert import LogGrid
+from blowup.solvers.log_branch import ParameterBranch
+
 ROOT = Path(__file__).resolve().parents[1]
 A_C = 0.6890665337007457  # Lushnikov, Silantyev, Siegel, arXiv 2010.01201
 CCF_ALPHA = {0: 2.1807776628998, 1: 1.6057337012032, 2: 1.4713248638620}  # 1 + λ, Wang et al. 2509.14185
@@ -42,7 +51,8 @@ CASES = {
         [("up", 0.5, ["alpha=1.5", "alpha=1.4"]), ("down", -2.0, ["alpha=1.7"])],
     ),
 }
-EXTRAPOLATE_BELOW = 0.12  # the collapse branch's points with α below this enter the fit of a(α)
+FIXED_ALPHA = [0.012, 0.01, 0.008, 0.006, 0.005, 0.004]  # below the collapse branch's last point, on finer grids
+COLLAPSE_INTERVAL = (-40.0, 12.0)  # the far tail is round-off by s = 5 for α below 0.015
 
 
 def blowup(*args: str) -> subprocess.CompletedProcess:
@@ -71,6 +81,10 @@ def run_case(name: str, work: Path) -> list[dict]:
         print(f"{name} {leg}: {ended} ({seconds:.0f} s)")
         for _, event in pd.read_csv(out / "events.csv").iterrows():
             events.append({"case": name, "leg": leg, **event.to_dict()})
+        if name == "collapse":
+            run_grid = LogGrid.with_spacing(-40.0, 60.0, 0.04)  # the collapse run's coarse grid (CASES)
+            fixed = fixed_alpha_points(out, run_grid)
+            fixed.to_csv(ROOT / "results" / "gclm_collapse_fixed_alpha.csv", index=False, float_format="%.17g")
         last = branch.iloc[-1]
         events.append({"case": name, "leg": leg, "event": "end", "parameter": last.a, "value": last.alpha,
                        "reason": ended.split(":")[0], "seconds": seconds})  # fmt: skip
@@ -89,23 +103,57 @@ def checks(events: list[dict]) -> list[dict]:
             end = ends[(case, leg)]
             rows.append({"case": case, "leg": leg, "event": what, "parameter": end["parameter"],
                          "value": end["value"], "reference": exact, "difference": end["value"] - exact})  # fmt: skip
-    path = ROOT / "results" / "gclm_collapse_up.csv"
+    path = ROOT / "results" / "gclm_collapse_fixed_alpha.csv"
     if path.is_file():
         rows.extend(extrapolate_collapse(pd.read_csv(path)))
     return rows
 
 
-def extrapolate_collapse(branch: pd.DataFrame) -> list[dict]:
-    """a_c as a(α = 0): polynomials of each degree through each count of the last points below EXTRAPOLATE_BELOW."""
-    near = branch[branch.alpha < EXTRAPOLATE_BELOW].drop_duplicates("a").sort_values("alpha")
+def fixed_alpha_points(out: Path, run_grid: LogGrid) -> pd.DataFrame:
+    """From the collapse branch's last point, a at each FIXED_ALPHA on grids of spacing α/3 and α/4 (the finer
+    one's a reported, their difference its estimate), each started from the last, a extrapolated linearly."""
+    point, _, _ = _load_state(out)
+    u, grid, alpha, a = point.x[:-1], run_grid, point.x[-1], point.mu
+    known, rows = [(alpha, a)], []
+    for target in FIXED_ALPHA:
+        (s1, a1), (s2, a2) = known[-2:] if len(known) > 1 else (known[-1], known[-1])
+        a_guess = a2 + ((a2 - a1) / (s2 - s1) * (target - s2) if s2 != s1 else 0.0)
+        found = {}
+        for spacing in (target / 3, target / 4):
+            clock = time.perf_counter()
+            fine = LogGrid.with_spacing(*COLLAPSE_INTERVAL, spacing)
+            start = np.interp(fine.s, grid.s, u, left=0.0, right=0.0)
+            system = ParameterBranch(GCLMEquation, fine, fine, 3 * fine.points)
+            branch = Branch(system, Settings(krylov_iterations=3000))
+            origin = Point(np.concatenate([start, [alpha]]), a_guess, np.zeros(system.size + 1))
+            row = np.zeros(system.size + 1)
+            row[-2] = system.size  # α held at the target: the branch norm weighs unknowns by 1/size
+            solved, _ = branch.correct(origin, np.concatenate([start, [target, a_guess]]), row, target - alpha)
+            if solved is None:
+                print(f"collapse: alpha = {target} not solved on {fine.points} points")
+                return pd.DataFrame(rows)
+            found[spacing] = (solved, fine, time.perf_counter() - clock)
+        (coarse, _, _), (best, best_grid, seconds) = found.values()
+        rows.append({"alpha": target, "a": best.mu, "a_error_estimate": abs(best.mu - coarse.mu),
+                     "points": best_grid.points, "seconds": seconds})  # fmt: skip
+        print(f"collapse: alpha = {target}: a = {best.mu:.13f} (estimate {abs(best.mu - coarse.mu):.1e}, "
+              f"{best_grid.points} points, {seconds:.0f} s)")  # fmt: skip
+        u, grid, alpha = best.x[:-1], best_grid, target
+        known.append((target, best.mu))
+    return pd.DataFrame(rows)
+
+
+def extrapolate_collapse(points: pd.DataFrame) -> list[dict]:
+    """a_c as a(α = 0): polynomials of each degree through the fixed-α points, each count from the smallest α."""
+    near = points.sort_values("alpha")
     rows = []
-    for count in range(4, len(near) + 1):
-        for degree in range(2, min(count, 6)):
-            points = near.head(count)
-            a_c = float(np.polyval(np.polyfit(points.alpha, points.a, degree), 0.0))
-            rows.append({"case": "collapse", "leg": "up", "event": f"alpha=0 extrapolated (degree {degree}, "
-                         f"{count} points, alpha >= {points.alpha.min():.3g})", "parameter": a_c, "value": 0.0,
-                         "reference": A_C, "difference": a_c - A_C})  # fmt: skip
+    for count in range(3, len(near) + 1):
+        for degree in range(1, min(count, 5)):
+            chosen = near.head(count)
+            a_c = float(np.polyval(np.polyfit(chosen.alpha, chosen.a, degree), 0.0))
+            rows.append({"case": "collapse", "leg": "fixed_alpha", "event": f"alpha=0 extrapolated (degree {degree}, "
+                         f"{count} points, alpha {chosen.alpha.min():.3g}..{chosen.alpha.max():.3g})",
+                         "parameter": a_c, "value": 0.0, "reference": A_C, "difference": a_c - A_C})  # fmt: skip
     return rows
 
 
@@ -120,6 +168,7 @@ def plot(path: Path) -> None:
         ("gclm_fundamental_up.csv", "C0-", "fundamental (profile 0)"),
         ("gclm_fundamental_down.csv", "C0-", None),
         ("gclm_collapse_up.csv", "C0--", "fundamental, fine grid, towards a_c"),
+        ("gclm_collapse_fixed_alpha.csv", "C0o", "fundamental at fixed α, finer grids"),
         ("gclm_unstable1_up.csv", "C1-", "CCF's 1st unstable, continued (new)"),
         ("gclm_unstable1_down.csv", "C1-", None),
     ]:

@@ -161,7 +161,7 @@ class Branch:
         """The branch point where z[component] = value (component -1: μ, the last step to a target; -2: the last
         unknown, an exponent fixed while μ is found), from `point` along its tangent."""
         row = np.zeros(self.n + 1)
-        row[component] = 1.0
+        row[component] = 1.0 if component % (self.n + 1) == self.n else self.n  # the branch norm weighs x by 1/n
         origin = np.concatenate([point.x, [point.mu]])
         change = value - origin[component]
         guess = origin + point.tangent * (change / point.tangent[component])
