@@ -106,3 +106,15 @@ def test_bad_input_is_one_line_and_exit_2(gclm_run, run_blowup, extra, named):
     run = run_blowup("continue", str(gclm_run), *extra)
     assert run.returncode == 2 and named in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_point_at_a_fixed_unknown_instead_of_a_fixed_parameter():
+    """`Branch.at` holds any component: y = x² held at 0.49 (x = -0.7 on this branch) gives μ = x - x³ there."""
+    system = Cubic()
+    branch = Branch(system, Settings())
+    x0 = -1.2
+    start = Point(np.array([x0, x0**2]), x0 - x0**3, np.zeros(3))
+    start.tangent = first_tangent(branch, start.x, start.mu, -1.0)
+    found = branch.at(start, -2, 0.49)
+    assert found is not None and found.x[1] == pytest.approx(0.49, abs=1e-14)
+    assert abs(found.mu - (-0.7 + 0.343)) < 1e-13
