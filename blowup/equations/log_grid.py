@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from blowup.engine.derivatives import input_jet, memory_limit_gb
-from blowup.engine.models import MLP
+from blowup.engine.models import MLP, ModelConfig
 from blowup.errors import ConfigError, require, require_all
 from blowup.problem import Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
@@ -103,6 +103,33 @@ def check_grids(cfg: DictConfig, eq, resolved, scalar: str) -> None:
         key = max(set_by, key=set_by.get)
         value = OmegaConf.select(cfg, f"equation.{key}")
         require(False, f"equation.{key}", value, f"grids leaving {grids} (these need {need_gb:.3g} GB)")
+
+
+@dataclass
+class LogGridWeights:
+    residual: float = 1.0  # R / e on the network's grid
+    sobolev: float = 1.0  # its s-derivatives 1..sobolev (spectral on the grid: R is known only there)
+    smoothness: float = 1.0  # the smoothness defect at the origin
+    normalization: float = 1.0  # u_s(0) = 0: the maximum at s = 0 (the scaling family is a shift in s)
+    guess: float = 1.0  # the guess phase's fit of u to a rough profile
+
+
+@dataclass
+class LogGridConfig:
+    """The keys every log-grid equation has; each adds its bracket, entry and tolerance for its exponent σ
+    (`<σ>_bracket`, `entry_<σ>`, `<σ>_tolerance`) and its own parameters. A null takes the profile's default."""
+
+    grid: tuple[float, float] | None = None  # s = log y; the profiles' tails must be round-off at both ends
+    points: int = 301  # the network's collocation points on the grid (odd)
+    input_scale: float = 20.0  # the network sees s / input_scale
+    scan_spacing: float | None = None  # the grid on which the non-smooth family is followed to where it turns smooth
+    scan_step: float = 0.02  # ... in steps of σ of this size from the network's σ
+    newton_spacing: tuple[float, float] | None = None  # Newton's two grids; σ's change between them: the estimate
+    tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
+    weights: LogGridWeights = field(default_factory=LogGridWeights)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, depth=2))
+    eval_points: int | None = None  # the fine grid of solution.csv and of the residual between Newton's points;
+    # null: three times Newton's fine grid
 
 
 class ScaledInput(nn.Module):

@@ -10,15 +10,14 @@ non-smooth family, followed from the network's q and λ, does not.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from omegaconf import DictConfig
 from torch import Tensor
 
-from blowup.engine.models import ModelConfig
 from blowup.equations.ccf.profile import CCF_EQUATION
-from blowup.equations.log_grid import LogGridProfile, check_grids
+from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids
 from blowup.errors import require
 from blowup.problem import typed_equation_config
 from blowup.solvers.hilbert import LogGrid, derivative, hilbert_over_y
@@ -47,31 +46,11 @@ DEFAULTS = {
 
 
 @dataclass
-class CCFWeights:
-    residual: float = 1.0  # R / e on the network's grid
-    sobolev: float = 1.0  # its s-derivatives 1..sobolev (spectral on the grid: R is known only there)
-    smoothness: float = 1.0  # Tq(-∞) + 1 + λ/2 = 0: Θ ~ y² at the origin
-    normalization: float = 1.0  # q_s(0) = 0: the maximum of Θ/y at y = 1 (the scaling family is a shift in s)
-    guess: float = 1.0  # the guess phase's fit of q to a rough profile
-
-
-@dataclass
-class CCFConfig:
+class CCFConfig(LogGridConfig):
     name: str = "ccf"
     lambda_bracket: tuple[float, float] | None = None  # null: DEFAULTS[profile], as are grid and newton_spacing
-    grid: tuple[float, float] | None = None  # s = log y; the profiles' tails must be round-off at both ends
-    points: int = 301  # the network's collocation points on the grid (odd)
-    input_scale: float = 20.0  # the network sees s / input_scale
-    scan_spacing: float | None = None  # the grid on which the non-smooth family is followed to where it turns smooth
-    scan_step: float = 0.02  # ... in steps of λ of this size from the network's λ
     entry_lambda: float | None = None  # where a rough start enters the family if the network's start does not
-    newton_spacing: tuple[float, float] | None = None  # Newton's two grids; λ's change between them: the estimate
-    tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
     lambda_tolerance: float = 1e-10  # largest λ error estimate of a "completed" run
-    weights: CCFWeights = field(default_factory=CCFWeights)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, depth=2))
-    eval_points: int | None = None  # the fine grid of solution.csv and of the residual between Newton's points;
-    # null: three times Newton's fine grid
 
 
 def run_label(cfg: DictConfig) -> str:

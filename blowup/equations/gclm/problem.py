@@ -10,18 +10,17 @@ defaults at a = -1, CCF's (α = 1 + λ); elsewhere their bracket must be given (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from blowup.engine.models import ModelConfig
 from blowup.equations.ccf.problem import DEFAULTS as CCF_DEFAULTS
 from blowup.equations.ccf.problem import PUBLISHED_LAMBDA
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
-from blowup.equations.log_grid import LogGridProfile, check_grids
+from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids
 from blowup.errors import require
 from blowup.problem import typed_equation_config
 from blowup.solvers.hilbert import LogGrid, hilbert_over_y, shifted_derivative_inverse
@@ -33,31 +32,12 @@ FUNDAMENTAL_GUESS = ((-1.0, 2.1807776628998), (0.0, 1.0), (0.5, 1 / 3), (0.689, 
 
 
 @dataclass
-class GCLMWeights:
-    residual: float = 1.0  # G / e on the network's grid
-    sobolev: float = 1.0  # its s-derivatives 1..sobolev
-    smoothness: float = 1.0  # Tp(-∞) + (1 + α)/(1 - a) = 0: Ω smooth at the origin
-    normalization: float = 1.0  # p_s(0) = 0: max |Ω| at ξ = 1 (the scaling family is a shift in s)
-    guess: float = 1.0  # the guess phase's fit of p to a rough profile
-
-
-@dataclass
-class GCLMConfig:
+class GCLMConfig(LogGridConfig):
     name: str = "gclm"
     a: float = 0.0  # the advection strength: -1 is CCF, 0 Constantin-Lax-Majda (exact), 1/2 exact too
     alpha_bracket: tuple[float, float] | None = None  # null: profile 0's around its guess, n >= 1 CCF's at a = -1
-    grid: tuple[float, float] | None = None  # s = log ξ; null: [-40, 80] (profile 0), CCF's (n >= 1)
-    points: int = 301  # the network's collocation points on the grid (odd)
-    input_scale: float = 20.0  # the network sees s / input_scale
-    scan_spacing: float | None = None  # the grid on which the non-smooth family is followed to where it turns smooth
-    scan_step: float = 0.02  # ... in steps of α of this size from the network's α
     entry_alpha: float | None = None  # where a rough start enters the family if the network's start does not
-    newton_spacing: tuple[float, float] | None = None  # Newton's two grids; α's change between them: the estimate
-    tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
     alpha_tolerance: float = 1e-10  # largest α error estimate of a "completed" run
-    weights: GCLMWeights = field(default_factory=GCLMWeights)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, depth=2))
-    eval_points: int | None = None  # the fine grid of solution.csv and of the residual between Newton's points
 
 
 def run_label(cfg: DictConfig) -> str:
