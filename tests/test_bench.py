@@ -63,7 +63,7 @@ def test_smoke_run_writes_csv_plots_and_reasons(tmp_path):
         ("backends=[ntp,magic]", "backends=['ntp', 'magic'] is invalid: allowed a list from autograd, ntp, jax"),
         (
             "train_step.equation=magic",
-            "train_step.equation='magic' is invalid: allowed one of burgers, sir, ccf, decay",
+            "train_step.equation='magic' is invalid: allowed one of burgers, sir, ccf, gclm, decay",
         ),
     ],
 )
