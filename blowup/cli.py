@@ -49,7 +49,7 @@ USAGE = (
     "usage: blowup {"
     + ",".join(COMMANDS)
     + "} [OVERRIDES ...]\n"
-    + "\n".join(f"  {name:8s}{text}" for name, (text, _, _) in COMMANDS.items())
+    + "\n".join(f"  {name:10s}{text}" for name, (text, _, _) in COMMANDS.items())
 )
 # Hydra flags that take a value, and those that only show things (no run, nothing to check)
 VALUE_FLAGS = {
