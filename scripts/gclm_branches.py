@@ -8,6 +8,8 @@
   decay e^(-s/α) steepens as α falls); α = 0 itself has no decaying profile, so a_c is a(α) extrapolated to
   α = 0 by polynomials through the branch's points below α = 0.12 and those (every degree listed: their spread
   is the estimate's);
+* stability: the fundamental branch again, a = 0 to 1/2 and to -1, with the unstable count at every point
+  (`blowup continue --stability`: both grids' spectra);
 * unstable1: CCF's 1st unstable profile (α = 1.6057337012032) continued from a = -1 both ways, on a grid four
   times finer than CCF's default: new (nobody has published how it continues in a).
 
@@ -46,6 +48,7 @@ CASES = {
         ["equation.a=0", "equation.grid=[-40,60]", "equation.newton_spacing=[0.04,0.03]", "equation.eval_points=10001"],
         [("up", 0.689, ["alpha=0.1", "alpha=0.05"])],
     ),
+    "stability": (["equation.a=0"], [("up", 0.5, ["n_unstable=0.5"]), ("down", -1.0, ["n_unstable=0.5"])]),
     "unstable1": (
         ["equation.a=-1", "profile=1", "equation.newton_spacing=[0.0125,0.01]"],
         [("up", 0.5, ["alpha=1.5", "alpha=1.4"]), ("down", -2.0, ["alpha=1.7"])],
@@ -74,7 +77,8 @@ def run_case(name: str, work: Path) -> list[dict]:
     for leg, to, crossings in legs:
         out = work / f"{name}_{leg}"
         clock = time.perf_counter()
-        flags = [f"--event={event}" for event in crossings]
+        flags = [f"--event={event}" for event in crossings if not event.startswith("n_unstable")]
+        flags += ["--stability"] if any(event.startswith("n_unstable") for event in crossings) else []
         walked = blowup("continue", str(run_dir), "--param", "equation.a", "--to", str(to), "--out", str(out),
                         "--max-step", "0.1", "--max-points", "150", *flags)  # fmt: skip
         seconds = time.perf_counter() - clock
