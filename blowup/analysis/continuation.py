@@ -116,49 +116,67 @@ def main(argv: list[str]) -> int:
     def figures(point: Point) -> dict[str, float]:
         return system.measures(point.x, point.mu)
 
+    start, step, index = _begin(out, args, branch, x, mu, key)
+    reason = "reached"  # a finished branch, run again, only writes its outputs again
+    if start.mu != args.to:
+        walk = follow(branch, start, args.to, args.max_points - index, crossings, figures, step)
+        try:
+            reason = _walk(out, args, system, walk, index, key, scalar)
+        except KeyboardInterrupt:
+            print(f"interrupted: the same command resumes from {out}", file=sys.stderr)
+            return 130
+    return _finish(out, args, key, scalar, mu, reason)
+
+
+def _row(system, point: Point, step: float, key: str, stability: bool) -> dict:
+    """branch.csv's row for a point: the parameter, the point's report, the step that reached it and dμ/ds."""
+    report = system.report(point.x, point.mu, stability)
+    return {key: point.mu, **report, "arclength_step": step, "dparam_ds": point.tangent[-1]}
+
+
+def _begin(out: Path, args, branch: Branch, x: np.ndarray, mu: float, key: str) -> tuple[Point, float, int]:
+    """The point to go on from, the step and the points so far: the saved state's, else the run's solution
+    (branch.csv and events.csv started afresh with it)."""
     resumed = _load_state(out)
-    if resumed is None:
-        for name in ("branch.csv", "events.csv"):
-            (out / name).unlink(missing_ok=True)
-        start = Point(x, mu, first_tangent(branch, x, mu, np.sign(args.to - mu)))
-        _append(
-            out / "branch.csv",
-            {key: mu, **system.report(x, mu, args.stability), "arclength_step": 0.0, "dparam_ds": start.tangent[-1]},
-        )
-        step, index = args.step, 0
-        _save_state(out, start, step, index)
-    else:
+    if resumed is not None:
         start, step, index = resumed
         print(f"resuming {out} at {args.param} = {start.mu:.12g} (point {index})")
-    walk = follow(branch, start, args.to, args.max_points - index, crossings, figures, step)
+        return start, step, index
+    for name in ("branch.csv", "events.csv"):
+        (out / name).unlink(missing_ok=True)
+    start = Point(x, mu, first_tangent(branch, x, mu, np.sign(args.to - mu)))
+    _append(out / "branch.csv", _row(branch.system, start, 0.0, key, args.stability))
+    _save_state(out, start, args.step, 0)
+    return start, args.step, 0
+
+
+def _walk(out: Path, args, system, walk, index: int, key: str, scalar: str) -> str:
+    """Every point `follow` yields, written as it comes (row, events, state); the reason the walk ended."""
     previous = pd.read_csv(out / "branch.csv").iloc[-1].get("n_unstable") if args.stability else None
-    reason = "reached" if start.mu == args.to else "interrupted"  # a finished branch only writes its outputs again
-    try:
-        while reason != "reached" or start.mu != args.to:
-            try:
-                point, events, step = next(walk)
-            except StopIteration as stop:
-                reason = stop.value
-                break
-            index += 1
-            report = system.report(point.x, point.mu, args.stability)
-            row = {key: point.mu, **report, "arclength_step": step, "dparam_ds": point.tangent[-1]}
-            changed = args.stability and previous is not None and row["n_unstable"] != previous
-            if changed:  # located to the step: every spectrum is the costly part of a point
-                events.append(Event(f"n_unstable {previous:g} -> {row['n_unstable']:g}", point.mu, row["n_unstable"]))
-            previous = row.get("n_unstable")
-            _append(out / "branch.csv", row)
-            for event in events:
-                _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})
-                print(f"event {event.name} at {args.param} = {event.mu:.15g}")
-            _save_state(out, point, step, index)
-            print(
-                f"{index:4d}  {args.param} = {point.mu:.10g}  {scalar} = {row[scalar]:.13g}  "
-                f"(estimate {row[f'{scalar}_error_estimate']:.1e}, residual {row['residual_max']:.1e})"
-            )
-    except KeyboardInterrupt:
-        print(f"interrupted: the same command resumes from {out}", file=sys.stderr)
-        return 130
+    while True:
+        try:
+            point, events, step = next(walk)
+        except StopIteration as stop:
+            return stop.value
+        index += 1
+        row = _row(system, point, step, key, args.stability)
+        if args.stability and previous is not None and row["n_unstable"] != previous:
+            # located to the step: every spectrum is the costly part of a point
+            events.append(Event(f"n_unstable {previous:g} -> {row['n_unstable']:g}", point.mu, row["n_unstable"]))
+        previous = row.get("n_unstable")
+        _append(out / "branch.csv", row)
+        for event in events:
+            _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})
+            print(f"event {event.name} at {args.param} = {event.mu:.15g}")
+        _save_state(out, point, step, index)
+        print(
+            f"{index:4d}  {args.param} = {point.mu:.10g}  {scalar} = {row[scalar]:.13g}  "
+            f"(estimate {row[f'{scalar}_error_estimate']:.1e}, residual {row['residual_max']:.1e})"
+        )
+
+
+def _finish(out: Path, args, key: str, scalar: str, mu: float, reason: str) -> int:
+    """events.csv, branch.png and branch.json from what is on disk; exit 0 where the target was reached."""
     rows = pd.read_csv(out / "branch.csv")
     events = (
         pd.read_csv(out / "events.csv")
