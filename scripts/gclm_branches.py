@@ -11,7 +11,10 @@
 * stability: the fundamental branch again, a = 0 to 1/2 and to -1, with the unstable count at every point
   (`blowup continue --stability`: both grids' spectra);
 * unstable1: CCF's 1st unstable profile (α = 1.6057337012032) continued from a = -1 both ways, on a grid four
-  times finer than CCF's default: new (nobody has published how it continues in a).
+  times finer than CCF's default: new (nobody has published how it continues in a);
+* unstable2: CCF's 2nd unstable profile (α = 1 + 0.471324227764692, this tool's value) continued from a = -1
+  both ways, on grids of 50421 and 98415 points (half CCF's profile-2 resolution: the error estimate per point
+  says what that costs): new.
 
 Writes results/gclm_<case>_<leg>.csv (branch.csv), results/gclm_events.csv (events and the checks against exact
 and published values) and results/gclm_branches.png. One run at a time, threads=1:
@@ -52,6 +55,10 @@ CASES = {
     "unstable1": (
         ["equation.a=-1", "profile=1", "equation.newton_spacing=[0.0125,0.01]"],
         [("up", 0.5, ["alpha=1.5", "alpha=1.4"]), ("down", -2.0, ["alpha=1.7"])],
+    ),
+    "unstable2": (
+        ["equation.a=-1", "profile=2", "equation.newton_spacing=[0.002,0.001]"],
+        [("up", 0.5, ["alpha=1.4", "alpha=1.3"]), ("down", -2.0, ["alpha=1.6"])],
     ),
 }
 FIXED_ALPHA = [0.012, 0.01, 0.008, 0.006]  # below the collapse branch's last point, on finer grids
@@ -179,6 +186,8 @@ def plot(path: Path) -> None:
         ("gclm_collapse_fixed_alpha.csv", "C0o", "fundamental at fixed α, finer grids"),
         ("gclm_unstable1_up.csv", "C1-", "CCF's 1st unstable, continued (new)"),
         ("gclm_unstable1_down.csv", "C1-", None),
+        ("gclm_unstable2_up.csv", "C3-", "CCF's 2nd unstable, continued (new)"),
+        ("gclm_unstable2_down.csv", "C3-", None),
     ]:
         file = ROOT / "results" / csv
         if file.is_file():

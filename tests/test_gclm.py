@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 
 from blowup.config import validate
+from blowup.equations.ccf.profile import CCF_EQUATION
 from blowup.equations.ccf.profile import find_profile as ccf_find_profile
 from blowup.equations.ccf.profile import rough_profile as ccf_rough_profile
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.errors import ConfigError
 from blowup.solvers import log_profile
 from blowup.solvers.hilbert import LogGrid
+from blowup.solvers.log_stability import LogGridStability
 
 GRID = LogGrid.with_spacing(-40.0, 60.0, 0.1)
 
@@ -71,6 +73,48 @@ def test_at_a_minus_one_the_stable_profile_is_ccf_s():
     _, _, ccf = ccf_find_profile(lambda g: ccf_rough_profile(1.25, g), 1.25, (0.9, 1.6), interval, 0.1, 0.02, spacing)
     assert gclm.converged and ccf.converged
     assert abs((gclm.lam - 1) - ccf.lam) < 1e-12
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5])
+def test_the_rough_start_at_the_exact_exponent_is_the_closed_form(a):
+    """At α = 1 (a = 0) and α = 1/3 (a = 1/2) the rough start is the closed form up to its scale and position."""
+    equation = GCLMEquation(a)
+    alpha, exact = closed_form(a, np.exp(GRID.s))
+    rough = equation.rough(alpha, GRID)
+    shift = GRID.s[np.argmax(exact)]  # the start is moved so that its maximum sits at s = 0
+    exact = np.interp(GRID.s, GRID.s - shift, exact, left=0.0, right=0.0)
+    assert np.abs(rough / rough.max() - exact / exact.max()).max() < 1e-12
+
+
+@pytest.mark.slow
+def test_the_rough_start_enters_the_steep_family_of_ccf_s_second_unstable_profile():
+    """At α = 1.7 on CCF's profile-2 scanning grid, Newton at fixed α from the rough start converges to the
+    non-smooth family's member, which is -(I + d/ds) of CCF's own member at λ = 0.7 (found from CCF's start)."""
+    grid = LogGrid.with_spacing(-36.0, 60.0, 0.005)
+    equation = GCLMEquation(-1.0)
+    gclm = log_profile._member(equation, equation.rough(1.7, grid), 1.7, grid)
+    ccf = log_profile._member(CCF_EQUATION, ccf_rough_profile(0.7, grid), 0.7, grid)
+    assert gclm is not None and ccf is not None
+    ours, theirs = equation.measures(gclm.q, 1.7, grid), CCF_EQUATION.measures(ccf.q, 0.7, grid)
+    assert abs(equation.defect(gclm.q, 1.7, grid) - CCF_EQUATION.defect(ccf.q, 0.7, grid)) < 1e-8  # the same Tq(-∞)
+    assert ours["exponent"] == pytest.approx(theirs["exponent_p"], abs=1e-8)  # Ω ~ ξ^κ, Θ ~ |y|^(1+p): κ = p
+    assert ours["speed_min"] == pytest.approx(theirs["speed_min"], rel=1e-4)  # the grid's minima, not the curves'
+    assert ours["omega_max"] == pytest.approx(theirs["omega_max"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_the_time_mode_is_found_on_the_default_grids_at_a_half():
+    """Time translation gives the eigenvalue ν = 1 exactly; on profile 0's default grids (spacings 0.2 and 0.15)
+    at a = 1/2 it is reported as that symmetry, and no unstable mode is."""
+    equation = GCLMEquation(0.5)
+    coarse, fine = (LogGrid.with_spacing(-40.0, 80.0, h) for h in (0.2, 0.15))
+    solves = []
+    for grid in (coarse, fine):
+        alpha, p = exact_profile(0.5, grid)
+        solves.append(log_profile.newton(equation, p, alpha, grid))
+    spectrum = LogGridStability(*solves).analyse()
+    assert spectrum.counts["symmetry_modes"]["time"] == pytest.approx(1.0, abs=1e-6)
+    assert spectrum.counts["n_unstable"] == 0
 
 
 @pytest.fixture(scope="module")

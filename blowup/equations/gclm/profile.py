@@ -107,10 +107,14 @@ class GCLMEquation:
         return float(hilbert_over_y(p, grid)[0] + (1 + alpha) / (1 - self.a))
 
     def rough(self, alpha: float, grid: LogGrid) -> np.ndarray:
-        """p = 1/(e^-s + e^(s/α)) (the right rates at both ends), its maximum at s = 0, scaled so that the leading
-        term of Tp(-∞), -(2/π)∫p ds, meets the smoothness condition at α."""
-        s = grid.s
-        p = 1 / (np.exp(-s) + np.exp(np.minimum(s / alpha, 700.0)))
+        """p = sin(min(1, 1/α) atan ξ) / (1 + ξ²)^(1/(2α)): smooth and odd at the origin, ξ^(-1/α) far out, and
+        exact at both closed forms (ξ/(1 + ξ²) at α = 1, ξ/(1 + ξ²)² at α = 1/3). For α > 1 it is Θ' for CCF's
+        rough Θ = Re((1 - iξ)^b - 1)/b, b = 1 - 1/α, the shape from which Newton enters the steep unstable
+        families (a bump symmetric in s does not). Its maximum is moved to s = 0, where the normalisation puts
+        it (Newton cannot translate a start far), and it is scaled so that the leading term of Tp(-∞),
+        -(2/π)∫p ds, meets the smoothness condition at α."""
+        s, xi = grid.s, np.exp(grid.s)
+        p = np.sin(min(1.0, 1 / alpha) * np.arctan(xi)) * np.exp(-np.log1p(xi * xi) / (2 * alpha))
         p = np.interp(s, s - s[np.argmax(p)], p, left=0.0, right=0.0)
         return p * (1 + alpha) / (1 - self.a) / (2 / np.pi * p.sum() * grid.spacing)
 
