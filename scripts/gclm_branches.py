@@ -13,19 +13,22 @@
 * unstable1: CCF's 1st unstable profile (α = 1.6057337012032) continued from a = -1 both ways, on a grid four
   times finer than CCF's default: new (nobody has published how it continues in a);
 * unstable2: CCF's 2nd unstable profile (α = 1 + 0.471324227764692, this tool's value) continued from a = -1
-  both ways, on grids of 50421 and 98415 points (half CCF's profile-2 resolution: the error estimate per point
-  says what that costs): new.
+  to a = -0.5 and -1.5 on CCF's profile-2 grids (98415 and 194481 points; minutes a point): new. (On half
+  those grids, 50421 and 98415 points, every acceptance check of the training failed for 20 minutes: not used.)
 
 Writes results/gclm_<case>_<leg>.csv (branch.csv), results/gclm_events.csv (events and the checks against exact
 and published values) and results/gclm_branches.png. One run at a time, threads=1:
 
-    python3 scripts/gclm_branches.py                 # every case (~30 minutes on one core)
+    python3 scripts/gclm_branches.py                 # every case (~30 min on one core; unstable2 1 h or more)
     python3 scripts/gclm_branches.py --only fundamental
+    python3 scripts/gclm_branches.py --only unstable2 --work /tmp/gclm_work   # kept: rerun to resume its legs
+    python3 scripts/gclm_branches.py --only unstable2 --work /tmp/gclm_work --collect   # what they hold so far
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -57,8 +60,8 @@ CASES = {
         [("up", 0.5, ["alpha=1.5", "alpha=1.4"]), ("down", -2.0, ["alpha=1.7"])],
     ),
     "unstable2": (
-        ["equation.a=-1", "profile=2", "equation.newton_spacing=[0.002,0.001]"],
-        [("up", 0.5, ["alpha=1.4", "alpha=1.3"]), ("down", -2.0, ["alpha=1.6"])],
+        ["equation.a=-1", "profile=2"],
+        [("up", -0.5, ["alpha=1.4"]), ("down", -1.5, ["alpha=1.6"])],
     ),
 }
 FIXED_ALPHA = [0.012, 0.01, 0.008, 0.006]  # below the collapse branch's last point, on finer grids
@@ -72,29 +75,39 @@ def blowup(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["blowup", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-def run_case(name: str, work: Path) -> list[dict]:
+def run_case(name: str, work: Path, walk: bool = True) -> list[dict]:
+    """Train (unless `work` has the run) and follow each leg; with walk False only collect what the legs in `work`
+    have written so far (a branch stopped by hand: its state resumes with the same command and --work)."""
     train_args, legs = CASES[name]
     run_dir = work / name
     clock = time.perf_counter()
-    trained = blowup("train", "equation=gclm", "seed=0", "threads=1", *train_args, f"hydra.run.dir={run_dir}")
-    if trained.returncode != 0:
-        sys.exit(f"{name}: training failed: {trained.stderr[-500:]}")
-    print(f"{name}: trained in {time.perf_counter() - clock:.0f} s")
+    if walk and not (run_dir / "summary.json").is_file():
+        trained = blowup("train", "equation=gclm", "seed=0", "threads=1", *train_args, f"hydra.run.dir={run_dir}")
+        if trained.returncode != 0:
+            sys.exit(f"{name}: training failed: {trained.stderr[-500:]}")
+        print(f"{name}: trained in {time.perf_counter() - clock:.0f} s")
     events = []
     for leg, to, crossings in legs:
         out = work / f"{name}_{leg}"
         clock = time.perf_counter()
-        flags = [f"--event={event}" for event in crossings if not event.startswith("n_unstable")]
-        flags += ["--stability"] if any(event.startswith("n_unstable") for event in crossings) else []
-        walked = blowup("continue", str(run_dir), "--param", "equation.a", "--to", str(to), "--out", str(out),
-                        "--max-step", "0.1", "--max-points", "150", *flags)  # fmt: skip
-        seconds = time.perf_counter() - clock
+        finished = out / "branch.json"  # written when a leg ends, with the reason
+        ended = (
+            f"{json.loads(finished.read_text())['reason']}: collected" if finished.is_file() else "stopped: unfinished"
+        )
+        seconds = float("nan")
+        if walk:
+            flags = [f"--event={event}" for event in crossings if not event.startswith("n_unstable")]
+            flags += ["--stability"] if any(event.startswith("n_unstable") for event in crossings) else []
+            walked = blowup("continue", str(run_dir), "--param", "equation.a", "--to", str(to), "--out", str(out),
+                            "--max-step", "0.1", "--max-points", "150", *flags)  # fmt: skip
+            seconds = time.perf_counter() - clock
+            ended = walked.stdout.strip().splitlines()[-1] if walked.stdout.strip() else walked.stderr[-300:]
         branch = pd.read_csv(out / "branch.csv")
         branch.to_csv(ROOT / "results" / f"gclm_{name}_{leg}.csv", index=False, float_format="%.17g")
-        ended = walked.stdout.strip().splitlines()[-1] if walked.stdout.strip() else walked.stderr[-300:]
         print(f"{name} {leg}: {ended} ({seconds:.0f} s)")
-        for _, event in pd.read_csv(out / "events.csv").iterrows():
-            events.append({"case": name, "leg": leg, **event.to_dict()})
+        if (out / "events.csv").is_file():
+            for _, event in pd.read_csv(out / "events.csv").iterrows():
+                events.append({"case": name, "leg": leg, **event.to_dict()})
         if name == "collapse":
             run_grid = LogGrid.with_spacing(-40.0, 60.0, 0.04)  # the collapse run's coarse grid (CASES)
             fixed = fixed_alpha_points(out, run_grid)
@@ -208,18 +221,23 @@ def plot(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--work", type=Path, help="keep runs and branches here (<case>, <case>_<leg>); rerun to resume")
+    parser.add_argument("--collect", action="store_true", help="with --work: write what its legs hold, run nothing")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="gclm_branches_"))
+    if args.collect and args.work is None:
+        parser.error("--collect needs --work")
+    work = args.work or Path(tempfile.mkdtemp(prefix="gclm_branches_"))
     events_path = ROOT / "results" / "gclm_events.csv"
     kept = pd.read_csv(events_path) if events_path.is_file() else pd.DataFrame(columns=["case"])
     kept = kept[~kept.case.isin(args.only)]
-    events = [row for name in args.only for row in run_case(name, work)]
+    events = [row for name in args.only for row in run_case(name, work, walk=not args.collect)]
     table = pd.concat([kept[kept.reference.isna()] if "reference" in kept else kept, pd.DataFrame(events)])
     table = pd.concat([table, pd.DataFrame(checks(table.to_dict("records")))], ignore_index=True)
     table.to_csv(events_path, index=False, float_format="%.17g")
     print(table[[c for c in ("case", "leg", "event", "parameter", "value", "difference") if c in table]].to_string())
     plot(ROOT / "results" / "gclm_branches.png")
-    shutil.rmtree(work, ignore_errors=True)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
