@@ -90,11 +90,6 @@ def run_case(name: str, work: Path, walk: bool = True) -> list[dict]:
     for leg, to, crossings in legs:
         out = work / f"{name}_{leg}"
         clock = time.perf_counter()
-        finished = out / "branch.json"  # written when a leg ends, with the reason
-        ended = (
-            f"{json.loads(finished.read_text())['reason']}: collected" if finished.is_file() else "stopped: unfinished"
-        )
-        seconds = float("nan")
         if walk:
             flags = [f"--event={event}" for event in crossings if not event.startswith("n_unstable")]
             flags += ["--stability"] if any(event.startswith("n_unstable") for event in crossings) else []
@@ -102,6 +97,10 @@ def run_case(name: str, work: Path, walk: bool = True) -> list[dict]:
                             "--max-step", "0.1", "--max-points", "150", *flags)  # fmt: skip
             seconds = time.perf_counter() - clock
             ended = walked.stdout.strip().splitlines()[-1] if walked.stdout.strip() else walked.stderr[-300:]
+        else:
+            finished = out / "branch.json"  # written when a leg ends, with the reason
+            reason = json.loads(finished.read_text())["reason"] if finished.is_file() else "stopped"
+            ended, seconds = f"{reason}: collected", float("nan")
         branch = pd.read_csv(out / "branch.csv")
         branch.to_csv(ROOT / "results" / f"gclm_{name}_{leg}.csv", index=False, float_format="%.17g")
         print(f"{name} {leg}: {ended} ({seconds:.0f} s)")
