@@ -9,19 +9,32 @@ c_min → 0, max |Ω| growing) as where it ends on the grids within reach. Per m
 its points (the 3x interpolant), the grid's points and the seconds taken. Writes results/ccf_family.csv and
 a figure (.png beside it).
 
-    python3 scripts/ccf_family.py [--step 0.0025] [--to 0.40] [--spacing 0.001] [--finest 0.000125]
+Members far down need grids of 10^5-10^6 points and minutes each, so with `--work DIR` the last member found
+is kept there (member.npz: its q, λ and grid) and a rerun with the same DIR goes on from it, appending to the
+CSV, instead of starting again from profile 2.
+
+    python3 scripts/ccf_family.py [--step 0.0025] [--to 0.40] [--spacing 0.001] [--finest 0.000125] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from blowup.equations.ccf.problem import DEFAULTS
-from blowup.equations.ccf.profile import family_measures, find_profile, newton, rough_profile
+from blowup.equations.ccf.profile import (
+    CCF_EQUATION,
+    ProfileSolve,
+    family_measures,
+    find_profile,
+    newton,
+    rough_profile,
+)
 from blowup.solvers.hilbert import LogGrid, interpolate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +72,38 @@ def refined(solve, interval, finest: float):
     return solve
 
 
-def follow(start, first: dict, step: float, to: float, finest: float, out: Path) -> pd.DataFrame:
-    """Members below `start` down to `to`, each on a grid that resolves it (`refined`); the CSV and the figure
-    rewritten after each (a stopped run keeps both)."""
-    rows, last, interval = [], start, DEFAULTS[2].grid
+def keep(member, first: dict, work: Path) -> None:
+    """The member a rerun goes on from, written whole before it replaces the one before."""
+    grid = member.grid
+    partial = work / "member.partial.npz"
+    np.savez(partial, q=member.q, lam=member.lam, left=grid.left, right=grid.right, points=grid.points)
+    partial.replace(work / "member.npz")
+    (work / "start.json").write_text(json.dumps(first))
+
+
+def kept(work: Path):
+    """The member kept in `work` and profile 2's row, or None where nothing (or nothing readable) is kept."""
+    try:
+        with np.load(work / "member.npz") as data:
+            grid = LogGrid(float(data["left"]), float(data["right"]), int(data["points"]))
+            q, lam = np.array(data["q"]), float(data["lam"])
+        first = json.loads((work / "start.json").read_text())
+    except (OSError, ValueError, KeyError) as error:
+        if (work / "member.npz").exists():
+            print(f"the member kept in {work} is not readable ({error}): starting again from profile 2")
+        return None
+    if q.shape != (grid.points,) or not np.all(np.isfinite(q)):
+        print(f"the member kept in {work} does not match its grid: starting again from profile 2")
+        return None
+    return ProfileSolve(lam, q, grid, 0, True, [], CCF_EQUATION), first
+
+
+def follow(start, first: dict, step: float, to: float, finest: float, out: Path, rows: list[dict],
+           work: Path | None) -> pd.DataFrame:  # fmt: skip
+    """Members below `start` down to `to`, each on a grid that resolves it (`refined`) and appended to `rows`;
+    the CSV and the figure rewritten after each, and the member kept in `work` (a stopped run loses at most
+    the member it was on)."""
+    last, interval = start, DEFAULTS[2].grid
     while last.lam > to:
         started, found = time.perf_counter(), None
         for halving in range(4):
@@ -86,6 +127,8 @@ def follow(start, first: dict, step: float, to: float, finest: float, out: Path)
         print(row, flush=True)
         pd.DataFrame(rows).to_csv(out, index=False, float_format="%.10g")
         figure(pd.DataFrame(rows), first, out.with_suffix(".png"))
+        if work is not None:
+            keep(found, first, work)
         last = found
     return pd.DataFrame(rows)
 
@@ -121,11 +164,21 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=0.001, help="the first grid's spacing")
     parser.add_argument("--finest", type=float, default=0.000125)
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family.csv"))
+    parser.add_argument("--work", help="keep the last member here; a rerun with it goes on from that member")
     opts = parser.parse_args()
-    start = profile_two(opts.spacing)
-    first = family_measures(start) | {"offgrid_residual_max": start.offgrid_residual_max(), "points": start.grid.points}
-    print("profile 2:", first, flush=True)
-    follow(start, first, opts.step, opts.to, opts.finest, Path(opts.out))
+    out, work = Path(opts.out), Path(opts.work) if opts.work else None
+    resumed = kept(work) if work is not None else None
+    if resumed is not None and out.exists():
+        (start, first), rows = resumed, pd.read_csv(out).to_dict("records")
+        print(f"going on from the member kept at lambda {start.lam:.10g} ({start.grid.points} points)", flush=True)
+    else:
+        start, rows = profile_two(opts.spacing), []
+        first = family_measures(start)
+        first |= {"offgrid_residual_max": start.offgrid_residual_max(), "points": start.grid.points}
+        print("profile 2:", first, flush=True)
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+    follow(start, first, opts.step, opts.to, opts.finest, out, rows, work)
 
 
 if __name__ == "__main__":
