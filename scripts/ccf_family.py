@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def kept(work: Path):
             grid = LogGrid(float(data["left"]), float(data["right"]), int(data["points"]))
             q, lam = np.array(data["q"]), float(data["lam"])
         first = json.loads((work / "start.json").read_text())
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         if (work / "member.npz").exists():
             print(f"the member kept in {work} is not readable ({error}): starting again from profile 2")
         return None
