@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy.sparse.linalg import aslinearoperator
 
+from blowup.analysis.continuation import STATE, _load_state, _save_state
 from blowup.solvers.continuation import Branch, Point, Settings, first_tangent, follow
 
 
@@ -118,3 +119,17 @@ def test_a_point_at_a_fixed_unknown_instead_of_a_fixed_parameter():
     found = branch.at(start, -2, 0.49)
     assert found is not None and found.x[1] == pytest.approx(0.49, abs=1e-14)
     assert abs(found.mu - (-0.7 + 0.343)) < 1e-13
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_branch_state_is_not_resumed_from(tmp_path, damage):
+    """A state.npz cut short (a kill mid-write on a filesystem without atomic rename) or overwritten starts the
+    branch again from its run instead of crashing `blowup continue`; an intact one gives back what was saved."""
+    point = Point(np.linspace(0.0, 1.0, 7), 0.25, np.full(8, 0.5))
+    _save_state(tmp_path, point, 0.05, 3)
+    resumed, step, index = _load_state(tmp_path)
+    assert np.array_equal(resumed.x, point.x) and resumed.mu == 0.25 and step == 0.05 and index == 3
+    state = tmp_path / STATE
+    data = state.read_bytes()
+    state.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"\x00\xff not a state \x00" * 8)
+    assert _load_state(tmp_path) is None

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def _load_state(out: Path) -> tuple[Point, float, int] | None:
     try:
         with np.load(out / STATE) as state:
             return Point(state["x"], float(state["mu"]), state["tangent"]), float(state["step"]), int(state["index"])
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # no state (or a damaged one): start again from the run
 
 
