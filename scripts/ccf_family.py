@@ -73,13 +73,12 @@ def refined(solve, interval, finest: float):
     return solve
 
 
-def keep(member, first: dict, work: Path) -> None:
+def keep(member, work: Path) -> None:
     """The member a rerun goes on from, written whole before it replaces the one before."""
     grid = member.grid
     partial = work / "member.partial.npz"
     np.savez(partial, q=member.q, lam=member.lam, left=grid.left, right=grid.right, points=grid.points)
     partial.replace(work / "member.npz")
-    (work / "start.json").write_text(json.dumps(first))
 
 
 def kept(work: Path):
@@ -129,7 +128,7 @@ def follow(start, first: dict, step: float, to: float, finest: float, out: Path,
         pd.DataFrame(rows).to_csv(out, index=False, float_format="%.10g")
         figure(pd.DataFrame(rows), first, out.with_suffix(".png"))
         if work is not None:
-            keep(found, first, work)
+            keep(found, work)
         last = found
     return pd.DataFrame(rows)
 
@@ -179,6 +178,7 @@ def main() -> None:
         print("profile 2:", first, flush=True)
     if work is not None:
         work.mkdir(parents=True, exist_ok=True)
+        (work / "start.json").write_text(json.dumps(first))  # profile 2's row, for the figure of a resumed run
     follow(start, first, opts.step, opts.to, opts.finest, out, rows, work)
 
 

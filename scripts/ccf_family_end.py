@@ -40,13 +40,13 @@ def end_estimates(family: pd.DataFrame, members: int) -> list[dict]:
         for degree in (1, 2):
             if members <= degree:
                 continue
-            roots = np.roots(np.polyfit(lam, values.to_numpy(), degree))
+            fit = np.polyfit(lam, values.to_numpy(), degree)
+            roots = np.roots(fit)
             real = roots[np.isreal(roots)].real
             below = real[real < lam.min()]
             if below.size == 0:
                 continue
             end = float(below.max())  # the first zero below the members: where following them down ends
-            fit = np.polyfit(lam, values.to_numpy(), degree)
             omega_at = 1 / np.sqrt(np.polyval(fit, COMPARED_AT)) if quantity == "1/omega_max^2" else float("nan")
             rows.append(
                 {
