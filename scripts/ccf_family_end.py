@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--family", default=str(ROOT / "results" / "ccf_family.csv"))
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family_end.csv"))
     opts = parser.parse_args()
+    if not Path(opts.family).is_file():
+        parser.error(f"--family {opts.family}: no such file (scripts/ccf_family.py writes it)")
     family = pd.read_csv(opts.family)
     rows = [row for members in (3, 4, 5) for row in end_estimates(family, members)]
     table = pd.DataFrame(rows)
