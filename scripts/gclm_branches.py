@@ -11,7 +11,8 @@
 * stability: the fundamental branch again, a = 0 to 1/2 and to -1, with the unstable count at every point
   (`blowup continue --stability`: both grids' spectra);
 * unstable1: CCF's 1st unstable profile (α = 1.6057337012032) continued from a = -1 both ways, on a grid four
-  times finer than CCF's default: new (nobody has published how it continues in a);
+  times finer than CCF's default, with the unstable count at every point: new (nobody has published how it
+  continues in a);
 * unstable2: CCF's 2nd unstable profile (α = 1 + 0.471324227764692, this tool's value) continued from a = -1
   to a = -0.5 and -1.5 on CCF's profile-2 grids (98415 and 194481 points; minutes a point): new. (On half
   those grids, 50421 and 98415 points, every acceptance check of the training failed for 20 minutes: not used.)
@@ -57,7 +58,7 @@ CASES = {
     "stability": (["equation.a=0"], [("up", 0.5, ["n_unstable=0.5"]), ("down", -1.0, ["n_unstable=0.5"])]),
     "unstable1": (
         ["equation.a=-1", "profile=1", "equation.newton_spacing=[0.0125,0.01]"],
-        [("up", 0.5, ["alpha=1.5", "alpha=1.4"]), ("down", -2.0, ["alpha=1.7"])],
+        [("up", 0.5, ["alpha=1.5", "alpha=1.4", "n_unstable=1.5"]), ("down", -2.0, ["alpha=1.7", "n_unstable=1.5"])],
     ),
     "unstable2": (
         ["equation.a=-1", "profile=2"],
@@ -149,7 +150,7 @@ def fixed_alpha_points(out: Path, run_grid: LogGrid) -> pd.DataFrame:
             clock = time.perf_counter()
             fine = LogGrid.with_spacing(*COLLAPSE_INTERVAL, spacing)
             start = np.interp(fine.s, grid.s, u, left=0.0, right=0.0)
-            system = ParameterBranch(GCLMEquation, fine, fine, 3 * fine.points)
+            system = ParameterBranch(GCLMEquation, fine, fine, 3 * fine.points, "alpha")
             branch = Branch(system, Settings(krylov_iterations=3000))
             origin = Point(np.concatenate([start, [alpha]]), a_guess, np.zeros(system.size + 1))
             row = np.zeros(system.size + 1)

@@ -1,15 +1,21 @@
 """Pseudo-arclength continuation (blowup.solvers.continuation) on systems whose folds and crossings are known in
-closed form, and `blowup continue` on the gCLM family between its exact members a = 0 and a = 1/2."""
+closed form, `blowup continue` on the gCLM family between its exact members a = 0 and a = 1/2, and Burgers in its
+boundary value, along which every point is known in closed form."""
 
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import brentq
 from scipy.sparse.linalg import aslinearoperator
 
 from blowup.analysis.continuation import STATE, _load_state, _save_state
+from blowup.equations.burgers import build, exact_profile, residual
+from blowup.errors import ConfigError
+from blowup.solvers.chebyshev_branch import ChebyshevBranch
 from blowup.solvers.continuation import Branch, Point, Settings, first_tangent, follow
+from blowup.solvers.newton import ProfileSpec
 
 
 class Cubic:
@@ -133,3 +139,70 @@ def test_a_damaged_branch_state_is_not_resumed_from(tmp_path, damage):
     data = state.read_bytes()
     state.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"\x00\xff not a state \x00" * 8)
     assert _load_state(tmp_path) is None
+
+
+def burgers_branch(k: int, degree: int) -> ChebyshevBranch:
+    """Burgers' profile k on [-2, 2] with U(∓2) = ±b, b the parameter, as `Burgers.continuation` poses it."""
+    return ChebyshevBranch(
+        residual,
+        lambda b: ProfileSpec((-2.0, 2.0), {-2.0: b, 2.0: -b}, 2 * k + 3, 0.0, "odd"),
+        degree,
+        degree * 3 // 2 | 1,
+        np.linspace(-2.0, 2.0, 401),
+    )
+
+
+def test_burgers_in_its_boundary_value_keeps_lambda_k_and_the_closed_form_profile():
+    """Every U + c U^5 = -X (c > 0) is a k = 1 profile: with U(2) = -b, c = (2 - b)/b^5 and λ = 1/4 all along.
+    The event u_mid = U(1) = -0.8 lies where (2 - b)/b^5 = 0.2/0.8^5 (a root found independently)."""
+    k, p = 1, 5
+    system = burgers_branch(k, 241)
+    x, converged = system.solve(system.fit(lambda xs: exact_profile(xs, k), 0.26), 1.0)  # λ started off by 0.01
+    assert converged and abs(x[-1] - 0.25) < 1e-15
+    points, events, reason = walk(system, x, 1.0, 1.3, [("u_mid", -0.8)])
+    assert reason == "reached" and points[-1].mu == 1.3 and len(points) > 2
+    grid = np.linspace(-2.0, 2.0, 401)
+    for point in points:
+        assert abs(point.x[-1] - 0.25) < 1e-14
+        scale = (2 - point.mu) / point.mu**p
+        assert np.abs(system.series(point.x)(grid) - exact_profile(grid, k, scale)).max() < 1e-13
+    crossing = brentq(lambda b: (2 - b) / b**p - 0.2 / 0.8**p, 1.0, 1.3, xtol=1e-15)
+    assert [e.name for e in events] == ["u_mid=-0.8"] and abs(events[0].mu - crossing) < 1e-13
+
+
+def test_burgers_continues_only_its_boundary_value_and_low_profiles(compose_train):
+    low = build(compose_train("equation=burgers", "profile=0"))
+    with pytest.raises(ConfigError, match="equation.boundary"):
+        low.continuation("equation.points")
+    high = build(compose_train("equation=burgers", "profile=3"))
+    with pytest.raises(ConfigError, match="profile <= 2"):
+        high.continuation("equation.boundary")
+
+
+@pytest.fixture(scope="module")
+def burgers_run(tmp_path_factory, run_blowup):
+    run_dir = tmp_path_factory.mktemp("burgers") / "run"
+    run = run_blowup("train", "equation=burgers", "profile=0", "seed=0", "threads=1", f"hydra.run.dir={run_dir}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_continue_a_burgers_run_in_its_boundary_value(burgers_run, run_blowup, tmp_path):
+    """From the trained k = 0 run: λ = 1/2 and U + c U^3 = -X, c = (2 - b)/b^3, at every point, U(1) = -0.8 where
+    (2 - b)/b^3 = 0.2/0.8^3, and no unstable mode (the stable profile, whatever its scale)."""
+    out = tmp_path / "branch"
+    args = ["continue", str(burgers_run), "--param", "equation.boundary", "--to", "1.9", "--event", "u_mid=-0.8"]
+    run = run_blowup(*args, "--stability", "--out", str(out))
+    assert run.returncode == 0, run.stderr[-2000:]
+    branch = pd.read_csv(out / "branch.csv")
+    assert branch.boundary.iloc[0] == 1 and branch.boundary.iloc[-1] == 1.9 and np.all(np.diff(branch.boundary) > 0)
+    assert (np.abs(branch["lambda"] - 0.5) < 1e-14).all() and (branch.lambda_exact == 0.5).all()
+    assert (branch.profile_max_error < 1e-14).all() and (branch.lambda_error_estimate < 1e-14).all()
+    assert (branch.residual_max < 1e-13).all() and (branch.n_unstable == 0).all()
+    events = pd.read_csv(out / "events.csv")
+    crossing = brentq(lambda b: (2 - b) / b**3 - 0.2 / 0.8**3, 1.0, 1.9, xtol=1e-15)
+    assert list(events.event) == ["u_mid=-0.8"] and abs(events.parameter[0] - crossing) < 1e-13
+    wrong = run_blowup("continue", str(burgers_run), "--param", "equation.points", "--to", "2")
+    assert wrong.returncode == 2 and "equation.boundary" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1

@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
         return 2
     out = args.out or args.run / f"branch_{args.param.replace('.', '_')}"
     out.mkdir(parents=True, exist_ok=True)
-    key, scalar = args.param.split(".")[-1], problem.equation.scalar_name
+    key, scalar = args.param.split(".")[-1], system.scalar_name
     branch = Branch(system, Settings(step=args.step, max_step=args.max_step))
 
     def figures(point: Point) -> dict[str, float]:

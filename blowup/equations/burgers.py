@@ -22,6 +22,7 @@ from blowup.engine.jet import Jet
 from blowup.engine.models import MLP, ModelConfig, StageNetwork
 from blowup.errors import ConfigError, require_all
 from blowup.problem import MAX_STAGES, STAGE_PHASES, ExactMode, Problem, Symmetry, typed_equation_config
+from blowup.solvers.chebyshev_branch import ChebyshevBranch
 from blowup.solvers.newton import MAX_DEGREE, Linearization, ProfileSpec, Refinement, refine
 from blowup.solvers.spectrum import CollocationStability
 from blowup.solvers.stages import begin_stage
@@ -167,6 +168,9 @@ def check_reachable(dtype: str, tolerance: Tolerance) -> None:
             )
 
 
+CONTINUED = "equation.boundary"  # what `blowup continue` can follow (Burgers.continuation)
+MAX_CONTINUED_PROFILE = 2
+
 BRACKET_EDGE = 0.1  # λ this close to an edge of its bracket (as a fraction of its width) is a bad start
 
 
@@ -198,18 +202,24 @@ def lambda_bracket(cfg: BurgersConfig, k: int) -> tuple[float, float]:
     return tuple(cfg.lambda_bracket) if cfg.lambda_bracket else (1 / (2 * k + 3), 1 / (2 * k + 1))
 
 
-def exact_profile(x: np.ndarray, k: int) -> np.ndarray:
-    """Root of U + U^(2k+3) = -X (increasing in U, so bisection is safe), Newton-polished."""
+def exact_profile(x: np.ndarray, k: int, scale: float = 1.0) -> np.ndarray:
+    """Root of U + c U^(2k+3) = -X, c = `scale` > 0 (1: the profile with U(±2) = ∓1; every c is one, the scaling
+    symmetry): increasing in U, with |U| ≤ |X|, so bisection is safe; Newton-polished."""
     p = 2 * k + 3
-    lo, hi = np.full_like(x, -2.0), np.full_like(x, 2.0)
-    for _ in range(64):
+    lo, hi = -np.abs(x) - 1.0, np.abs(x) + 1.0
+    for _ in range(80):
         mid = 0.5 * (lo + hi)
-        above = mid + mid**p > -x
+        above = mid + scale * mid**p > -x
         hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
     u = 0.5 * (lo + hi)
     for _ in range(2):
-        u = u - (u + u**p + x) / (1 + p * u ** (p - 1))
+        u = u - (u + scale * u**p + x) / (1 + p * scale * u ** (p - 1))
     return u
+
+
+def exact_scale(k: int, x: float, u: float) -> float:
+    """c such that U + c U^(2k+3) = -X passes through (x, u): the exact profile with that boundary value."""
+    return (-x - u) / u ** (2 * k + 3)
 
 
 def tanh_guess(x: Tensor, right: float, u_right: float) -> Tensor:
@@ -242,12 +252,13 @@ def odd_part(net: nn.Module, x):
 
 
 def stability_spec(
-    lin: Linearization, k: int, domain=(-2.0, 2.0), parity="odd", perturbed=None
+    lin: Linearization, k: int, domain=(-2.0, 2.0), parity="odd", perturbed=None, scale: float = 1.0
 ) -> CollocationStability:
     """The stability analysis of a Burgers profile (`blowup stability`). Symmetries of Burgers' equation give four
     modes, with eigenvalues in λ: space translation 1 + λ, time translation 1, Galilean λ, scaling 0.
-    About the exact profile every smooth mode is known: φ_j = U^j / (1 + (2k+3) U^(2k+2)),
-    ν_j = 1 + λ - jλ. The Taylor action at X = 0 is taken to order 4k + 8: every ν_j > -1 - λ."""
+    About the exact profile U + c U^(2k+3) = -X (c = `scale`) every smooth mode is known:
+    φ_j = U^j / (1 + (2k+3) c U^(2k+2)), ν_j = 1 + λ - jλ. The Taylor action at X = 0 is taken to order 4k + 8:
+    every ν_j > -1 - λ."""
     lam = lin.scalar
     symmetries = [
         Symmetry("translation", 1 + lam, "even"),
@@ -257,7 +268,11 @@ def stability_spec(
     ]
 
     def eigenfunction(j):
-        return lambda x: exact_profile(x, k) ** j / (1 + (2 * k + 3) * exact_profile(x, k) ** (2 * k + 2))
+        def phi(x):
+            u = exact_profile(x, k, scale)
+            return u**j / (1 + (2 * k + 3) * scale * u ** (2 * k + 2))
+
+        return phi
 
     exact = [
         ExactMode(j, (2 * k + 3 - j) / (2 * k + 2), "odd" if j % 2 else "even", eigenfunction(j))
@@ -506,6 +521,57 @@ class Burgers(Problem):
         perturbed = lin.corrected(self.refinement().next) if self.cfg.refine else None
         parity = None if self.cfg.embedding == "none" else "odd"
         return stability_spec(lin, self.k, tuple(self.cfg.domain), parity, perturbed)
+
+    def continuation(self, key: str):
+        """The boundary values, scaled together (μ = U at the left end): a normalisation, not a physical parameter.
+        The scaling symmetry makes every U + c U^(2k+3) = -X (c > 0) a profile, so along this branch λ stays λ_k
+        and, for the odd default, the profile is known in closed form at every point: `blowup continue` tested
+        against an exact answer everywhere. Solved as one Chebyshev system (`blowup.solvers.chebyshev_branch`),
+        started from the run's reported profile."""
+        if key != CONTINUED:
+            raise ConfigError(
+                f"--param {key!r} is invalid: allowed {CONTINUED} (U at the left end, the right end's value scaled "
+                "with it)"
+            )
+        if self.k > MAX_CONTINUED_PROFILE:
+            raise ConfigError(
+                f"profile={self.k} is invalid for blowup continue: allowed profile <= {MAX_CONTINUED_PROFILE} (the "
+                f"smoothness row of order 2k+3 comes from the Chebyshev series' own derivatives at X = 0, whose "
+                f"round-off loses the branch from k = 3 on)"
+            )
+        (left, right), (u_left, u_right) = self.cfg.domain, self.cfg.boundary
+        if u_left == 0:
+            raise ConfigError(
+                f"{CONTINUED}={list(self.cfg.boundary)} is invalid for blowup continue: allowed U(left) != 0"
+            )
+        parity = None if self.cfg.embedding == "none" else "odd"
+        grid = self._fine_grid().flatten().cpu().double().numpy()
+        odd = left == -right and u_left == -u_right
+
+        def spec_at(mu: float) -> ProfileSpec:
+            return ProfileSpec((left, right), {left: mu, right: u_right * mu / u_left}, 2 * self.k + 3, 0.0, parity)
+
+        def scale_at(mu: float) -> float:
+            return exact_scale(self.k, right, u_right * mu / u_left)
+
+        def exact_at(mu: float) -> tuple[float, np.ndarray]:
+            c = scale_at(mu)  # c <= 0: no smooth profile has these boundary values
+            return exact_lambda(self.k), exact_profile(grid, self.k, c) if c > 0 else np.full_like(grid, np.nan)
+
+        def unstable(lin: Linearization, mu: float) -> int:
+            scale = scale_at(mu) if odd and scale_at(mu) > 0 else 1.0  # only the exact modes' plot uses it
+            return stability_spec(lin, self.k, (left, right), parity, scale=scale).analyse().counts["n_unstable"]
+
+        degree = int(1.25 * math.log(1e16) / chebyshev_rate(self.k)) | 1
+        system = ChebyshevBranch(
+            residual, spec_at, degree, int(1.5 * degree) | 1, grid, exact_at if odd else None, unstable
+        )
+        lin = self.reported_linearization()
+        start = system.fit(lambda xs: lin.values(torch.from_numpy(xs).view(-1, 1)), lin.scalar)
+        x, converged = system.solve(start, u_left)
+        if not converged:
+            raise RuntimeError("the run's profile does not converge as a Chebyshev system: train it further first")
+        return system, x, u_left
 
     def _stages(self) -> dict[str, tuple[float, np.ndarray, np.ndarray, float, float]]:
         """Per stage ("network", and "refined" if refining): λ, U and |F| on the fine grid, and the

@@ -218,7 +218,7 @@ class LogGridProfile(Problem):
             raise ConfigError(f"--param {key!r} is invalid: allowed {allowed}")
         value, equation_at = parameters[key]
         coarse, fine = self.profile_solves()
-        system = ParameterBranch(equation_at, coarse.grid, fine.grid, self.eval_points)
+        system = ParameterBranch(equation_at, coarse.grid, fine.grid, self.eval_points, self.equation.scalar_name)
         return system, np.concatenate([coarse.q, [coarse.lam]]), value
 
     def reference(self) -> tuple[str, float] | None:

@@ -33,6 +33,7 @@ class BranchSystem(Protocol):
     named quantities of a point (branch.csv's columns; events are read from them)."""
 
     size: int
+    scalar_name: str  # the unknown scalar's name in a run's summary ("lambda", "alpha")
 
     def residual(self, x: np.ndarray, mu: float) -> np.ndarray: ...
 

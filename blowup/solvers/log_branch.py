@@ -16,8 +16,16 @@ class ParameterBranch:
     x = (u, σ) on `grid`, `equation_at(μ)` the equation there. Each reported point is also solved on the
     `fine` grid: σ's change between the grids is its error estimate, as a run's."""
 
-    def __init__(self, equation_at: Callable[[float], ProfileEquation], grid: LogGrid, fine: LogGrid, eval_points: int):
+    def __init__(
+        self,
+        equation_at: Callable[[float], ProfileEquation],
+        grid: LogGrid,
+        fine: LogGrid,
+        eval_points: int,
+        scalar_name: str,
+    ):
         self.equation_at, self.grid, self.fine, self.eval_points = equation_at, grid, fine, eval_points
+        self.scalar_name = scalar_name
         self.size, self.centre = grid.points + 1, int(np.argmin(np.abs(grid.s)))
 
     def residual(self, x: np.ndarray, mu: float) -> np.ndarray:
