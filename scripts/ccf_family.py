@@ -21,22 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from blowup.equations.ccf.problem import DEFAULTS
 from blowup.equations.ccf.profile import (
     CCF_EQUATION,
-    ProfileSolve,
     family_measures,
     find_profile,
     newton,
     rough_profile,
 )
 from blowup.solvers.hilbert import LogGrid, interpolate
+from blowup.solvers.log_profile import load_solve, save_solve
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY_TOLERANCE = 1e-8  # a member counts when every equation holds to this on its grid ...
@@ -75,27 +73,20 @@ def refined(solve, interval, finest: float):
 
 def keep(member, work: Path) -> None:
     """The member a rerun goes on from, written whole before it replaces the one before."""
-    grid = member.grid
-    partial = work / "member.partial.npz"
-    np.savez(partial, q=member.q, lam=member.lam, left=grid.left, right=grid.right, points=grid.points)
-    partial.replace(work / "member.npz")
+    save_solve(member, work / "member.npz")
 
 
 def kept(work: Path):
     """The member kept in `work` and profile 2's row, or None where nothing (or nothing readable) is kept."""
+    if not (work / "member.npz").exists():
+        return None
     try:
-        with np.load(work / "member.npz") as data:
-            grid = LogGrid(float(data["left"]), float(data["right"]), int(data["points"]))
-            q, lam = np.array(data["q"]), float(data["lam"])
+        member, _ = load_solve(work / "member.npz", CCF_EQUATION)
         first = json.loads((work / "start.json").read_text())
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        if (work / "member.npz").exists():
-            print(f"the member kept in {work} is not readable ({error}): starting again from profile 2")
+    except (OSError, ValueError) as error:
+        print(f"the member kept in {work} is not usable ({error}): starting again from profile 2")
         return None
-    if q.shape != (grid.points,) or not np.all(np.isfinite(q)):
-        print(f"the member kept in {work} does not match its grid: starting again from profile 2")
-        return None
-    return ProfileSolve(lam, q, grid, 0, True, [], CCF_EQUATION), first
+    return member, first
 
 
 def follow(start, first: dict, step: float, to: float, finest: float, out: Path, rows: list[dict],

@@ -63,13 +63,13 @@ def profiles(spacings: list[float], cache: Path, logfile: str | None) -> list[Pa
     from blowup.equations.ccf.problem import DEFAULTS
     from blowup.equations.ccf.profile import (
         CCF_EQUATION,
-        ProfileSolve,
         family_measures,
         newton,
         rough_profile,
         smooth_in_bracket,
     )
     from blowup.solvers.hilbert import LogGrid, interpolate
+    from blowup.solvers.log_profile import load_solve, save_solve
 
     defaults, paths, last = DEFAULTS[2], [], None
     cache.mkdir(parents=True, exist_ok=True)
@@ -78,10 +78,7 @@ def profiles(spacings: list[float], cache: Path, logfile: str | None) -> list[Pa
         path = cache / f"profile2_{grid.points}.npz"
         paths.append(path)
         if path.exists():
-            data = np.load(path)
-            last = ProfileSolve(
-                float(data["lam"]), data["q"], grid, int(data["steps"]), bool(data["converged"]), equation=CCF_EQUATION
-            )
+            last, _ = load_solve(path, CCF_EQUATION)
             log(f"profile on {grid.points} points from cache: lambda {last.lam:.15f}", logfile)
             continue
         clock = time.perf_counter()
@@ -100,18 +97,7 @@ def profiles(spacings: list[float], cache: Path, logfile: str | None) -> list[Pa
         seconds = time.perf_counter() - clock
         measures = family_measures(solve)
         residual = solve.offgrid_residual_max()
-        np.savez(
-            path,
-            q=solve.q,
-            lam=solve.lam,
-            steps=solve.steps,
-            converged=solve.converged,
-            seconds=seconds,
-            offgrid_residual=residual,
-            speed_min=measures["speed_min"],
-            left=grid.left,
-            right=grid.right,
-        )
+        save_solve(solve, path, seconds=seconds, offgrid_residual=residual, speed_min=measures["speed_min"])
         log(
             f"profile on {grid.points} points: lambda {solve.lam:.15f}, converged {solve.converged}, "
             f"off-grid residual {residual:.2e}, c_min {measures['speed_min']:.4f}, {seconds:.1f} s, "
@@ -129,15 +115,12 @@ def analyse(path: str, shift: float, inner_tolerance: float | None) -> dict:
     eigenvalue that need the eigenvector (smooth towards the origin, decaying far out)."""
     import scipy.sparse.linalg
 
-    from blowup.equations.ccf.profile import CCF_EQUATION, ProfileSolve
+    from blowup.equations.ccf.profile import CCF_EQUATION
     from blowup.solvers import log_stability as stability
-    from blowup.solvers.hilbert import LogGrid
+    from blowup.solvers.log_profile import load_solve
 
-    data = np.load(path)
-    grid = LogGrid(float(data["left"]), float(data["right"]), len(data["q"]))
-    solve = ProfileSolve(
-        float(data["lam"]), data["q"], grid, int(data["steps"]), bool(data["converged"]), equation=CCF_EQUATION
-    )
+    solve, _ = load_solve(Path(path), CCF_EQUATION)
+    grid = solve.grid
     stats = {"gmres_calls": 0, "gmres_iterations": 0, "gmres_short": 0}
 
     def counted_gmres(*args, **kwargs):  # the same solve, counted: `_nearest_spectrum` calls it by this name
@@ -260,13 +243,15 @@ def main() -> None:
     parser.add_argument("--cached-only", action="store_true", help="collect cached analyses, run none")
     parser.add_argument("--log", default="/tmp/stab_progress.log")
     opts = parser.parse_args()
+    from blowup.equations.ccf.profile import CCF_EQUATION
+    from blowup.solvers.log_profile import load_solve
     from blowup.solvers.log_stability import INNER_TOLERANCE
 
     paths = profiles(opts.spacings, Path(opts.cache), opts.log)
     context = multiprocessing.get_context("spawn")
     raw, points, lam, stop = [], [], None, False
     for path in paths:
-        profile = np.load(path)
+        profile, figures = load_solve(path, CCF_EQUATION)
         for shift in opts.shifts:
             tag = "" if opts.inner_tolerance is None else f"_inner{opts.inner_tolerance:g}"
             done = Path(opts.cache) / f"{path.stem}_shift{shift}{tag}.json"
@@ -274,13 +259,13 @@ def main() -> None:
                 result = json.loads(done.read_text())
                 log(f"analysis of {path.name} at shift {shift}{tag} from cache", opts.log)
             elif opts.cached_only:
-                n = len(profile["q"])
+                n = profile.grid.points
                 result = {
                     "rows": [{"nu_real": None, "nu_imag": None, "smooth_and_decaying": False}],
                     **dict.fromkeys(["seconds", "peak_rss_mb", "vm_hwm_mb", "artefacts_up_to"], None),
                     **dict.fromkeys(["gmres_calls", "gmres_iterations", "gmres_short"], None),
                     "points": n,
-                    "lambda": float(profile["lam"]),
+                    "lambda": profile.lam,
                     "status": "not analysed",
                     "inner_tolerance": opts.inner_tolerance or INNER_TOLERANCE,
                 }
@@ -291,14 +276,14 @@ def main() -> None:
                         result = pool.apply_async(analyse, (str(path), shift, opts.inner_tolerance)).get(opts.timeout)
                         result["status"] = "finished"
                     except multiprocessing.TimeoutError:
-                        n = len(profile["q"])
+                        n = profile.grid.points
                         result = {
                             "rows": [{"nu_real": None, "nu_imag": None, "smooth_and_decaying": False}],
                             "seconds": opts.timeout,
                             "peak_rss_mb": None,
                             "vm_hwm_mb": None,
                             "points": n,
-                            "lambda": float(profile["lam"]),
+                            "lambda": profile.lam,
                             "artefacts_up_to": None,
                             "gmres_calls": None,
                             "gmres_iterations": None,
@@ -324,9 +309,9 @@ def main() -> None:
                 raw.append(
                     {
                         "points": result["points"],
-                        "spacing": (float(profile["right"]) - float(profile["left"])) / result["points"],
+                        "spacing": (profile.grid.right - profile.grid.left) / result["points"],
                         "lambda": result["lambda"],
-                        "profile_offgrid_residual": float(profile["offgrid_residual"]),
+                        "profile_offgrid_residual": figures["offgrid_residual"],
                         "shift": shift,
                         **row,
                         "seconds": result["seconds"],

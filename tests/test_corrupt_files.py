@@ -7,11 +7,15 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from blowup.analysis import report, stability
+from blowup.equations.ccf.profile import CCF_EQUATION
 from blowup.errors import ConfigError
+from blowup.solvers.hilbert import LogGrid
+from blowup.solvers.log_profile import ProfileSolve, load_solve, save_solve
 from blowup.training import trainer
 
 TINY = ("experiment=smoke", "optim.guess.steps=2", "optim.adam.steps=6", "optim.lbfgs.steps=0", "optim.lm.steps=0")
@@ -124,3 +128,20 @@ def test_sigkill_mid_phase_then_resume_ends_where_an_uninterrupted_run_ends(tmp_
     ends = [pd.read_csv(d / "metrics.csv") for d in (whole, killed)]
     assert list(ends[1].step) == list(ends[0].step)
     assert ends[1]["loss"].tolist() == ends[0]["loss"].tolist()
+
+
+@pytest.mark.parametrize("damage", [truncate, garble])
+def test_a_saved_log_grid_profile_comes_back_whole_or_not_at_all(tmp_path, damage):
+    """`save_solve`/`load_solve` (what long scripts resume from): an intact file gives back every number it was
+    given; a damaged one is a ValueError naming it, never a crash or a profile with garbage in it."""
+    grid = LogGrid(-4.0, 6.0, 101)
+    q = np.exp(-(grid.s**2))
+    path = tmp_path / "member.npz"
+    save_solve(ProfileSolve(0.4713, q, grid, 7, True, equation=CCF_EQUATION), path, seconds=12.5)
+    solve, figures = load_solve(path, CCF_EQUATION)
+    assert np.array_equal(solve.q, q) and solve.lam == 0.4713 and (solve.steps, solve.converged) == (7, True)
+    assert (solve.grid.left, solve.grid.right, solve.grid.points) == (-4.0, 6.0, 101) and figures == {"seconds": 12.5}
+    assert not list(tmp_path.glob("*.partial.npz"))  # written beside it, then renamed over it
+    damage(path)
+    with pytest.raises(ValueError, match="member.npz"):
+        load_solve(path, CCF_EQUATION)

@@ -25,8 +25,10 @@ nearest sign change in a bracket and hands that member to Newton.
 from __future__ import annotations
 
 import functools
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -132,6 +134,34 @@ class ProfileSolve:
         is between the points Newton made it vanish at."""
         fine_q, fine = interpolate(self.q, self.grid, points or 3 * self.grid.points)
         return float(np.abs(self.equation.residual(fine_q, self.lam, fine)).max())
+
+
+def save_solve(solve: ProfileSolve, path: Path, **extra: float) -> None:
+    """The solve (σ, u, its grid, steps, converged) and `extra` figures as one .npz, written whole beside `path` and
+    then renamed over it: a kill mid-write leaves the file before it, never half of one."""
+    partial = path.with_name(path.stem + ".partial.npz")
+    grid = solve.grid
+    np.savez(partial, q=solve.q, lam=solve.lam, left=grid.left, right=grid.right, points=grid.points,
+             steps=solve.steps, converged=solve.converged, **extra)  # fmt: skip
+    partial.replace(path)
+
+
+def load_solve(path: Path, equation: ProfileEquation) -> tuple[ProfileSolve, dict[str, float]]:
+    """A solve saved by `save_solve` (and its extra figures). ValueError, with the reason, where the file is
+    missing, unreadable (truncated, not an .npz) or does not hold a finite u on its grid."""
+    try:
+        with np.load(path) as data:
+            fields = {key: data[key] for key in data.files}
+        grid = LogGrid(float(fields.pop("left")), float(fields.pop("right")), len(fields["q"]))
+        q, lam = np.array(fields.pop("q"), dtype=float), float(fields.pop("lam"))
+        points = int(fields.pop("points", grid.points))
+        steps, converged = int(fields.pop("steps", 0)), bool(fields.pop("converged", True))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not a readable profile ({error})") from None
+    if points != grid.points or q.ndim != 1 or not np.all(np.isfinite(q)):
+        raise ValueError(f"{path} does not hold a finite profile on its grid")
+    solve = ProfileSolve(lam, q, grid, steps, converged, equation=equation)
+    return solve, {key: float(value) for key, value in fields.items()}
 
 
 def newton(
