@@ -72,6 +72,12 @@ class Spectrum:
     exact: list[float]  # closed-form eigenvalues drawn beside the found ones (empty where none is known)
     summary: str  # one line under the console table: what was counted and what was left out
 
+    def unstable_count(self) -> float:
+        """The unstable count, or NaN where the spectrum fails its own check: a symmetry mode the profile must have
+        (time translation, ν = 1) was not found. Then the grid no longer resolves eigenfunctions (the tests that
+        pass a genuine mode fail the exact one too), and a count would only say how many modes failed them."""
+        return float("nan") if self.counts.get("symmetry_modes_missing") else float(self.counts["n_unstable"])
+
 
 class Stability(ABC):
     """An equation's linear stability analysis about one trained profile (Problem.stability())."""

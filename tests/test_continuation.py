@@ -3,6 +3,7 @@ closed form, `blowup continue` on the gCLM family between its exact members a = 
 boundary value, along which every point is known in closed form."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 from scipy.optimize import brentq
 from scipy.sparse.linalg import aslinearoperator
 
-from blowup.analysis.continuation import STATE, _load_state, _save_state
+from blowup.analysis.continuation import STATE, _load_state, _save_state, _walk
 from blowup.equations.burgers import build, exact_profile, residual
 from blowup.errors import ConfigError
 from blowup.solvers.chebyshev_branch import ChebyshevBranch
@@ -206,3 +207,24 @@ def test_continue_a_burgers_run_in_its_boundary_value(burgers_run, run_blowup, t
     wrong = run_blowup("continue", str(burgers_run), "--param", "equation.points", "--to", "2")
     assert wrong.returncode == 2 and "equation.boundary" in wrong.stderr and "Traceback" not in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_a_point_whose_spectra_fail_their_check_is_no_change_in_the_unstable_count(tmp_path):
+    """n_unstable NaN (the spectra missed a symmetry mode: `Spectrum.unstable_count`) is not a count: counts 1, NaN,
+    1, 0 along a branch are one event, 1 -> 0, where the 0 is, not 1 -> NaN -> 1."""
+    counts = iter([1.0, float("nan"), 1.0, 0.0])
+
+    class Counted:
+        def report(self, x, mu, stability):
+            return {"lambda": mu, "lambda_error_estimate": 0.0, "residual_max": 0.0, "n_unstable": next(counts)}
+
+    def walk_of(mus):
+        for mu in mus:
+            yield Point(np.zeros(2), mu, np.array([0.0, 0.0, 1.0])), [], 0.1
+        return "reached"
+
+    system, args = Counted(), SimpleNamespace(stability=True, param="equation.a")
+    pd.DataFrame([system.report(None, 0.0, True) | {"a": 0.0}]).to_csv(tmp_path / "branch.csv", index=False)
+    assert _walk(tmp_path, args, system, walk_of([0.1, 0.2, 0.3]), 0, "a", "lambda") == "reached"
+    events = pd.read_csv(tmp_path / "events.csv")
+    assert list(events.event) == ["n_unstable 1 -> 0"] and events.parameter[0] == 0.3

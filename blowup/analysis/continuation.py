@@ -153,7 +153,8 @@ def _begin(out: Path, args, branch: Branch, x: np.ndarray, mu: float, key: str) 
 
 def _walk(out: Path, args, system, walk, index: int, key: str, scalar: str) -> str:
     """Every point `follow` yields, written as it comes (row, events, state); the reason the walk ended."""
-    previous = pd.read_csv(out / "branch.csv").iloc[-1].get("n_unstable") if args.stability else None
+    counted = pd.read_csv(out / "branch.csv").get("n_unstable", pd.Series(dtype=float)).dropna()
+    previous = counted.iloc[-1] if args.stability and len(counted) else None  # the last point with a count
     while True:
         try:
             point, events, step = next(walk)
@@ -161,10 +162,11 @@ def _walk(out: Path, args, system, walk, index: int, key: str, scalar: str) -> s
             return stop.value
         index += 1
         row = _row(system, point, step, key, args.stability)
-        if args.stability and previous is not None and row["n_unstable"] != previous:
+        count = row.get("n_unstable", float("nan"))  # NaN: the spectra failed their own check, no count
+        if previous is not None and np.isfinite(count) and count != previous:
             # located to the step: every spectrum is the costly part of a point
-            events.append(Event(f"n_unstable {previous:g} -> {row['n_unstable']:g}", point.mu, row["n_unstable"]))
-        previous = row.get("n_unstable")
+            events.append(Event(f"n_unstable {previous:g} -> {count:g}", point.mu, count))
+        previous = count if np.isfinite(count) else previous
         _append(out / "branch.csv", row)
         for event in events:
             _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})

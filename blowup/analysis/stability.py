@@ -91,6 +91,12 @@ def show(run_dir: Path, spectrum: Spectrum, console: Console) -> None:
         )
     console.print(grid)
     console.print(spectrum.summary)
+    missing = spectrum.counts.get("symmetry_modes_missing")
+    if missing:
+        console.print(
+            f"[bold red]not a count:[/] the symmetry mode(s) {', '.join(missing)} every profile has were not found, so "
+            "the grids do not resolve the eigenfunctions (stability.json: n_unstable_trusted false)"
+        )
 
 
 def stability_of(run_dir: Path) -> Stability:
@@ -105,7 +111,8 @@ def stability_of(run_dir: Path) -> Stability:
 def write(spectrum: Spectrum, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table(spectrum.modes).to_csv(out / "stability.csv", index=False, float_format="%.17g")
-    (out / "stability.json").write_text(json.dumps(spectrum.counts, indent=2) + "\n")
+    counts = spectrum.counts | {"n_unstable_trusted": bool(np.isfinite(spectrum.unstable_count()))}
+    (out / "stability.json").write_text(json.dumps(counts, indent=2) + "\n")
     plot(spectrum, out / "stability.png")
 
 

@@ -558,9 +558,9 @@ class Burgers(Problem):
             c = scale_at(mu)  # c <= 0: no smooth profile has these boundary values
             return exact_lambda(self.k), exact_profile(grid, self.k, c) if c > 0 else np.full_like(grid, np.nan)
 
-        def unstable(lin: Linearization, mu: float) -> int:
+        def unstable(lin: Linearization, mu: float) -> float:
             scale = scale_at(mu) if odd and scale_at(mu) > 0 else 1.0  # only the exact modes' plot uses it
-            return stability_spec(lin, self.k, (left, right), parity, scale=scale).analyse().counts["n_unstable"]
+            return stability_spec(lin, self.k, (left, right), parity, scale=scale).analyse().unstable_count()
 
         degree = int(1.25 * math.log(1e16) / chebyshev_rate(self.k)) | 1
         system = ChebyshevBranch(

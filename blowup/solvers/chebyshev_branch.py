@@ -49,12 +49,12 @@ class ChebyshevBranch:
         fine_degree: int,
         eval_grid: np.ndarray,
         exact_at: Callable[[float], tuple[float, np.ndarray]] | None = None,
-        stability: Callable[[Linearization, float], int] | None = None,
+        stability: Callable[[Linearization, float], float] | None = None,
     ):
         self.residual_fn, self.spec_at, self.eval_grid = residual, spec_at, eval_grid
         self.exact_at, self.stability = exact_at, stability
         self.degree, self.fine_degree = degree, fine_degree
-        spec = spec_at(0.0)
+        spec = spec_at(0.0)  # its parity, smoothness row and domain: the same at every μ
         self.parity, self.smooth_order, self.smooth_point = spec.parity, spec.smooth_order, spec.smooth_point
         self.half = max(abs(d) for d in spec.domain)
         self.size = len(parity_orders(degree, self.parity)) + 1
