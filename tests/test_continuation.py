@@ -157,7 +157,7 @@ def test_burgers_in_its_boundary_value_keeps_lambda_k_and_the_closed_form_profil
     """Every U + c U^5 = -X (c > 0) is a k = 1 profile: with U(2) = -b, c = (2 - b)/b^5 and λ = 1/4 all along.
     The event u_mid = U(1) = -0.8 lies where (2 - b)/b^5 = 0.2/0.8^5 (a root found independently)."""
     k, p = 1, 5
-    system = burgers_branch(k, 241)
+    system = burgers_branch(k, 201)
     x, converged = system.solve(system.fit(lambda xs: exact_profile(xs, k), 0.26), 1.0)  # λ started off by 0.01
     assert converged and abs(x[-1] - 0.25) < 1e-15
     points, events, reason = walk(system, x, 1.0, 1.3, [("u_mid", -0.8)])
