@@ -73,12 +73,17 @@ def test_no_fold_is_reported_where_the_branch_has_none():
     assert np.all(np.diff([p.mu for p in points]) > 0)
 
 
-@pytest.fixture(scope="module")
-def gclm_run(tmp_path_factory, run_blowup):
-    run_dir = tmp_path_factory.mktemp("gclm") / "run"
-    run = run_blowup("train", "equation=gclm", "experiment=smoke", "seed=0", "threads=1", f"hydra.run.dir={run_dir}")
+def trained(tmp_path_factory, run_blowup, *overrides: str):
+    """A finished `blowup train` run dir (seed 0, one thread) with these overrides."""
+    run_dir = tmp_path_factory.mktemp("run") / "run"
+    run = run_blowup("train", *overrides, "seed=0", "threads=1", f"hydra.run.dir={run_dir}")
     assert run.returncode == 0, run.stderr[-2000:]
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def gclm_run(tmp_path_factory, run_blowup):
+    return trained(tmp_path_factory, run_blowup, "equation=gclm", "experiment=smoke")
 
 
 @pytest.mark.slow
@@ -182,10 +187,7 @@ def test_burgers_continues_only_its_boundary_value_and_low_profiles(compose_trai
 
 @pytest.fixture(scope="module")
 def burgers_run(tmp_path_factory, run_blowup):
-    run_dir = tmp_path_factory.mktemp("burgers") / "run"
-    run = run_blowup("train", "equation=burgers", "profile=0", "seed=0", "threads=1", f"hydra.run.dir={run_dir}")
-    assert run.returncode == 0, run.stderr[-2000:]
-    return run_dir
+    return trained(tmp_path_factory, run_blowup, "equation=burgers", "profile=0")
 
 
 @pytest.mark.slow
