@@ -423,6 +423,11 @@ class Burgers(Problem):
         return figures
 
     @property
+    def parity(self) -> str | None:
+        """ "odd" where the embedding makes U odd (the refinement, stability and continuation use it), else None."""
+        return None if self.cfg.embedding == "none" else "odd"
+
+    @property
     def lam(self) -> Tensor:
         return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(self.lam_raw)
 
@@ -479,7 +484,7 @@ class Burgers(Problem):
                 domain=tuple(self.cfg.domain),
                 boundary=dict(zip(self.cfg.domain, self.cfg.boundary)),
                 smooth_order=2 * self.k + 3,
-                parity=None if self.cfg.embedding == "none" else "odd",
+                parity=self.parity,
             )
             if spec.parity == "odd":
                 spec.boundary = {x: u for x, u in spec.boundary.items() if x > 0}
@@ -519,8 +524,7 @@ class Burgers(Problem):
         """L = -dF/dU about the reported profile (`stability_spec`)."""
         lin = self.reported_linearization()
         perturbed = lin.corrected(self.refinement().next) if self.cfg.refine else None
-        parity = None if self.cfg.embedding == "none" else "odd"
-        return stability_spec(lin, self.k, tuple(self.cfg.domain), parity, perturbed)
+        return stability_spec(lin, self.k, tuple(self.cfg.domain), self.parity, perturbed)
 
     def continuation(self, key: str):
         """The boundary values, scaled together (μ = U at the left end): a normalisation, not a physical parameter.
@@ -544,7 +548,7 @@ class Burgers(Problem):
             raise ConfigError(
                 f"{CONTINUED}={list(self.cfg.boundary)} is invalid for blowup continue: allowed U(left) != 0"
             )
-        parity = None if self.cfg.embedding == "none" else "odd"
+        parity = self.parity
         grid = self._fine_grid().flatten().cpu().double().numpy()
         odd = left == -right and u_left == -u_right
 
@@ -559,7 +563,8 @@ class Burgers(Problem):
             return exact_lambda(self.k), exact_profile(grid, self.k, c) if c > 0 else np.full_like(grid, np.nan)
 
         def unstable(lin: Linearization, mu: float) -> float:
-            scale = scale_at(mu) if odd and scale_at(mu) > 0 else 1.0  # only the exact modes' plot uses it
+            scale = scale_at(mu) if odd else 1.0
+            scale = scale if scale > 0 else 1.0  # only the exact modes' plot uses it
             return stability_spec(lin, self.k, (left, right), parity, scale=scale).analyse().unstable_count()
 
         degree = int(1.25 * math.log(1e16) / chebyshev_rate(self.k)) | 1
