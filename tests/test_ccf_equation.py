@@ -100,7 +100,8 @@ def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(r
     analysis = run_blowup("stability", str(cli_run))
     assert analysis.returncode == 0, analysis.stderr[-2000:]
     counts = json.loads((cli_run / "stability.json").read_text())
-    assert counts["n_unstable"] == 0 and counts["symmetry_modes"] == {"time": pytest.approx(1.0, abs=1e-10)}
+    assert counts["n_unstable"] == 0 and counts["symmetry_modes"]["time"] == pytest.approx(1.0, abs=1e-10)
+    assert counts["symmetry_modes"]["translation"] == pytest.approx(1 + counts["lambda"], abs=1e-10)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ reported profile is Newton's from there at two grid spacings, whose difference i
 
 from __future__ import annotations
 
+import sys
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,13 +32,14 @@ from blowup.errors import ConfigError, require, require_all
 from blowup.problem import Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
-from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, find_profile
+from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile
 from blowup.solvers.log_stability import LogGridStability
 
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
 MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
-SPECTRUM_POINTS = 50_001  # `blowup stability` on grids up to this (dense up to 6001 points, shift-invert past)
+SPECTRUM_POINTS = 50_001  # `blowup stability` on the run's grids up to this (dense to 6001, shift-invert past) ...
+CLUSTERED_POINTS = (2401, 3375)  # ... past it on two grids of these points clustered at the profile's front
 SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
 
 
@@ -337,13 +339,26 @@ class LogGridProfile(Problem):
         return coarse, fine
 
     def stability(self) -> LogGridStability:
-        points = LogGrid.with_spacing(*self.cfg.grid, self.cfg.newton_spacing[1]).points
-        if points > SPECTRUM_POINTS:  # before any Newton: the answer would be an unannounced wait
-            raise ValueError(
-                f"the stability spectrum on this run's fine grid ({points} points) is not available: past "
-                f"{SPECTRUM_POINTS} points its shift-invert eigenvalues take minutes per grid and were not measured"
-            )
-        return LogGridStability(*self.profile_solves())
+        """The analysis on the run's two Newton grids or, past SPECTRUM_POINTS (where shift-invert on them takes
+        too long), on two grids clustered at the profile's front (`log_profile.clustered`), whose dense spectra
+        take minutes; ValueError where those do not reproduce the run's profile."""
+        coarse, fine = self.profile_solves()
+        if fine.grid.points <= SPECTRUM_POINTS:
+            return LogGridStability(coarse, fine)
+        name, run_scalar = self.equation.scalar_name, fine.lam
+        print(
+            f"the run's fine grid has {fine.grid.points} points: the profile is solved again on {CLUSTERED_POINTS} "
+            "points clustered at its front, and their dense spectra taken (minutes)",
+            file=sys.stderr,
+        )
+        coarse, fine = (clustered(fine, points) for points in CLUSTERED_POINTS)
+        for solve in (coarse, fine):
+            if not (solve.converged and abs(solve.lam - run_scalar) <= self.scalar_tolerance):
+                raise ValueError(
+                    f"the profile re-solved on {solve.grid.points} clustered points is not the run's "
+                    f"({name} {solve.lam:.15g}, converged {solve.converged}): no spectrum"
+                )
+        return LogGridStability(coarse, fine)
 
     def failure(self, evaluation: dict) -> str | None:
         name = self.equation.scalar_name

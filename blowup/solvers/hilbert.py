@@ -16,14 +16,21 @@ The kernel splits into coth(x) - sign(x), which decays like e^(-2|x|) and has th
 -i (π coth(πk/2) - 2/k), and sign(x) - 1 = -2·1{x < 0}, whose convolution is the tail integral
 -2 ∫_r^∞ q. The grid has an odd number of points: with an even number the Nyquist mode has no
 derivative, and a saw-tooth in q would cost the residual nothing.
+
+A profile with a steep front needs points there and nowhere else: `MappedLogGrid` is uniform in a coordinate
+σ(s) that stretches s around the front, and H on it is the uniform operator in σ plus a correction whose
+kernel is smooth (the two kernels' poles cancel), summed by the trapezoid rule: dense, O(N²), for grids small
+enough that a dense Newton and a dense spectrum are what one wants anyway.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 
 def fast_odd_size(points: int) -> int:
@@ -46,6 +53,8 @@ class LogGrid:
     left: float
     right: float
     points: int
+
+    matrix_free = True  # its operators are FFTs (a MappedLogGrid's are dense)
 
     def __post_init__(self):
         if self.points < 3 or self.points % 2 == 0:
@@ -81,8 +90,106 @@ class LogGrid:
         return out
 
 
-def derivative(q: np.ndarray, grid: LogGrid) -> np.ndarray:
+@dataclass(frozen=True)
+class MappedLogGrid:
+    """`points` points in s on [left, right), uniform in σ = s + Σ strength·width·asinh((s - centre)/width) over
+    `fronts` ((centre, width, strength), ...): about 1 + strength times denser at a centre than far from it,
+    falling off like strength·width/|s - centre| (a front's neighbourhood needs more points than its far field,
+    fewer than its core). The map is analytic within `width` of the real s-axis, so functions resolved in σ
+    keep spectral accuracy. Operators on it are dense (`matrix_free` False)."""
+
+    left: float
+    right: float
+    points: int
+    fronts: tuple[tuple[float, float, float], ...]
+
+    matrix_free = False
+
+    def __post_init__(self):
+        if self.points < 3 or self.points % 2 == 0:
+            raise ValueError(f"MappedLogGrid needs an odd number of points >= 3, got {self.points}")
+        if any(width <= 0 or strength < 0 for _, width, strength in self.fronts):
+            raise ValueError(f"MappedLogGrid needs widths > 0 and strengths >= 0, got {self.fronts}")
+
+    def sigma(self, s: np.ndarray) -> np.ndarray:
+        return s + sum(b * w * np.arcsinh((s - c) / w) for c, w, b in self.fronts)
+
+    def _density(self, s: np.ndarray) -> np.ndarray:  # dσ/ds >= 1
+        return 1 + sum(b / np.sqrt(1 + ((s - c) / w) ** 2) for c, w, b in self.fronts)
+
+    @cached_property
+    def uniform(self) -> LogGrid:
+        """The grid in σ: its FFT operators act on functions of σ."""
+        return LogGrid(float(self.sigma(self.left)), float(self.sigma(self.right)), self.points)
+
+    def s_of(self, sigma: np.ndarray) -> np.ndarray:
+        """s at σ (monotone): a table's interpolation, then Newton (dσ/ds >= 1) to round-off."""
+        table = np.linspace(self.left, self.right, 20001)
+        s = np.interp(sigma, self.sigma(table), table)
+        for _ in range(50):
+            step = (self.sigma(s) - sigma) / self._density(s)
+            s = s - step
+            if np.abs(step).max() <= 1e-15 * max(1.0, abs(self.left), abs(self.right)):
+                break
+        return s
+
+    @cached_property
+    def s(self) -> np.ndarray:
+        return self.s_of(self.uniform.s)
+
+    @cached_property
+    def stretch(self) -> np.ndarray:
+        """ds/dσ at the grid points."""
+        return 1 / self._density(self.s)
+
+    @cached_property
+    def _stretch_slope(self) -> np.ndarray:
+        """d²s/dσ² = -σ''(s) / σ'(s)³ at the grid points."""
+        s = self.s
+        curvature = sum(-b * (s - c) / w**2 * (1 + ((s - c) / w) ** 2) ** -1.5 for c, w, b in self.fronts)
+        return -curvature * self.stretch**3
+
+    def _correction_rows(self, rows: slice) -> np.ndarray:
+        """Rows of T - T_σ (T_σ the uniform operator in σ), whose kernel
+        (1/π)[(coth(s(σ) - s(τ)) - 1) s'(τ) - (coth(σ - τ) - 1)] is smooth in τ (both kernels have the pole
+        1/(σ - τ)) and is summed by the trapezoid rule; on the diagonal its limit -s''/(2s') - s' + 1."""
+        s, sigma, stretch = self.s, self.uniform.s, self.stretch
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kernel = (1 / np.tanh(s[rows, None] - s) - 1) * stretch - (1 / np.tanh(sigma[rows, None] - sigma) - 1)
+        index = np.arange(rows.start, rows.stop)
+        kernel[index - rows.start, index] = -self._stretch_slope[rows] / (2 * stretch[rows]) - stretch[rows] + 1
+        return kernel * (self.uniform.spacing / np.pi)
+
+    def _blocks(self):
+        return (
+            slice(start, min(start + CORRECTION_BLOCK, self.points))
+            for start in range(0, self.points, CORRECTION_BLOCK)
+        )
+
+    def correction(self, q: np.ndarray) -> np.ndarray:
+        """(T - T_σ) q in row blocks, so that memory stays O(N·CORRECTION_BLOCK)."""
+        out = np.empty(q.shape)
+        for rows in self._blocks():
+            out[rows] = self._correction_rows(rows) @ q
+        return out
+
+    def correction_matrix(self) -> np.ndarray:
+        return np.concatenate([self._correction_rows(rows) for rows in self._blocks()])
+
+
+CORRECTION_BLOCK = 512  # rows of the mapped grid's correction kernel held at once
+
+AnyLogGrid = LogGrid | MappedLogGrid
+
+
+def _along_first_axis(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return values.reshape((-1,) + (1,) * (q.ndim - 1))
+
+
+def derivative(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
     """dq/ds, spectrally, along the first axis."""
+    if isinstance(grid, MappedLogGrid):
+        return derivative(q, grid.uniform) / _along_first_axis(grid.stretch, q)
     k = grid.wavenumbers.reshape((-1,) + (1,) * (q.ndim - 1))
     return np.real(np.fft.ifft(1j * k * np.fft.fft(q, axis=0), axis=0))
 
@@ -98,8 +205,12 @@ def tail_integral(q: np.ndarray, grid: LogGrid) -> np.ndarray:
     return mean * (grid.right - grid.left) - below
 
 
-def hilbert_over_y(q: np.ndarray, grid: LogGrid) -> np.ndarray:
+def hilbert_over_y(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
     """(1/π) ∫ q(t) (coth(r - t) - 1) dt: HΘ / y from q = Θ / y (Θ even, Θ(0) = 0), or HΩ from an odd Ω."""
+    if isinstance(grid, MappedLogGrid):
+        if grid in _LAST_MATRICES:  # a dense Newton's or spectrum's grid: its matrix is at hand
+            return _LAST_MATRICES[grid][0] @ q
+        return hilbert_over_y(q, grid.uniform) + grid.correction(q)
     multiplier = grid.kernel_multiplier.reshape((-1,) + (1,) * (q.ndim - 1))
     smooth_part = np.real(np.fft.ifft(multiplier * np.fft.fft(q, axis=0), axis=0))
     return (smooth_part - 2 * tail_integral(q, grid)) / np.pi
@@ -113,6 +224,8 @@ def hilbert_over_y_transpose(y: np.ndarray, grid: LogGrid) -> np.ndarray:
     """The transpose of `hilbert_over_y` on the grid (for products with Newton's Jacobian transposed, as a
     least-squares Krylov method needs them). Its circulant parts are antisymmetric (odd, imaginary multipliers
     on an odd grid); the tail integral's mean and its value at the left end are rank-one terms."""
+    if isinstance(grid, MappedLogGrid):
+        return operator_matrices(grid)[0].T @ y
     shape = (-1,) + (1,) * (y.ndim - 1)
     k = grid.wavenumbers
     antiderivative = np.zeros(k.shape, dtype=complex)  # the tail integral's periodic part P, multiplier 1/(ik)
@@ -127,15 +240,27 @@ def hilbert_over_y_transpose(y: np.ndarray, grid: LogGrid) -> np.ndarray:
     return (-_multiply(y, grid.kernel_multiplier) - 2 * tail_transpose) / np.pi
 
 
-def shifted_derivative_inverse(q: np.ndarray, grid: LogGrid, sign: float = 1.0) -> np.ndarray:
-    """(I + sign·d/ds)⁻¹ q, spectrally: the transport operator's principal part inverted (sign -1: its transpose)."""
+def shifted_derivative_inverse(q: np.ndarray, grid: AnyLogGrid, sign: float = 1.0) -> np.ndarray:
+    """(I + sign·d/ds)⁻¹ q, spectrally: the transport operator's principal part inverted (sign -1: its transpose;
+    on a mapped grid, where d/ds is not antisymmetric, the transpose of (I + d/ds)⁻¹)."""
+    if isinstance(grid, MappedLogGrid):
+        inverse = _shifted_derivative_inverse_matrix(grid)
+        return (inverse if sign > 0 else inverse.T) @ q
     return _multiply(q, 1 / (1 + sign * 1j * grid.wavenumbers))
 
 
-_LAST_MATRICES: dict[LogGrid, tuple[np.ndarray, np.ndarray]] = {}
+@functools.lru_cache(maxsize=1)
+def _shifted_derivative_inverse_matrix(grid: MappedLogGrid) -> np.ndarray:
+    """(I + d/ds)⁻¹ on a mapped grid, dense, inverted once per grid (a dense Newton asks for it at every step)."""
+    inverse = np.linalg.inv(np.eye(grid.points) + operator_matrices(grid)[1])
+    inverse.flags.writeable = False
+    return inverse
 
 
-def operator_matrices(grid: LogGrid) -> tuple[np.ndarray, np.ndarray]:
+_LAST_MATRICES: dict[AnyLogGrid, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def operator_matrices(grid: AnyLogGrid) -> tuple[np.ndarray, np.ndarray]:
     """The dense matrices of `hilbert_over_y` and `derivative` on the grid, read-only: for the network's loss on
     its small grid, the dense spectrum of `blowup stability`, and the dense Newton the matrix-free one is
     checked against. The last grid's are kept (a dense Newton asks for them at every step); they are
@@ -143,16 +268,22 @@ def operator_matrices(grid: LogGrid) -> tuple[np.ndarray, np.ndarray]:
     if grid not in _LAST_MATRICES:
         _LAST_MATRICES.clear()
         identity = np.eye(grid.points)
-        matrices = hilbert_over_y(identity, grid), derivative(identity, grid)
+        if isinstance(grid, MappedLogGrid):
+            matrices = hilbert_over_y(identity, grid.uniform) + grid.correction_matrix(), derivative(identity, grid)
+        else:
+            matrices = hilbert_over_y(identity, grid), derivative(identity, grid)
         for matrix in matrices:
             matrix.flags.writeable = False
         _LAST_MATRICES[grid] = matrices
     return _LAST_MATRICES[grid]
 
 
-def interpolate(q: np.ndarray, grid: LogGrid, points: int) -> tuple[np.ndarray, LogGrid]:
-    """q on another grid over the same interval with `points` (odd) points, by trigonometric interpolation:
-    finer pads q's spectrum with zeros, coarser drops its highest wavenumbers."""
+def interpolate(q: np.ndarray, grid: AnyLogGrid, points: int) -> tuple[np.ndarray, AnyLogGrid]:
+    """q on another grid over the same interval (and map) with `points` (odd) points, by trigonometric
+    interpolation: finer pads q's spectrum with zeros, coarser drops its highest wavenumbers."""
+    if isinstance(grid, MappedLogGrid):
+        values, _ = interpolate(q, grid.uniform, points)
+        return values, MappedLogGrid(grid.left, grid.right, points, grid.fronts)
     other = LogGrid(grid.left, grid.right, points)
     coefficients = np.fft.fftshift(np.fft.fft(q))
     if points >= grid.points:
@@ -162,3 +293,21 @@ def interpolate(q: np.ndarray, grid: LogGrid, points: int) -> tuple[np.ndarray, 
         cut = (grid.points - points) // 2
         coefficients = coefficients[cut : cut + points]
     return np.real(np.fft.ifft(np.fft.ifftshift(coefficients))) * points / grid.points, other
+
+
+def resample(q: np.ndarray, grid: AnyLogGrid, other: AnyLogGrid) -> np.ndarray:
+    """q at `other`'s points (inside `grid`'s interval): its trigonometric interpolant (in `grid`'s σ) on a grid
+    RESAMPLE_FACTOR times finer, then a cubic spline through that. Its error is the finer spacing's fourth power
+    times q's fourth derivative: a start for Newton on the other grid (a uniform grid's profile onto a mapped
+    one), which then solves there to round-off; the direct sum of the interpolant would cost O(N·M)."""
+    if not (grid.left <= other.s[0] and other.s[-1] <= grid.right):
+        raise ValueError(f"resample needs points inside [{grid.left}, {grid.right}]")
+    mapped = isinstance(grid, MappedLogGrid)
+    source = grid.uniform if mapped else grid
+    finer_q, finer = interpolate(q, source, RESAMPLE_FACTOR * source.points + 1 - RESAMPLE_FACTOR % 2)
+    periodic_s = np.append(finer.s, finer.right)
+    spline = CubicSpline(periodic_s, np.append(finer_q, finer_q[0]), bc_type="periodic")
+    return spline(grid.sigma(other.s) if mapped else other.s)
+
+
+RESAMPLE_FACTOR = 4

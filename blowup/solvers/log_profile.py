@@ -43,7 +43,14 @@ from blowup.solvers.gauss_newton import (
     full_step,
     iterate,
 )
-from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices, shifted_derivative_inverse
+from blowup.solvers.hilbert import (
+    LogGrid,
+    MappedLogGrid,
+    interpolate,
+    operator_matrices,
+    resample,
+    shifted_derivative_inverse,
+)
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
@@ -55,6 +62,7 @@ KRYLOV_ITERATIONS = 500  # several times what a preconditioned solve near a prof
 DIVERGED = 1e3  # Newton gives up once a residual grows this many times past the start's largest (at least 1)
 MIN_SPEED = 1e-3  # the preconditioner's transport speed is kept this far from zero
 STEP_HALVINGS = 3  # following the family, a lost member is tried again at half the step, this many times
+CLUSTER_WIDTH = 1 / 3  # a clustered grid's width at the front: this times the least transport speed there
 ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins σ to round-off
 
 
@@ -112,6 +120,9 @@ class ProfileEquation(Protocol):
     def rough(self, scalar: float, grid: LogGrid) -> np.ndarray:
         """A start with the right ends and size, meeting the smoothness condition's leading term at σ."""
 
+    def other_classes(self, scalar: float) -> list:
+        """Perturbation classes besides the profile's own (`log_stability.PerturbationClass`), for its stability."""
+
     def measures(self, u: np.ndarray, scalar: float, grid: LogGrid) -> dict[str, float]:
         """What shows where a family goes (the exponent at the origin, the defect, the least speed, ...)."""
 
@@ -141,6 +152,8 @@ def save_solve(solve: ProfileSolve, path: Path, **extra: float) -> None:
     then renamed over it: a kill mid-write leaves the file before it, never half of one."""
     partial = path.with_name(path.stem + ".partial.npz")
     grid = solve.grid
+    if isinstance(grid, MappedLogGrid):
+        extra = extra | {"fronts": np.array(grid.fronts, dtype=float).reshape(-1, 3)}
     np.savez(partial, q=solve.q, lam=solve.lam, left=grid.left, right=grid.right, points=grid.points,
              steps=solve.steps, converged=solve.converged, **extra)  # fmt: skip
     partial.replace(path)
@@ -152,11 +165,13 @@ def load_solve(path: Path, equation: ProfileEquation) -> tuple[ProfileSolve, dic
     try:
         with np.load(path) as data:
             fields = {key: data[key] for key in data.files}
-        grid = LogGrid(float(fields.pop("left")), float(fields.pop("right")), len(fields["q"]))
+        interval = float(fields.pop("left")), float(fields.pop("right"))
+        fronts = tuple(tuple(float(x) for x in front) for front in fields.pop("fronts", np.zeros((0, 3))))
+        grid = MappedLogGrid(*interval, len(fields["q"]), fronts) if fronts else LogGrid(*interval, len(fields["q"]))
         q, lam = np.array(fields.pop("q"), dtype=float), float(fields.pop("lam"))
         points = int(fields.pop("points", grid.points))
         steps, converged = int(fields.pop("steps", 0)), bool(fields.pop("converged", True))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not a readable profile ({error})") from None
     if points != grid.points or q.ndim != 1 or not np.all(np.isfinite(q)):
         raise ValueError(f"{path} does not hold a finite profile on its grid")
@@ -177,9 +192,9 @@ def newton(
     smooth=False, σ stays fixed and the smoothness row is dropped: the family's non-smooth member at σ.
 
     Full steps, each the least-squares solution of the linearised equations: matrix-free by LSMR
-    (`KrylovLeastSquares`, preconditioned by the transport part), or with dense=True by pivoted QR (LAPACK's
-    gelsy). Both solve the same equations, so they converge to the same point. converged also asks that every
-    equation held to `tolerance` at the start of the last step."""
+    (`KrylovLeastSquares`, preconditioned by the transport part), or with dense=True (and on a `MappedLogGrid`,
+    whose operators are dense) by pivoted QR (LAPACK's gelsy). Both solve the same equations, so they converge to
+    the same point. converged also asks that every equation held to `tolerance` at the start of the last step."""
     n, system = grid.points, _ProfileSystem(equation, grid, smooth)
     iterations: list[int] = []
 
@@ -192,7 +207,7 @@ def newton(
         iterations.extend(descent.iterations)
         return d, apply(point, d)
 
-    if dense:
+    if dense or not grid.matrix_free:
         linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
     else:
         linearise, step = system.linearise, krylov_step
@@ -438,3 +453,16 @@ def refine(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
         raise ValueError(f"refine needs more points on the same interval, got {grid} after {solve.grid}")
     q, _ = interpolate(solve.q, solve.grid, grid.points)
     return newton(solve.equation, q, solve.lam, grid)
+
+
+def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileSolve:
+    """The same profile on `points` points clustered at its front, started from `solve` resampled: a
+    `MappedLogGrid` over the same interval, centred where the transport speed |c| is least, of width
+    CLUSTER_WIDTH·min |c| and strength its inverse (about 1/width times denser there). A front as steep as
+    CCF's 2nd unstable profile's (min c = 0.03) takes 10^5 uniform points to resolve and a few thousand of
+    these, few enough for a dense Newton and a dense spectrum. smooth=False: the family's member at solve's σ."""
+    speed = np.abs(solve.equation.linearise(solve.q, solve.lam, solve.grid).speed)
+    front = int(np.argmin(speed))
+    width = CLUSTER_WIDTH * float(speed[front])
+    grid = MappedLogGrid(solve.grid.left, solve.grid.right, points, ((float(solve.grid.s[front]), width, 1 / width),))
+    return newton(solve.equation, resample(solve.q, solve.grid, grid), solve.lam, grid, smooth=smooth)

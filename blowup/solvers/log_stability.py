@@ -25,13 +25,15 @@ profile's class (space translation and, for CCF, adding a constant to θ lie out
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
 from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
-from blowup.solvers.log_profile import ProfileSolve, jacobian_operator, transport_preconditioner
+from blowup.solvers.hilbert import LogGrid
+from blowup.solvers.log_profile import ProfileEquation, ProfileSolve, jacobian_operator, transport_preconditioner
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate
 RESOLVED_FRACTION = 0.1  # above ν = this·2c₀ a non-smooth part's rate 1 - ν/c₀ is 4 SMOOTH_RATE or more from 1
@@ -45,12 +47,6 @@ NEAREST = 12
 INNER_TOLERANCE = 1e-12  # each shift-invert product's GMRES solve
 INNER_RESTART = 200
 SYMMETRIES = [Symmetry("time", 1.0, None), Symmetry("scaling", 0.0, None)]  # those inside the profile's class
-
-
-def _dense_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
-    """Every eigenvalue and eigenvector of L = ±∂R/∂u (dense)."""
-    equation = solve.equation
-    return np.linalg.eig(equation.stability_sign * equation.dense(solve.q, solve.lam, solve.grid).jacobian)
 
 
 def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
@@ -82,47 +78,67 @@ def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray) -> bool:
     return abs(toward_origin - 1) <= SMOOTH_RATE and (far_out < 0 or size[far].max() <= ROUND_OFF * size.max())
 
 
+@dataclass(frozen=True)
+class PerturbationClass:
+    """Perturbations of one parity about a profile: L's dense matrix there (`operator(u, σ, grid)`), the symmetry
+    modes the class holds, L's largest local rate (its grid artefacts reach it) and the Re ν above which a smooth
+    eigenfunction is told from a non-smooth one (`resolved_above`). An equation's own class comes from its
+    Newton Jacobian (`own_class`); an equation may state others (`ProfileEquation.other_classes`, CCF's odd
+    perturbations of an even profile)."""
+
+    parity: str
+    operator: Callable[[np.ndarray, float, LogGrid], np.ndarray]
+    symmetries: list[Symmetry]
+    local_rate: Callable[[np.ndarray, float, LogGrid], np.ndarray]
+    resolved_above: float
+    own: bool = False  # the profile's own class: past DENSE_POINTS its spectrum is the shift-invert one
+
+
+def own_class(equation: ProfileEquation, lam: float) -> PerturbationClass:
+    def operator(u: np.ndarray, scalar: float, grid: LogGrid) -> np.ndarray:
+        return equation.stability_sign * equation.dense(u, scalar, grid).jacobian
+
+    bound = RESOLVED_FRACTION * 2 * equation.origin_speed(lam)
+    return PerturbationClass(equation.parity, operator, SYMMETRIES, equation.local_rate, bound, own=True)
+
+
 @dataclass
 class LogGridStability(Stability):
-    """`blowup stability` on a log-grid run: the coarse and fine Newton solves of its profile."""
+    """`blowup stability` on a log-grid run: the coarse and fine Newton solves of its profile, every perturbation
+    class the equation states (its own, and `other_classes`)."""
 
     coarse: ProfileSolve
     fine: ProfileSolve
 
     def analyse(self) -> Spectrum:
         started = time.perf_counter()
-        lam = self.fine.lam
-        (coarse_nu, _, coarse_artefacts), (nu, vectors, fine_artefacts) = (
-            _spectrum(solve, lam) for solve in (self.coarse, self.fine)
-        )
-        equation = self.fine.equation
-        bound = RESOLVED_FRACTION * 2 * equation.origin_speed(lam)
-        modes, discarded = [], 0
-        for i in np.argsort(-nu.real):
-            if nu[i].real <= 0:
-                break
-            error = float(np.min(np.abs(coarse_nu - nu[i])))
-            if error > GRIDS_AGREE * max(1.0, abs(nu[i])) or not _smooth_and_decaying(self.fine, vectors[:, i]):
-                discarded += 1
-                continue
-            modes.append(
-                Mode(nu=complex(nu[i]), error=error, parity=equation.parity, values=self._shown(vectors[:, i]))
-            )
-        for mode in modes:
-            mode.symmetry = next((s.name for s in SYMMETRIES if abs(mode.nu - s.nu) <= MATCH), None)
-        unstable = [m for m in modes if m.nu.real - m.error > bound and m.symmetry is None]
-        in_continuum = [m for m in modes if m.nu.real <= bound and m.symmetry is None]
+        lam, equation = self.fine.lam, self.fine.equation
+        classes = [own_class(equation, lam), *equation.other_classes(lam)]
+        analysed = [c for c in classes if c.own or self.fine.grid.points <= DENSE_POINTS]
+        modes, discarded, artefacts = [], 0, 0.0
+        for perturbations in analysed:
+            found, dropped, reach = self._modes(perturbations, lam)
+            modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
+        bounds = {c.parity: c.resolved_above for c in analysed}
+        unstable = [m for m in modes if m.nu.real - m.error > bounds[m.parity] and m.symmetry is None]
+        in_continuum = [m for m in modes if m.nu.real <= bounds[m.parity] and m.symmetry is None]
+        modes.sort(key=lambda m: -m.nu.real)
         counts = {
             "n_unstable": len(unstable),
-            f"n_unstable_{equation.parity}": len(unstable),  # the other parity class is not analysed
+            **{f"n_unstable_{c.parity}": sum(m.parity == c.parity for m in unstable) for c in analysed},
+            "classes_not_analysed": [c.parity for c in classes if c not in analysed],  # past DENSE_POINTS
             "unstable_modes": [[m.nu.real, m.nu.imag] for m in unstable],
-            "resolved_above": bound,  # at or below this Re ν smooth and non-smooth eigenfunctions look alike
-            # eigenvalues in (0, bound] that pass the same tests: candidates, not counted as unstable
-            "grid_artefacts_up_to": max(coarse_artefacts, fine_artefacts),  # L's largest local rate: discarded there
-            "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],
+            "unstable_parities": [m.parity for m in unstable],
+            "resolved_above": bounds[equation.parity],  # at or below this Re ν smooth and non-smooth eigenfunctions
+            "resolved_above_by_class": bounds,  # look alike: eigenvalues there that pass the same tests are
+            "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],  # candidates, not counted
+            "grid_artefacts_up_to": artefacts,  # L's largest local rate: discarded there
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
             "symmetry_modes_missing": [
-                s.name for s in SYMMETRIES if s.nu > bound and not any(m.symmetry == s.name for m in modes)
+                s.name
+                for c in analysed
+                for s in c.symmetries
+                if s.nu > c.resolved_above and not any(m.symmetry == s.name for m in modes)
             ],
             "n_reported": len(modes),
             "n_discarded": discarded,
@@ -131,7 +147,26 @@ class LogGridStability(Stability):
             "max_error": max((m.error for m in modes), default=None),
             "wall_time_s": time.perf_counter() - started,
         }
-        return Spectrum(modes, counts, SHOWN, "s = log y", [], _summary(counts, equation.parity))
+        return Spectrum(modes, counts, SHOWN, "s = log y", [], _summary(counts, [c.parity for c in analysed]))
+
+    def _modes(self, perturbations: PerturbationClass, lam: float) -> tuple[list[Mode], int, float]:
+        """One class's modes (eigenvalues with Re ν > 0 on both grids whose eigenfunctions are smooth and decay),
+        how many were discarded, and how far its grid artefacts reach."""
+        (coarse_nu, _, coarse_reach), (nu, vectors, fine_reach) = (
+            _spectrum(solve, lam, perturbations) for solve in (self.coarse, self.fine)
+        )
+        modes, discarded = [], 0
+        for i in np.argsort(-nu.real):
+            if nu[i].real <= 0:
+                break
+            error = float(np.min(np.abs(coarse_nu - nu[i])))
+            if error > GRIDS_AGREE * max(1.0, abs(nu[i])) or not _smooth_and_decaying(self.fine, vectors[:, i]):
+                discarded += 1
+                continue
+            symmetry = next((s.name for s in perturbations.symmetries if abs(nu[i] - s.nu) <= MATCH), None)
+            values = self._shown(vectors[:, i])
+            modes.append(Mode(complex(nu[i]), error, perturbations.parity, values, symmetry=symmetry))
+        return modes, discarded, max(coarse_reach, fine_reach)
 
     def _shown(self, vector: np.ndarray) -> np.ndarray:
         """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
@@ -139,19 +174,25 @@ class LogGridStability(Stability):
         return values / np.max(np.abs(values))
 
 
-def _spectrum(solve: ProfileSolve, lam: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """L's eigenvalues and eigenvectors on the solve's grid (all of them up to DENSE_POINTS, past it the NEAREST
-    to SHIFT), and L's largest local rate: up to where its artefacts reach."""
-    dense = solve.grid.points <= DENSE_POINTS
-    nu, vectors = _dense_spectrum(solve) if dense else _nearest_spectrum(solve)
-    return nu, vectors, float(solve.equation.local_rate(solve.q, lam, solve.grid).max())
+def _spectrum(solve: ProfileSolve, lam: float, perturbations: PerturbationClass):
+    """L's eigenvalues and eigenvectors in a class on the solve's grid (all of them up to DENSE_POINTS, past it the
+    NEAREST to SHIFT, the profile's own class only), and L's largest local rate: up to where its artefacts reach."""
+    if solve.grid.points <= DENSE_POINTS:
+        nu, vectors = np.linalg.eig(perturbations.operator(solve.q, solve.lam, solve.grid))
+    else:
+        nu, vectors = _nearest_spectrum(solve)
+    return nu, vectors, float(perturbations.local_rate(solve.q, lam, solve.grid).max())
 
 
-def _summary(counts: dict, parity: str) -> str:
+def _summary(counts: dict, parities: list[str]) -> str:
     """The console's line: counted right of where smooth and non-smooth eigenfunctions are told apart."""
+    bounds = ", ".join(f"{parity} Re ν > {counts['resolved_above_by_class'][parity]:.4f}" for parity in parities)
+    left = f"; {', '.join(counts['classes_not_analysed'])} class not analysed" if counts["classes_not_analysed"] else ""
+    per_class = ", ".join(f"{counts['n_unstable_' + parity]} {parity}" for parity in parities)
     return (
-        f"unstable (symmetries excluded) with Re ν > {counts['resolved_above']:.4f}: {counts['n_unstable']} "
-        f"({parity} class); at or below that a smooth eigenfunction is not told from a non-smooth one: "
-        f"{len(counts['candidates_in_continuum'])} candidates there, not counted; "
-        f"{counts['n_reported']} converged, {counts['n_discarded']} discarded; {counts['wall_time_s']:.1f} s"
+        f"unstable (symmetries excluded) with {bounds}: {counts['n_unstable']} "
+        f"({per_class}){left}; at or below that a smooth "
+        f"eigenfunction is not told from a non-smooth one: {len(counts['candidates_in_continuum'])} candidates "
+        f"there, not counted; {counts['n_reported']} converged, {counts['n_discarded']} discarded; "
+        f"{counts['wall_time_s']:.1f} s"
     )

@@ -30,6 +30,7 @@ from functools import partial
 
 import numpy as np
 
+from blowup.problem import Symmetry
 from blowup.solvers import log_profile
 from blowup.solvers.hilbert import (
     LogGrid,
@@ -39,6 +40,7 @@ from blowup.solvers.hilbert import (
     operator_matrices,
 )
 from blowup.solvers.log_profile import DenseBlocks, FamilyScan, ProfileSolve, refine, transport_preconditioner
+from blowup.solvers.log_stability import SMOOTH_RATE, PerturbationClass
 
 __all__ = [
     "CCF_EQUATION",
@@ -112,6 +114,26 @@ class CCFEquation:
 
     def local_rate(self, q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
         return lam - (1 + lam + hilbert_over_y(q, grid))  # -∂R/∂q = λ - c(1 + d/ds) - (q + q_s) T
+
+    def other_classes(self, lam: float) -> list[PerturbationClass]:
+        """Odd perturbations φ of the even profile, sampled as f(s) = φ(e^s) (odd, so f ~ e^s at a smooth origin):
+        the linearised F = -λΘ + ((1+λ)y + HΘ)Θ' is -λf + c f_s + Ω Tf (Ω = Θ' = q + q_s; H takes the odd φ
+        through T as it takes Ω), L = minus that. Space translation, φ = Θ', is its symmetry mode, ν = 1 + λ.
+        Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s): the two rates are told apart only for
+        Re ν ≥ (1 + 4 SMOOTH_RATE) c₀ (below that the non-smooth part decays faster than e^s and the rate test
+        cannot see it)."""
+
+        def operator(q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
+            hilbert, diff = operator_matrices(grid)
+            speed, omega = 1 + lam + hilbert @ q, q + diff @ q
+            return lam * np.eye(len(q)) - speed[:, None] * diff - omega[:, None] * hilbert
+
+        def local_rate(q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
+            return np.full(len(q), lam)
+
+        translation = [Symmetry("translation", 1 + lam, "odd")]
+        resolved = (1 + 4 * SMOOTH_RATE) * self.origin_speed(lam)
+        return [PerturbationClass("odd", operator, translation, local_rate, resolved)]
 
     def linearise(self, q: np.ndarray, lam: float, grid: LogGrid) -> _TransportProducts:
         return _TransportProducts(q, lam, grid)

@@ -83,6 +83,9 @@ class GCLMEquation:
     def local_rate(self, p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
         return -(1 + hilbert_over_y(p, grid))  # ∂G/∂p = -(1 + Tp) - c d/ds + nonlocal
 
+    def other_classes(self, alpha: float) -> list:
+        return []  # even perturbations of Ω (CCF's odd ones of θ at a = -1): not written for gCLM
+
     def linearise(self, p: np.ndarray, alpha: float, grid: LogGrid) -> _Products:
         return _Products(p, alpha, self.a, grid)
 

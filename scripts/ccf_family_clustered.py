@@ -1,0 +1,125 @@
+"""CCF's non-smooth family below the 2nd unstable profile on grids clustered at its front, to where it ends.
+
+scripts/ccf_family.py follows the family on uniform grids, which its steepening front drives to 1.75·10^6 points
+(an hour a member) by λ = 0.4556, short of where it ends. Here each member is solved on two `MappedLogGrid`s
+(`log_profile.clustered`: `--points` N1 < N2, centred at the member's front, width a third of its least
+transport speed c_min, so they follow the front as it steepens): a few thousand points, a dense Newton each.
+The two grids' smoothness defects differ by the error of the finer's, and its residual between grid points
+(the 3x interpolant) says whether it resolves the member; where that passes 1e-9 the grids grow (x1.4) up to
+`--max-points`.
+
+From profile 2 (found as ccf_family.py finds it) the family is followed down in steps of `--step`, halved where
+Newton loses a member (at most `--halvings` times; the step stays at its last size, as the members change
+faster towards the end). If the defect changes sign between two members, the smooth profile there (profile 3)
+is solved by Newton with the smoothness row on both grids and written as a row of its own (`kind` profile3).
+Per member: λ, the exponent p (Θ ~ |y|^(1+p), 1: smooth), the defect on both grids, c_min, max |Ω|, the
+residuals, the points and the seconds. Writes results/ccf_family_clustered.csv and a figure beside it.
+
+    python3 scripts/ccf_family_clustered.py [--step 0.0025] [--fine-step-below 0.4565 0.0005] [--to 0.45]
+        [--points 2401 3375] [--max-points 9261]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ccf_family import figure, profile_two  # noqa: E402
+
+from blowup.equations.ccf.profile import family_measures  # noqa: E402
+from blowup.solvers.log_profile import ProfileSolve, clustered, newton  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESOLVED = 1e-9  # the finer grid's residual between its points must be below this, else both grids grow
+GROWTH = 1.4
+
+
+def odd(points: float) -> int:
+    return int(points) // 2 * 2 + 1
+
+
+def member_pair(start: ProfileSolve, at: float, points: tuple[int, int], smooth: bool):
+    """The member at `at` (or, smooth, the profile near it) on the two grids clustered at the front of the solve
+    reached from `start`: one Newton on start's grid moves the front, then each grid is re-centred on it."""
+    trial = newton(start.equation, start.q, at, start.grid, smooth=smooth)
+    if not trial.converged:
+        return None
+    pair = tuple(clustered(trial, n, smooth=smooth) for n in points)
+    return pair if all(solve.converged for solve in pair) else None
+
+
+def row(pair, kind: str, started: float) -> dict:
+    coarse, fine = pair
+    measures = family_measures(fine)
+    return {
+        "kind": kind,
+        **measures,
+        "lambda_coarse": coarse.lam,
+        "defect_coarse": family_measures(coarse)["smoothness_defect"],
+        "defect_error": abs(measures["smoothness_defect"] - family_measures(coarse)["smoothness_defect"]),
+        "offgrid_residual_max": fine.offgrid_residual_max(),
+        "points": f"{coarse.grid.points}/{fine.grid.points}",
+        "front_s": fine.grid.fronts[0][0],
+        "front_width": fine.grid.fronts[0][1],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--step", type=float, default=0.0025)
+    parser.add_argument("--fine-step-below", type=float, nargs=2, default=[0.4565, 0.0005], metavar=("LAMBDA", "STEP"))
+    parser.add_argument("--to", type=float, default=0.45)
+    parser.add_argument("--points", type=int, nargs=2, default=[2401, 3375])
+    parser.add_argument("--max-points", type=int, default=9261)
+    parser.add_argument("--halvings", type=int, default=6)
+    parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family_clustered.csv"))
+    opts = parser.parse_args()
+    out, points = Path(opts.out), tuple(opts.points)
+
+    started = time.perf_counter()
+    uniform = profile_two(0.001)
+    last = member_pair(uniform, uniform.lam, points, smooth=True)
+    rows = [row(last, "profile2", started)]
+    print(rows[-1], flush=True)
+    step = opts.step
+    while last[1].lam > opts.to:
+        started = time.perf_counter()
+        if last[1].lam < opts.fine_step_below[0]:
+            step = min(step, opts.fine_step_below[1])
+        found = None
+        while found is None and step >= opts.step / 2**opts.halvings:
+            found = member_pair(last[1], max(last[1].lam - step, opts.to), points, smooth=False)
+            step = step if found is not None else step / 2
+        if found is None:
+            print(f"lost below lambda {last[1].lam:.10g} at step {step * 2:.2e}: the family ends or turns there")
+            break
+        if found[1].offgrid_residual_max() > RESOLVED and points[1] < opts.max_points:
+            points = (odd(points[0] * GROWTH), odd(points[1] * GROWTH))
+            print(f"grids grow to {points}", flush=True)
+            continue
+        rows.append(row(found, "member", started))
+        print(rows[-1], flush=True)
+        before, after = rows[-2]["smoothness_defect"], rows[-1]["smoothness_defect"]
+        if rows[-2]["kind"] != "profile2" and np.sign(before) != np.sign(after):
+            nearer = found if abs(after) < abs(before) else last
+            smooth = member_pair(nearer[1], nearer[1].lam, points, smooth=True)
+            if smooth is not None:
+                rows.append(row(smooth, "profile3", started))
+                print("profile 3:", rows[-1], flush=True)
+        pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
+        table = pd.DataFrame(rows[1:]).assign(points=lambda t: t.points.str.split("/").str[1].astype(int))
+        figure(table, {key: rows[0][key] for key in ("lambda", "exponent_p", "speed_min", "omega_max",
+                                                     "offgrid_residual_max")}, out.with_suffix(".png"))  # fmt: skip
+        last = found
+    pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
+
+
+if __name__ == "__main__":
+    main()

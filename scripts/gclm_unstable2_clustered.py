@@ -1,0 +1,106 @@
+"""gCLM's branch through CCF's 2nd unstable profile, followed up in a on grids clustered at its front.
+
+`blowup continue` on profile 2's uniform grids (98415/194481 points, scripts/gclm_branches.py) lost the fine grid
+past a = -0.976, minutes a point. Here the branch is followed by natural steps in a (`--step`, halved where
+Newton fails, at most `--halvings` times) on two `MappedLogGrid`s (`log_profile.clustered`: `--points`, centred at
+the front, width a third of the least transport speed, re-centred at every point), a dense Newton with the
+smoothness row each: α on the finer grid, the two grids' difference its error estimate, the residual between
+grid points (3x interpolant), the least transport speed c_min, max |Ω| and the exponent at the origin (1:
+smooth). The start is CCF's profile 2 (as scripts/ccf_family.py finds it) as gCLM's unknown at a = -1,
+p = Θ' = q + q_s, α = 1 + λ, its maximum moved to ξ = 1 (the normalisation); `--check` adds a = values where
+the uniform branch (results/gclm_unstable2_*.csv) has a point, to compare α.
+
+    python3 scripts/gclm_unstable2_clustered.py [--to -0.5] [--step 0.01] [--points 2401 3375]
+        [--out results/gclm_unstable2_clustered.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ccf_family import profile_two  # noqa: E402
+
+from blowup.equations.gclm.profile import GCLMEquation  # noqa: E402
+from blowup.solvers.hilbert import derivative  # noqa: E402
+from blowup.solvers.log_profile import ProfileSolve, clustered  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIFORM_CHECK = (-0.9879622640513126,)  # the uniform branch's last point with an estimate (gclm_unstable2_up.csv)
+
+
+def start_at_minus_one() -> ProfileSolve:
+    """CCF's profile 2 as gCLM's p at a = -1, translated (an FFT phase) so that its maximum is at s = 0."""
+    ccf = profile_two(0.001)
+    grid = ccf.grid
+    p = ccf.q + derivative(ccf.q, grid)
+    shift = grid.s[np.argmax(p)]
+    p = np.real(np.fft.ifft(np.fft.fft(p) * np.exp(1j * grid.wavenumbers * shift)))
+    return ProfileSolve(1 + ccf.lam, p, grid, 0, True, equation=GCLMEquation(-1.0))
+
+
+def pair_at(last: ProfileSolve, a: float, points: tuple[int, int]):
+    """The branch's point at a on both clustered grids, from the last point (its p and α, its front)."""
+    start = ProfileSolve(last.lam, last.q, last.grid, 0, True, equation=GCLMEquation(a))
+    pair = tuple(clustered(start, n) for n in points)
+    return pair if all(solve.converged for solve in pair) else None
+
+
+def row(a: float, pair, started: float) -> dict:
+    coarse, fine = pair
+    measures = fine.equation.measures(fine.q, fine.lam, fine.grid)
+    return {
+        "a": a,
+        **measures,
+        "alpha_coarse": coarse.lam,
+        "alpha_error_estimate": abs(fine.lam - coarse.lam),
+        "offgrid_residual_max": fine.offgrid_residual_max(),
+        "points": f"{coarse.grid.points}/{fine.grid.points}",
+        "front_s": fine.grid.fronts[0][0],
+        "front_width": fine.grid.fronts[0][1],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--to", type=float, default=-0.5)
+    parser.add_argument("--step", type=float, default=0.01)
+    parser.add_argument("--halvings", type=int, default=5)
+    parser.add_argument("--points", type=int, nargs=2, default=[2401, 3375])
+    parser.add_argument("--out", default=str(ROOT / "results" / "gclm_unstable2_clustered.csv"))
+    opts = parser.parse_args()
+    points, started = tuple(opts.points), time.perf_counter()
+    uniform = start_at_minus_one()
+    last_pair = pair_at(uniform, -1.0, points)
+    if last_pair is None:
+        raise SystemExit("CCF's profile 2 did not converge as gCLM's at a = -1 on the clustered grids")
+    rows, a, step = [row(-1.0, last_pair, started)], -1.0, opts.step
+    print(rows[-1], flush=True)
+    checks = sorted(c for c in UNIFORM_CHECK if -1.0 < c < opts.to)
+    while a < opts.to:
+        started = time.perf_counter()
+        target = min(a + step, opts.to, *[c for c in checks if c > a])
+        pair = pair_at(last_pair[1], target, points)
+        if pair is None:
+            if step / 2 < opts.step / 2**opts.halvings:
+                print(f"lost past a = {a:.10g} (steps down to {step:.2e}): where the branch ends, turns or outgrows "
+                      f"the grids", flush=True)  # fmt: skip
+                break
+            step /= 2
+            continue
+        a, last_pair = target, pair
+        rows.append(row(a, pair, started))
+        print(rows[-1], flush=True)
+        pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")
+    pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Grids clustered at a front (blowup.solvers.hilbert.MappedLogGrid): the Hilbert transform and the derivative
+against closed forms, and profiles re-solved on them against the uniform grids' (blowup.solvers.log_profile)."""
+
+import numpy as np
+import pytest
+
+from blowup.equations.ccf.profile import CCF_EQUATION, refine, solve_profile
+from blowup.equations.gclm.profile import GCLMEquation, exact_profile
+from blowup.solvers.hilbert import (
+    LogGrid,
+    MappedLogGrid,
+    derivative,
+    hilbert_over_y,
+    hilbert_over_y_transpose,
+    interpolate,
+    operator_matrices,
+    resample,
+    shifted_derivative_inverse,
+)
+from blowup.solvers.log_profile import clustered, load_solve, newton, save_solve
+from blowup.solvers.log_stability import LogGridStability
+
+# 100x denser within 0.01 of s = -0.2 than far out: a smooth function sees a strongly non-uniform grid
+CLUSTERED = MappedLogGrid(-40.0, 80.0, 1201, ((-0.2, 0.01, 100.0),))
+Y = np.exp(CLUSTERED.s)
+
+
+def test_the_map_clusters_where_asked_and_covers_the_interval():
+    spacing = np.diff(CLUSTERED.s)
+    at_front = spacing[np.argmin(np.abs(CLUSTERED.s[:-1] + 0.2))]
+    assert CLUSTERED.s[0] == pytest.approx(-40.0, abs=1e-12) and CLUSTERED.s[-1] < 80.0
+    assert np.all(spacing > 0) and spacing.max() / at_front > 50
+
+
+def test_even_and_odd_closed_forms():
+    """H[1/(1+y²)] = y/(1+y²) and H[y/(1+y²)] = -1/(1+y²), as on the uniform grid (tests/test_hilbert.py)."""
+    assert np.abs(hilbert_over_y(-Y / (1 + Y**2), CLUSTERED) - 1 / (1 + Y**2)).max() < 1e-12
+    assert np.abs(hilbert_over_y(Y / (1 + Y**2), CLUSTERED) + 1 / (1 + Y**2)).max() < 1e-12
+
+
+def test_growing_profile_like_closed_form_with_the_front_where_it_bends():
+    """Θ = Re (1-iy)^b - 1 (growing like |y|^b), HΘ = Im (1-iy)^b, on a grid clustered at y = 1 too."""
+    grid = MappedLogGrid(-40.0, 80.0, 1701, ((0.0, 0.02, 50.0), (-5.0, 0.1, 5.0)))
+    y, b = np.exp(grid.s), 0.54
+    f = (1 - 1j * y) ** b
+    q = np.where(y < 1e-6, b * (1 - b) / 2 * y, (f.real - 1) / y)
+    keep = y > 1e-2
+    assert np.abs(hilbert_over_y(q, grid) - f.imag / y)[keep].max() < 1e-12
+
+
+def test_derivative_matrices_transpose_and_shifted_inverse():
+    f = 1 / np.cosh(CLUSTERED.s)
+    slope = -np.tanh(CLUSTERED.s) / np.cosh(CLUSTERED.s)
+    hilbert, diff = operator_matrices(CLUSTERED)
+    assert np.abs(derivative(f, CLUSTERED) - slope).max() < 1e-11
+    assert np.abs(diff @ f - slope).max() < 1e-11
+    assert np.abs(hilbert @ f - (hilbert_over_y(f, CLUSTERED.uniform) + CLUSTERED.correction(f))).max() < 1e-13
+    g = np.exp(-((CLUSTERED.s - 1) ** 2))
+    assert hilbert_over_y_transpose(g, CLUSTERED) @ f == pytest.approx(g @ hilbert_over_y(f, CLUSTERED), rel=1e-12)
+    assert np.abs(shifted_derivative_inverse(f + slope, CLUSTERED) - f).max() < 1e-10
+
+
+def test_interpolation_and_resampling_between_uniform_and_clustered_grids():
+    """`resample` (a spline through the 4x finer trigonometric interpolant: a start for Newton) to its spline's
+    error, (0.05/4)^4 here; `interpolate` on the same map spectrally."""
+    uniform = LogGrid.with_spacing(-40.0, 80.0, 0.05)
+    bump = 1 / (2 * np.cosh(uniform.s))
+    onto = resample(bump, uniform, CLUSTERED)
+    assert np.abs(onto - 1 / (2 * np.cosh(CLUSTERED.s))).max() < 1e-9
+    back = resample(onto, CLUSTERED, uniform)
+    assert np.abs(back - bump).max() < 1e-9
+    finer_values, finer = interpolate(1 / (2 * np.cosh(CLUSTERED.s)), CLUSTERED, 2 * CLUSTERED.points + 1)
+    assert isinstance(finer, MappedLogGrid) and finer.fronts == CLUSTERED.fronts
+    assert np.abs(finer_values - 1 / (2 * np.cosh(finer.s))).max() < 1e-11
+    with pytest.raises(ValueError, match="inside"):
+        resample(bump, LogGrid(-10.0, 10.0, 201), CLUSTERED)
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5])
+def test_gclm_closed_forms_solve_the_equations_on_a_clustered_grid(a):
+    """gCLM's exact profiles (a = 0: α = 1; a = 1/2: α = 1/3) solve its discrete equations on a clustered grid,
+    through (I + d/ds)⁻¹ and T there, and Newton from them stays put (α to 1e-12)."""
+    grid = MappedLogGrid(-40.0, 80.0, 701, ((-0.2, 0.05, 20.0),))
+    alpha, p = exact_profile(a, grid)
+    equation = GCLMEquation(a)
+    assert np.abs(equation.residual(p, alpha, grid)).max() < 1e-10
+    assert abs(equation.defect(p, alpha, grid)) < 1e-10
+    solve = newton(equation, p, alpha + 1e-3, grid)
+    assert solve.converged and abs(solve.lam - alpha) < 1e-12
+
+
+def test_bad_maps_are_refused():
+    with pytest.raises(ValueError, match="odd"):
+        MappedLogGrid(-1.0, 1.0, 100, ())
+    with pytest.raises(ValueError, match="widths"):
+        MappedLogGrid(-1.0, 1.0, 101, ((0.0, 0.0, 1.0),))
+
+
+@pytest.fixture(scope="module")
+def stable():
+    coarse = solve_profile(1.25, LogGrid.with_spacing(-40.0, 80.0, 0.2))
+    return coarse, refine(coarse, LogGrid.with_spacing(-40.0, 80.0, 0.15))
+
+
+def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, tmp_path):
+    """Re-solved on two clustered grids (dense Newton), λ is the uniform grids' to round-off, and so is the
+    spectrum: no unstable mode, the time mode ν = 1. A clustered solve saves and loads with its map."""
+    _, fine = stable
+    solves = [clustered(fine, points) for points in (601, 701)]
+    for solve in solves:
+        assert solve.converged and isinstance(solve.grid, MappedLogGrid)
+        assert abs(solve.lam - fine.lam) < 1e-12 and solve.offgrid_residual_max(1203) < 1e-9
+    spectrum = LogGridStability(*solves).analyse()
+    assert spectrum.counts["n_unstable"] == 0 and spectrum.counts["symmetry_modes"]["time"] == pytest.approx(1, 1e-10)
+    save_solve(solves[0], tmp_path / "solve.npz")
+    loaded, _ = load_solve(tmp_path / "solve.npz", CCF_EQUATION)
+    assert loaded.grid == solves[0].grid and np.array_equal(loaded.q, solves[0].q) and loaded.lam == solves[0].lam
+
+
+@pytest.mark.slow
+def test_the_first_unstable_profile_and_its_mode_on_clustered_grids(first_unstable_ccf_profile):
+    """Profile 1 (front at min c = 0.15) on 1215 and 1701 clustered points against its uniform 3969/5103-point
+    solves: λ to 1e-12, and the same unstable mode as their dense spectra to 1e-9."""
+    _, coarse, fine = first_unstable_ccf_profile
+    uniform = LogGridStability(coarse, fine).analyse()
+    solves = [clustered(fine, points) for points in (1215, 1701)]
+    assert all(solve.converged and abs(solve.lam - fine.lam) < 1e-12 for solve in solves)
+    mapped = LogGridStability(*solves).analyse()
+    assert mapped.counts["n_unstable"] == uniform.counts["n_unstable"] == 1
+    (nu,), (reference,) = mapped.counts["unstable_modes"], uniform.counts["unstable_modes"]
+    assert nu == pytest.approx(reference, abs=1e-9)
