@@ -104,6 +104,27 @@ def test_cli_run_finds_the_stable_profile_writes_its_outputs_and_its_stability(r
     assert counts["symmetry_modes"]["translation"] == pytest.approx(1 + counts["lambda"], abs=1e-10)
 
 
+@pytest.mark.slow
+def test_stability_past_the_spectrum_limit_runs_on_clustered_grids_or_refuses(cli_run, monkeypatch):
+    """Past SPECTRUM_POINTS (set to 0 here) the run's profile is re-solved on clustered grids and analysed there:
+    the stable profile's answer again (no unstable mode; time and translation modes). Grids too coarse to give the
+    run's λ are refused with the reason, not analysed."""
+    from blowup.equations import log_grid
+    from blowup.solvers.hilbert import MappedLogGrid
+    from blowup.training.checkpoints import load_trained
+
+    monkeypatch.setattr(log_grid, "SPECTRUM_POINTS", 0)
+    monkeypatch.setattr(log_grid, "CLUSTERED_POINTS", (601, 701))
+    stability = load_trained(cli_run).stability()
+    assert isinstance(stability.fine.grid, MappedLogGrid) and stability.fine.grid.points == 701
+    counts = stability.analyse().counts
+    assert counts["n_unstable"] == 0 and counts["symmetry_modes"]["time"] == pytest.approx(1.0, abs=1e-10)
+    assert counts["symmetry_modes"]["translation"] == pytest.approx(1 + counts["lambda"], abs=1e-10)
+    monkeypatch.setattr(log_grid, "CLUSTERED_POINTS", (31, 41))
+    with pytest.raises(ValueError, match="clustered points is not the run's"):
+        load_trained(cli_run).stability()
+
+
 @pytest.fixture
 def quick_outputs(monkeypatch):
     """A run's outputs without the family scan and Newton's solves (minutes; they are a function of the trained
