@@ -9,19 +9,24 @@ The two grids' smoothness defects differ by the error of the finer's, and its re
 `--max-points`.
 
 From profile 2 (found as ccf_family.py finds it) the family is followed down in steps of `--step`, halved where
-Newton loses a member (at most `--halvings` times; the step stays at its last size, as the members change
-faster towards the end). If the defect changes sign between two members, the smooth profile there (profile 3)
-is solved by Newton with the smoothness row on both grids and written as a row of its own (`kind` profile3).
+Newton loses a member (at most `--halvings` times; doubled again after each member found, up to `--step`, or below
+the first of `--fine-step-below` up to its second). If the defect changes sign between two members, the smooth
+profile there (profile 3) is solved by Newton with the smoothness row on both grids and written as a row of its
+own (`kind` profile3).
 Per member: λ, the exponent p (Θ ~ |y|^(1+p), 1: smooth), the defect on both grids, c_min, max |Ω|, the
 residuals, the points and the seconds. Writes results/ccf_family_clustered.csv and a figure beside it.
 
     python3 scripts/ccf_family_clustered.py [--step 0.0025] [--fine-step-below 0.4565 0.0005] [--to 0.45]
-        [--points 2401 3375] [--max-points 9261]
+        [--points 2401 3375] [--max-points 9261] [--work DIR]
+
+With `--work DIR` the last member's two solves are kept there, and a rerun with the same DIR goes on from them,
+appending to the CSV.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,10 +37,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ccf_family import figure, profile_two  # noqa: E402
 
-from blowup.equations.ccf.profile import family_measures  # noqa: E402
-from blowup.solvers.log_profile import ProfileSolve, clustered, newton  # noqa: E402
+from blowup.equations.ccf.profile import CCF_EQUATION, family_measures  # noqa: E402
+from blowup.solvers.log_profile import ProfileSolve, clustered, load_solve, newton, save_solve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+TRIAL_TOLERANCE = 1e-8  # the step's first Newton, on the last member's grid, as scripts/ccf_family.py's
 RESOLVED = 1e-9  # the finer grid's residual between its points must be below this, else both grids grow
 GROWTH = 1.4
 
@@ -46,8 +52,9 @@ def odd(points: float) -> int:
 
 def member_pair(start: ProfileSolve, at: float, points: tuple[int, int], smooth: bool):
     """The member at `at` (or, smooth, the profile near it) on the two grids clustered at the front of the solve
-    reached from `start`: one Newton on start's grid moves the front, then each grid is re-centred on it."""
-    trial = newton(start.equation, start.q, at, start.grid, smooth=smooth)
+    reached from `start`: one Newton on start's grid moves the front (held to TRIAL_TOLERANCE only: start's grid
+    is centred on the old front), then each grid is re-centred on it and Newton solves there to round-off."""
+    trial = newton(start.equation, start.q, at, start.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
     if not trial.converged:
         return None
     pair = tuple(clustered(trial, n, smooth=smooth) for n in points)
@@ -80,19 +87,29 @@ def main() -> None:
     parser.add_argument("--max-points", type=int, default=9261)
     parser.add_argument("--halvings", type=int, default=6)
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family_clustered.csv"))
+    parser.add_argument("--work", help="keep the last member's two solves here; a rerun with it goes on from them")
     opts = parser.parse_args()
-    out, points = Path(opts.out), tuple(opts.points)
+    out, points, work = Path(opts.out), tuple(opts.points), Path(opts.work) if opts.work else None
 
-    started = time.perf_counter()
-    uniform = profile_two(0.001)
-    last = member_pair(uniform, uniform.lam, points, smooth=True)
-    rows = [row(last, "profile2", started)]
-    print(rows[-1], flush=True)
-    step = opts.step
+    started, last = time.perf_counter(), None
+    if work is not None and (work / "fine.npz").exists() and out.exists():
+        try:
+            last = tuple(load_solve(work / f"{name}.npz", CCF_EQUATION)[0] for name in ("coarse", "fine"))
+        except ValueError as error:
+            print(f"the member kept in {work} is not usable ({error}): starting again from profile 2")
+    if last is not None:
+        rows, points = pd.read_csv(out).to_dict("records"), (last[0].grid.points, last[1].grid.points)
+        step = float(json.loads((work / "step.json").read_text())["step"])
+        print(f"going on from the member kept at lambda {last[1].lam:.10g}, step {step:.2e}", flush=True)
+    else:
+        uniform = profile_two(0.001)
+        last = member_pair(uniform, uniform.lam, points, smooth=True)
+        rows, step = [row(last, "profile2", started)], opts.step
+        print(rows[-1], flush=True)
     while last[1].lam > opts.to:
         started = time.perf_counter()
-        if last[1].lam < opts.fine_step_below[0]:
-            step = min(step, opts.fine_step_below[1])
+        largest = opts.fine_step_below[1] if last[1].lam < opts.fine_step_below[0] else opts.step
+        step = min(step, largest)
         found = None
         while found is None and step >= opts.step / 2**opts.halvings:
             found = member_pair(last[1], max(last[1].lam - step, opts.to), points, smooth=False)
@@ -114,10 +131,15 @@ def main() -> None:
                 rows.append(row(smooth, "profile3", started))
                 print("profile 3:", rows[-1], flush=True)
         pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=True)
+            for name, solve in zip(("coarse", "fine"), found):
+                save_solve(solve, work / f"{name}.npz")
+            (work / "step.json").write_text(json.dumps({"step": step}))
         table = pd.DataFrame(rows[1:]).assign(points=lambda t: t.points.str.split("/").str[1].astype(int))
         figure(table, {key: rows[0][key] for key in ("lambda", "exponent_p", "speed_min", "omega_max",
                                                      "offgrid_residual_max")}, out.with_suffix(".png"))  # fmt: skip
-        last = found
+        last, step = found, min(2 * step, largest)  # a halved step grows back after a success
     pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
 
 
