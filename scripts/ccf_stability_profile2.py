@@ -1,4 +1,4 @@
-"""CCF's 2nd unstable profile: its even stability spectrum on grids clustered at its front, grid against grid.
+"""CCF's 2nd unstable profile: its stability spectrum (even and odd perturbations) on grids clustered at its front.
 
 Profile 2's front (least transport speed 0.030) needs 10^5 uniform points, where the dense spectrum cannot go
 and shift-invert Arnoldi (GMRES inside) took longer than 25 minutes a grid. On `MappedLogGrid`s clustered at
@@ -63,6 +63,8 @@ def main() -> None:
             "front_s": fine.grid.fronts[0][0],
             "front_width": fine.grid.fronts[0][1],
             "n_unstable": spectrum.unstable_count(),
+            "n_unstable_even": counts["n_unstable_even"],
+            "n_unstable_odd": counts["n_unstable_odd"],
             "candidates_in_continuum": len(counts["candidates_in_continuum"]),
             "resolved_above": counts["resolved_above"],
             "grid_artefacts_up_to": counts["grid_artefacts_up_to"],
@@ -72,8 +74,8 @@ def main() -> None:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         for mode in spectrum.modes:
-            rows.append(pair | {"nu_real": mode.nu.real, "nu_imag": mode.nu.imag, "nu_error": mode.error,
-                                "symmetry": mode.symmetry or ""})  # fmt: skip
+            rows.append(pair | {"parity": mode.parity, "nu_real": mode.nu.real, "nu_imag": mode.nu.imag,
+                                "nu_error": mode.error, "symmetry": mode.symmetry or ""})  # fmt: skip
         print(spectrum.summary, flush=True)
         print(pair | {"modes": [(m.nu, m.error, m.symmetry) for m in spectrum.modes]}, flush=True)
         pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")

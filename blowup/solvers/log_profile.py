@@ -56,6 +56,9 @@ STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
 RESIDUAL_TOLERANCE = 1e-10  # ... and has converged only if every equation then holds to this
 MAX_STEPS = 30  # Newton converges quadratically inside a basin: many more steps than that only delay a failure
 NEWTON_TERMINATION = Termination(MAX_STEPS, STEP_TOLERANCE, strict=True)
+# A clustered grid's dense system is worse conditioned: its steps stall at 1e-13 .. 1e-12 (round-off) after the
+# quadratic phase, where a uniform grid's reach 1e-14. A step below this there leaves the point at round-off.
+CLUSTERED_TERMINATION = Termination(MAX_STEPS, 1e-11, strict=True)
 FAMILY_TOLERANCE = 1e-5  # a non-smooth member on a scanning grid: only the sign of its defect is used
 KRYLOV_TOLERANCE = 1e-12  # LSMR's relative tolerances: far below what a Newton step needs to keep converging
 KRYLOV_ITERATIONS = 500  # several times what a preconditioned solve near a profile takes (results/ccf_scaling.csv)
@@ -211,7 +214,8 @@ def newton(
         linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
     else:
         linearise, step = system.linearise, krylov_step
-    outcome = iterate((q, lam), linearise, step, NEWTON_TERMINATION)
+    termination = NEWTON_TERMINATION if grid.matrix_free else CLUSTERED_TERMINATION
+    outcome = iterate((q, lam), linearise, step, termination)
     q, lam = outcome.point
     converged = outcome.reason == "converged" and bool(np.abs(outcome.linearisation.residual).max() < tolerance)
     return ProfileSolve(lam, q, grid, outcome.steps, converged, iterations, equation)
