@@ -38,8 +38,8 @@ from blowup.solvers.log_stability import LogGridStability
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
 MAX_GRID_POINTS = 2_000_001  # a Newton step on a grid of more takes minutes, a run hours (results/ccf_scaling.csv)
-SPECTRUM_POINTS = 50_001  # `blowup stability` on the run's grids up to this (dense to 6001, shift-invert past) ...
-CLUSTERED_POINTS = (2401, 3375)  # ... past it on two grids of these points clustered at the profile's front
+SPECTRUM_POINTS = 2401  # `blowup stability` on the run's own grids up to this (dense) ...
+CLUSTERED_POINTS = (1701, 2401)  # ... past it on two grids of these points clustered at the profile's front
 SOLUTION_ROWS = 100_001  # solution.csv's rows at most: the evaluation grid's points, every m-th of a finer one
 
 
@@ -339,16 +339,18 @@ class LogGridProfile(Problem):
         return coarse, fine
 
     def stability(self) -> LogGridStability:
-        """The analysis on the run's two Newton grids or, past SPECTRUM_POINTS (where shift-invert on them takes
-        too long), on two grids clustered at the profile's front (`log_profile.clustered`), whose dense spectra
-        take minutes; ValueError where those do not reproduce the run's profile."""
+        """The analysis on the run's two Newton grids or, past SPECTRUM_POINTS, on two grids clustered at the
+        profile's front (`log_profile.clustered`): they resolve profiles 1 and 2 with far fewer points than the
+        uniform grids Newton used (both classes' dense spectra in a minute, where profile 1's uniform grids took
+        minutes and 2.3 GB and profile 2's shift-invert did not finish in 25 minutes a grid); ValueError where
+        those do not reproduce the run's profile."""
         coarse, fine = self.profile_solves()
         if fine.grid.points <= SPECTRUM_POINTS:
             return LogGridStability(coarse, fine)
         name, run_scalar = self.equation.scalar_name, fine.lam
         print(
             f"the run's fine grid has {fine.grid.points} points: the profile is solved again on {CLUSTERED_POINTS} "
-            "points clustered at its front, and their dense spectra taken (minutes)",
+            "points clustered at its front, and their dense spectra taken (about a minute)",
             file=sys.stderr,
         )
         coarse, fine = (clustered(fine, points) for points in CLUSTERED_POINTS)
