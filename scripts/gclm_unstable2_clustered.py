@@ -1,16 +1,19 @@
 """gCLM's branch through CCF's 2nd unstable profile, followed up in a on grids clustered at its front.
 
 `blowup continue` on profile 2's uniform grids (98415/194481 points, scripts/gclm_branches.py) lost the fine grid
-past a = -0.976, minutes a point. Here the branch is followed by natural steps in a (`--step`, halved where
-Newton fails, at most `--halvings` times) on two `MappedLogGrid`s (`log_profile.clustered`: `--points`, centred at
-the front, width a third of the least transport speed, re-centred at every point), a dense Newton with the
-smoothness row each: α on the finer grid, the two grids' difference its error estimate, the residual between
-grid points (3x interpolant), the least transport speed c_min, max |Ω| and the exponent at the origin (1:
-smooth). The start is CCF's profile 2 (as scripts/ccf_family.py finds it) as gCLM's unknown at a = -1,
-p = Θ' = q + q_s, α = 1 + λ, its maximum moved to ξ = 1 (the normalisation); `--check` adds a = values where
-the uniform branch (results/gclm_unstable2_*.csv) has a point, to compare α.
+past a = -0.976, minutes a point. Here the branch is followed by natural steps in a (`--step`, halved where Newton
+fails, at most `--halvings` times, doubled again after a success) on two `MappedLogGrid`s
+(`log_profile.clustered`: `--points`, centred at the front, width a third of the least transport speed,
+re-centred at every point), a dense Newton with the smoothness row each: α on the finer grid, the two grids'
+difference its error estimate, the residual between grid points (3x interpolant), the least transport speed
+c_min, max |Ω| and the exponent at the origin (1: smooth); the grids grow (x1.4, to `--max-points`) where that
+residual passes 1e-9. With `--stability`, the unstable count of `blowup stability`'s analysis on the two grids
+(gCLM's class, odd Ω) and its eigenvalues. The start is CCF's profile 2 (as scripts/ccf_family.py finds it) as
+gCLM's unknown at a = -1, p = Θ' = q + q_s, α = 1 + λ, its maximum moved to ξ = 1 (the normalisation). The
+uniform branch's last point with an error estimate (results/gclm_unstable2_up.csv, a = -0.98796...) is visited
+too, to compare α.
 
-    python3 scripts/gclm_unstable2_clustered.py [--to -0.5] [--step 0.01] [--points 2401 3375]
+    python3 scripts/gclm_unstable2_clustered.py [--to -0.5] [--step 0.01] [--points 1701 2401] [--stability]
         [--out results/gclm_unstable2_clustered.csv]
 """
 
@@ -30,9 +33,16 @@ from ccf_family import profile_two  # noqa: E402
 from blowup.equations.gclm.profile import GCLMEquation  # noqa: E402
 from blowup.solvers.hilbert import derivative  # noqa: E402
 from blowup.solvers.log_profile import ProfileSolve, clustered  # noqa: E402
+from blowup.solvers.log_stability import LogGridStability  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+RESOLVED = 1e-9  # the finer grid's residual between its points must be below this, else both grids grow
+GROWTH = 1.4
 UNIFORM_CHECK = (-0.9879622640513126,)  # the uniform branch's last point with an estimate (gclm_unstable2_up.csv)
+
+
+def odd(points: float) -> int:
+    return int(points) // 2 * 2 + 1
 
 
 def start_at_minus_one() -> ProfileSolve:
@@ -52,9 +62,17 @@ def pair_at(last: ProfileSolve, a: float, points: tuple[int, int]):
     return pair if all(solve.converged for solve in pair) else None
 
 
-def row(a: float, pair, started: float) -> dict:
+def row(a: float, pair, started: float, stability: bool) -> dict:
     coarse, fine = pair
     measures = fine.equation.measures(fine.q, fine.lam, fine.grid)
+    counts = {}
+    if stability:
+        spectrum = LogGridStability(coarse, fine).analyse()
+        counts = {
+            "n_unstable": spectrum.unstable_count(),  # NaN where the time mode was not found: not a count
+            "unstable_nu": " ".join(f"{nu:.10f}" for nu, _ in spectrum.counts["unstable_modes"]),
+            "time_mode": spectrum.counts["symmetry_modes"].get("time", float("nan")),
+        }
     return {
         "a": a,
         **measures,
@@ -64,6 +82,7 @@ def row(a: float, pair, started: float) -> dict:
         "points": f"{coarse.grid.points}/{fine.grid.points}",
         "front_s": fine.grid.fronts[0][0],
         "front_width": fine.grid.fronts[0][1],
+        **counts,
         "seconds": time.perf_counter() - started,
     }
 
@@ -73,7 +92,9 @@ def main() -> None:
     parser.add_argument("--to", type=float, default=-0.5)
     parser.add_argument("--step", type=float, default=0.01)
     parser.add_argument("--halvings", type=int, default=5)
-    parser.add_argument("--points", type=int, nargs=2, default=[2401, 3375])
+    parser.add_argument("--points", type=int, nargs=2, default=[1701, 2401])
+    parser.add_argument("--max-points", type=int, default=6615)
+    parser.add_argument("--stability", action="store_true", help="the unstable count at every point (both grids)")
     parser.add_argument("--out", default=str(ROOT / "results" / "gclm_unstable2_clustered.csv"))
     opts = parser.parse_args()
     points, started = tuple(opts.points), time.perf_counter()
@@ -81,7 +102,7 @@ def main() -> None:
     last_pair = pair_at(uniform, -1.0, points)
     if last_pair is None:
         raise SystemExit("CCF's profile 2 did not converge as gCLM's at a = -1 on the clustered grids")
-    rows, a, step = [row(-1.0, last_pair, started)], -1.0, opts.step
+    rows, a, step = [row(-1.0, last_pair, started, opts.stability)], -1.0, opts.step
     print(rows[-1], flush=True)
     checks = sorted(c for c in UNIFORM_CHECK if -1.0 < c < opts.to)
     while a < opts.to:
@@ -95,8 +116,12 @@ def main() -> None:
                 break
             step /= 2
             continue
-        a, last_pair = target, pair
-        rows.append(row(a, pair, started))
+        if pair[1].offgrid_residual_max() > RESOLVED and points[1] < opts.max_points:
+            points = (odd(points[0] * GROWTH), odd(points[1] * GROWTH))
+            print(f"grids grow to {points}", flush=True)
+            continue
+        a, last_pair, step = target, pair, min(2 * step, opts.step)
+        rows.append(row(a, pair, started, opts.stability))
         print(rows[-1], flush=True)
         pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")
     pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")
