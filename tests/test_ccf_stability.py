@@ -6,6 +6,7 @@ import pytest
 from blowup.equations.ccf.profile import jacobian_in_q, refine, solve_profile
 from blowup.solvers import log_stability as ccf_stability
 from blowup.solvers.hilbert import LogGrid, derivative
+from blowup.solvers.log_profile import clustered
 from blowup.solvers.log_stability import LogGridStability as CCFStability
 
 
@@ -60,6 +61,13 @@ def test_the_first_unstable_profile_has_one_unstable_mode(first_unstable_ccf_pro
     unstable = next(m for m in modes if m.symmetry is None)
     assert counts["resolved_above"] < unstable.nu.real < counts["grid_artefacts_up_to"]
     assert abs(unstable.nu.imag) < 1e-10 and unstable.error < 1e-9
+    # re-solved on 1215 and 1701 points clustered at its front (`blowup stability` past 2401 points): λ to
+    # round-off, the same mode, the same counts in both classes
+    solves = [clustered(fine, points) for points in (1215, 1701)]
+    assert all(solve.converged and abs(solve.lam - fine.lam) < 1e-12 for solve in solves)
+    mapped = CCFStability(*solves).analyse().counts
+    assert (mapped["n_unstable_even"], mapped["n_unstable_odd"]) == (1, 0)
+    assert mapped["unstable_modes"][0][0] == pytest.approx(unstable.nu.real, abs=1e-9)
 
 
 @pytest.mark.slow

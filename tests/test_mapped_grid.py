@@ -115,17 +115,3 @@ def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, 
     save_solve(solves[0], tmp_path / "solve.npz")
     loaded, _ = load_solve(tmp_path / "solve.npz", CCF_EQUATION)
     assert loaded.grid == solves[0].grid and np.array_equal(loaded.q, solves[0].q) and loaded.lam == solves[0].lam
-
-
-@pytest.mark.slow
-def test_the_first_unstable_profile_and_its_mode_on_clustered_grids(first_unstable_ccf_profile):
-    """Profile 1 (front at min c = 0.15) on 1215 and 1701 clustered points against its uniform 3969/5103-point
-    solves: λ to 1e-12, and the same unstable mode as their dense spectra to 1e-9."""
-    _, coarse, fine = first_unstable_ccf_profile
-    uniform = LogGridStability(coarse, fine).analyse()
-    solves = [clustered(fine, points) for points in (1215, 1701)]
-    assert all(solve.converged and abs(solve.lam - fine.lam) < 1e-12 for solve in solves)
-    mapped = LogGridStability(*solves).analyse()
-    assert mapped.counts["n_unstable"] == uniform.counts["n_unstable"] == 1
-    (nu,), (reference,) = mapped.counts["unstable_modes"], uniform.counts["unstable_modes"]
-    assert nu == pytest.approx(reference, abs=1e-9)
