@@ -9,8 +9,9 @@ The two grids' smoothness defects differ by the error of the finer's, and its re
 `--max-points`.
 
 From profile 2 (found as ccf_family.py finds it) the family is followed down in steps of `--step`, halved where
-Newton loses a member (at most `--halvings` times; doubled again after each member found, up to `--step`, or below
-the first of `--fine-step-below` up to its second). If the defect changes sign between two members, the smooth
+Newton loses a member (at most `--halvings` times; the step stays at its last size, as the members change faster
+towards the end: growing it back cost a failed Newton, minutes, every other member), and below the first of
+`--fine-step-below` it is at most its second. If the defect changes sign between two members, the smooth
 profile there (profile 3) is solved by Newton with the smoothness row on both grids and written as a row of its
 own (`kind` profile3).
 Per member: λ, the exponent p (Θ ~ |y|^(1+p), 1: smooth), the defect on both grids, c_min, max |Ω|, the
@@ -139,7 +140,7 @@ def main() -> None:
         table = pd.DataFrame(rows[1:]).assign(points=lambda t: t.points.str.split("/").str[1].astype(int))
         figure(table, {key: rows[0][key] for key in ("lambda", "exponent_p", "speed_min", "omega_max",
                                                      "offgrid_residual_max")}, out.with_suffix(".png"))  # fmt: skip
-        last, step = found, min(2 * step, largest)  # a halved step grows back after a success
+        last = found
     pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
 
 
