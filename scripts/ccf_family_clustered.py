@@ -18,10 +18,11 @@ Per member: λ, the exponent p (Θ ~ |y|^(1+p), 1: smooth), the defect on both g
 residuals, the points and the seconds. Writes results/ccf_family_clustered.csv and a figure beside it.
 
     python3 scripts/ccf_family_clustered.py [--step 0.0025] [--fine-step-below 0.4565 0.0005] [--to 0.45]
-        [--points 2401 3375] [--max-points 9261] [--work DIR]
+        [--points 1701 2401] [--max-points 9261] [--work DIR]
 
 With `--work DIR` the last member's two solves are kept there, and a rerun with the same DIR goes on from them,
-appending to the CSV.
+appending to the CSV (with the grids of `--points`: results/ccf_family_clustered.csv's first members were on
+2401/3375 points, the rest on 1701/2401, where a dense Newton step costs a third; its points column says which).
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def odd(points: float) -> int:
 
 def member_pair(start: ProfileSolve, at: float, points: tuple[int, int], smooth: bool):
     """The member at `at` (or, smooth, the profile near it) on the two grids clustered at the front of the solve
-    reached from `start`: one Newton on start's grid moves the front (held to TRIAL_TOLERANCE only: start's grid
-    is centred on the old front), then each grid is re-centred on it and Newton solves there to round-off."""
+    reached from `start` (the last member's coarser solve): one Newton on start's grid moves the front (held to
+    TRIAL_TOLERANCE only: start's grid is centred on the old front), then each grid is re-centred on it and Newton
+    solves there to round-off."""
     trial = newton(start.equation, start.q, at, start.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
     if not trial.converged:
         return None
@@ -84,7 +86,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=0.0025)
     parser.add_argument("--fine-step-below", type=float, nargs=2, default=[0.4565, 0.0005], metavar=("LAMBDA", "STEP"))
     parser.add_argument("--to", type=float, default=0.45)
-    parser.add_argument("--points", type=int, nargs=2, default=[2401, 3375])
+    parser.add_argument("--points", type=int, nargs=2, default=[1701, 2401])
     parser.add_argument("--max-points", type=int, default=9261)
     parser.add_argument("--halvings", type=int, default=6)
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family_clustered.csv"))
@@ -99,7 +101,7 @@ def main() -> None:
         except ValueError as error:
             print(f"the member kept in {work} is not usable ({error}): starting again from profile 2")
     if last is not None:
-        rows, points = pd.read_csv(out).to_dict("records"), (last[0].grid.points, last[1].grid.points)
+        rows = pd.read_csv(out).to_dict("records")
         step = float(json.loads((work / "step.json").read_text())["step"])
         print(f"going on from the member kept at lambda {last[1].lam:.10g}, step {step:.2e}", flush=True)
     else:
@@ -113,7 +115,7 @@ def main() -> None:
         step = min(step, largest)
         found = None
         while found is None and step >= opts.step / 2**opts.halvings:
-            found = member_pair(last[1], max(last[1].lam - step, opts.to), points, smooth=False)
+            found = member_pair(last[0], max(last[1].lam - step, opts.to), points, smooth=False)
             step = step if found is not None else step / 2
         if found is None:
             print(f"lost below lambda {last[1].lam:.10g} at step {step * 2:.2e}: the family ends or turns there")
@@ -127,7 +129,7 @@ def main() -> None:
         before, after = rows[-2]["smoothness_defect"], rows[-1]["smoothness_defect"]
         if rows[-2]["kind"] != "profile2" and np.sign(before) != np.sign(after):
             nearer = found if abs(after) < abs(before) else last
-            smooth = member_pair(nearer[1], nearer[1].lam, points, smooth=True)
+            smooth = member_pair(nearer[0], nearer[1].lam, points, smooth=True)
             if smooth is not None:
                 rows.append(row(smooth, "profile3", started))
                 print("profile 3:", rows[-1], flush=True)
