@@ -118,7 +118,9 @@ def main() -> None:
             found = member_pair(last[0], max(last[1].lam - step, opts.to), points, smooth=False)
             step = step if found is not None else step / 2
         if found is None:
-            print(f"lost below lambda {last[1].lam:.10g} at step {step * 2:.2e}: the family ends or turns there")
+            print(f"Newton lost the family below lambda {last[1].lam:.10g} on these grids (steps down to "
+                  f"{step * 2:.2e}): where it ends or turns, or where these grids stop following it; not told apart "
+                  "here")  # fmt: skip
             break
         if found[1].offgrid_residual_max() > RESOLVED and points[1] < opts.max_points:
             points = (odd(points[0] * GROWTH), odd(points[1] * GROWTH))
