@@ -158,6 +158,7 @@ def burgers_branch(k: int, degree: int) -> ChebyshevBranch:
     )
 
 
+@pytest.mark.slow  # seconds: the fast suite stays under 30 s
 def test_burgers_in_its_boundary_value_keeps_lambda_k_and_the_closed_form_profile():
     """Every U + c U^5 = -X (c > 0) is a k = 1 profile: with U(2) = -b, c = (2 - b)/b^5 and λ = 1/4 all along.
     The event u_mid = U(1) = -0.8 lies where (2 - b)/b^5 = 0.2/0.8^5 (a root found independently)."""

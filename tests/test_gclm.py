@@ -62,6 +62,7 @@ def test_the_matrix_free_jacobian_and_its_transpose_are_the_dense_ones(smooth):
     assert np.abs(transposed - dense.jacobian.T).max() < 1e-12
 
 
+@pytest.mark.slow  # seconds: the fast suite stays under 30 s
 def test_at_a_minus_one_the_stable_profile_is_ccf_s():
     """gCLM at a = -1 is CCF with α = 1 + λ: found from gCLM's own rough start, its α - 1 is the λ CCF's own
     equation gives on the same grids."""

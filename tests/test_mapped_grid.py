@@ -102,6 +102,7 @@ def stable():
     return coarse, refine(coarse, LogGrid.with_spacing(-40.0, 80.0, 0.15))
 
 
+@pytest.mark.slow  # seconds: the fast suite stays under 30 s
 def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, tmp_path):
     """Re-solved on two clustered grids (dense Newton), λ is the uniform grids' to round-off, and so is the
     spectrum: no unstable mode, the time mode ν = 1. A clustered solve saves and loads with its map."""
