@@ -73,11 +73,19 @@ def row(pair, kind: str, started: float) -> dict:
         "lambda_coarse": coarse.lam,
         "defect_coarse": family_measures(coarse)["smoothness_defect"],
         "defect_error": abs(measures["smoothness_defect"] - family_measures(coarse)["smoothness_defect"]),
+        **pair_figures(coarse, fine),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def pair_figures(coarse: ProfileSolve, fine: ProfileSolve) -> dict:
+    """What a pair of clustered solves says of its grids: the finer's residual between its points, both sizes,
+    and where and how narrowly they cluster."""
+    return {
         "offgrid_residual_max": fine.offgrid_residual_max(),
         "points": f"{coarse.grid.points}/{fine.grid.points}",
         "front_s": fine.grid.fronts[0][0],
         "front_width": fine.grid.fronts[0][1],
-        "seconds": time.perf_counter() - started,
     }
 
 

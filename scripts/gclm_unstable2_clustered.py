@@ -29,6 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ccf_family import profile_two  # noqa: E402
+from ccf_family_clustered import GROWTH, RESOLVED, odd, pair_figures  # noqa: E402
 
 from blowup.equations.gclm.profile import GCLMEquation  # noqa: E402
 from blowup.solvers.hilbert import derivative  # noqa: E402
@@ -36,13 +37,7 @@ from blowup.solvers.log_profile import ProfileSolve, clustered  # noqa: E402
 from blowup.solvers.log_stability import LogGridStability  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESOLVED = 1e-9  # the finer grid's residual between its points must be below this, else both grids grow
-GROWTH = 1.4
 UNIFORM_CHECK = (-0.9879622640513126,)  # the uniform branch's last point with an estimate (gclm_unstable2_up.csv)
-
-
-def odd(points: float) -> int:
-    return int(points) // 2 * 2 + 1
 
 
 def start_at_minus_one() -> ProfileSolve:
@@ -78,10 +73,7 @@ def row(a: float, pair, started: float, stability: bool) -> dict:
         **measures,
         "alpha_coarse": coarse.lam,
         "alpha_error_estimate": abs(fine.lam - coarse.lam),
-        "offgrid_residual_max": fine.offgrid_residual_max(),
-        "points": f"{coarse.grid.points}/{fine.grid.points}",
-        "front_s": fine.grid.fronts[0][0],
-        "front_width": fine.grid.fronts[0][1],
+        **pair_figures(coarse, fine),
         **counts,
         "seconds": time.perf_counter() - started,
     }
