@@ -190,13 +190,13 @@ def derivative(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
     """dq/ds, spectrally, along the first axis."""
     if isinstance(grid, MappedLogGrid):
         return derivative(q, grid.uniform) / _along_first_axis(grid.stretch, q)
-    k = grid.wavenumbers.reshape((-1,) + (1,) * (q.ndim - 1))
+    k = _along_first_axis(grid.wavenumbers, q)
     return np.real(np.fft.ifft(1j * k * np.fft.fft(q, axis=0), axis=0))
 
 
 def tail_integral(q: np.ndarray, grid: LogGrid) -> np.ndarray:
     """∫_r^right q(t) dt at every grid point r, spectrally (q small at both ends)."""
-    k = grid.wavenumbers.reshape((-1,) + (1,) * (q.ndim - 1))
+    k = _along_first_axis(grid.wavenumbers, q)
     coefficients = np.fft.fft(q, axis=0)
     mean = coefficients[0].real / grid.points
     nonzero = k != 0
@@ -211,13 +211,13 @@ def hilbert_over_y(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
         if grid in _LAST_MATRICES:  # a dense Newton's or spectrum's grid: its matrix is at hand
             return _LAST_MATRICES[grid][0] @ q
         return hilbert_over_y(q, grid.uniform) + grid.correction(q)
-    multiplier = grid.kernel_multiplier.reshape((-1,) + (1,) * (q.ndim - 1))
+    multiplier = _along_first_axis(grid.kernel_multiplier, q)
     smooth_part = np.real(np.fft.ifft(multiplier * np.fft.fft(q, axis=0), axis=0))
     return (smooth_part - 2 * tail_integral(q, grid)) / np.pi
 
 
 def _multiply(q: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
-    return np.real(np.fft.ifft(multiplier.reshape((-1,) + (1,) * (q.ndim - 1)) * np.fft.fft(q, axis=0), axis=0))
+    return np.real(np.fft.ifft(_along_first_axis(multiplier, q) * np.fft.fft(q, axis=0), axis=0))
 
 
 def hilbert_over_y_transpose(y: np.ndarray, grid: LogGrid) -> np.ndarray:
