@@ -141,6 +141,31 @@ def test_training_ends_accepted_once_the_result_passes_its_own_error_estimates(t
 
 
 @pytest.mark.slow
+def test_a_pinn_study_accepts_only_once_the_network_itself_passes(tmp_path, config):
+    """The same run, leading with its result or (headline=network, the PINN study) with the network: the refined
+    result passes while the network alone is still off; the study trains on until the network's own estimates pass,
+    and there its errors against the closed-form profile are within the tolerance."""
+    runs = {}
+    for headline in ("result", "network"):
+        runs[headline] = trainer.train(
+            config(
+                "optim.lm.steps=400",
+                "optim.lm.accept_every=20",
+                "optim.lm.rtol=0",
+                "equation.tolerance.lambda_error=1e-8",
+                "equation.tolerance.profile_error=1e-8",
+                f"headline={headline}",
+            ),
+            tmp_path / headline,
+        )
+        assert runs[headline]["status"] == "completed" and runs[headline]["stop_reasons"]["lm"] == "accepted"
+    result, study = runs["result"], runs["network"]
+    assert result["profile_max_error_network"] > 1e-8  # accepted on the refinement's say
+    assert study["steps"] > result["steps"]
+    assert study["lambda_error_network"] <= 1e-8 and study["profile_max_error_network"] <= 1e-8
+
+
+@pytest.mark.slow
 def test_a_bad_basin_restarts_from_a_fresh_network_and_says_why(tmp_path, monkeypatch, config):
     """The check runs as the last phase begins; a bad start sends the run back to its first phase with
     new parameters, at most optim.restarts times, and summary.json lists why."""

@@ -4,7 +4,8 @@ Each phase has a step budget (`steps`, a safety net) and a convergence test: the
 once its best loss has fallen by less than a fraction `rtol` over the last `patience` steps. The best
 loss, not the last, so that Adam's noise and rejected steps neither end a phase nor keep it going.
 A phase with `accept_every` also ends "accepted" as soon as the problem accepts the result as it stands
-(`Problem.judges_results`): a network already in reach of the equation's own refinement needs no more steps.
+(`Problem.judges_results`): a network already in reach of the equation's own refinement needs no more steps
+(in a PINN study, one whose own figures already pass the equation's check).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from blowup.config import PHASES
 from blowup.engine.device import device_name
 from blowup.problem import STAGE_PHASES
 from blowup.training import logs
-from blowup.training.steps import final_loss
+from blowup.training.steps import final_loss, judge
 
 
 def write_outputs(run, status: str, evaluation: dict | None) -> dict:
@@ -78,16 +78,6 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
     logs.write_json(run_dir / "summary.json", summary)
     problem.plot(history, run_dir / problem.plot_name)
     return summary
-
-
-def judge(problem, evaluation: dict, headline: str) -> str | None:
-    """The problem's verdict on what the run leads with: its result, or in a PINN study the network's own figures
-    (the same check, on the network's fields), so that a study whose network is far off is not "completed"."""
-    if headline == "network":
-        network, _ = problem.network_result(evaluation)
-        verdict = problem.failure(network)
-        return f"the network: {verdict}" if verdict else None
-    return problem.failure(evaluation)
 
 
 def lead_with_network(summary: dict) -> dict:

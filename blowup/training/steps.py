@@ -87,12 +87,24 @@ def all_finite(loss: torch.Tensor, problem: Problem) -> bool:
     return bool(torch.isfinite(torch.cat(values)).all())
 
 
-def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int) -> bool:
-    """Whether the problem accepts its result as it stands (checked every `accept_every` steps)."""
+def judge(problem, evaluation: dict, headline: str) -> str | None:
+    """The problem's verdict on what the run leads with: its result, or in a PINN study the network's own figures
+    (the same check, on the network's fields), so that a study whose network is far off is not "completed"."""
+    if headline == "network":
+        network, _ = problem.network_result(evaluation)
+        verdict = problem.failure(network)
+        return f"the network: {verdict}" if verdict else None
+    return problem.failure(evaluation)
+
+
+def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int, headline: str) -> bool:
+    """Whether the problem accepts what the run leads with as it stands (checked every `accept_every` steps): its
+    result, or in a PINN study the network's own figures, so that a study stops training a network that has
+    reached the equation's tolerance by itself, and never because the refinement could finish the job."""
     every = phase_cfg.get("accept_every", 0)
     if not (problem.judges_results and every and phase_step % every == 0):
         return False
-    return problem.failure(problem.evaluate()) is None
+    return judge(problem, problem.evaluate(), headline) is None
 
 
 class StopOnSignal:

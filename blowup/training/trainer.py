@@ -38,8 +38,8 @@ from blowup.training.checkpoints import (
     set_rng_state,
 )
 from blowup.training.estimate import estimate
-from blowup.training.outputs import judge, status_line, write_outputs
-from blowup.training.steps import StopOnSignal, accepted, all_finite, make_optimizer, take_step
+from blowup.training.outputs import status_line, write_outputs
+from blowup.training.steps import StopOnSignal, accepted, all_finite, judge, make_optimizer, take_step
 
 
 @dataclass
@@ -213,7 +213,7 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
         status, reason = run_phase(run, resume, metrics, bar, stop)
         if status:
             return status, None
-        index = len(phases) if reason == "accepted" else index + 1  # later phases could only move it off
+        index = after_acceptance(phases, index, run.cfg.headline) if reason == "accepted" else index + 1
         if index == len(phases):  # every phase ran to its end: is the result one the problem accepts?
             evaluation = problem.evaluate()
             failure = judge(problem, evaluation, run.cfg.headline)
@@ -222,6 +222,15 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
                 index, resumed = 0, None
     run.checkpoint()
     return "completed", evaluation
+
+
+def after_acceptance(phases: list[str], index: int, headline: str) -> int:
+    """Where training goes on once phase `index` ended "accepted". A run that leads with its result is done:
+    later phases could only move it off. A PINN study's network passed the check by itself: the other optimisers
+    are skipped, the later network stages still fit what it left."""
+    if headline == "result":
+        return len(phases)
+    return next((i for i in range(index + 1, len(phases)) if phases[i] in STAGE_PHASES), len(phases))
 
 
 def run_phase(run: RunState, resume: dict | None, metrics, bar, stop) -> tuple[str | None, str | None]:
@@ -294,7 +303,7 @@ def one_step(run: RunState, metrics) -> tuple[dict, float | None]:
 
 def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None:
     """Why the phase ends after this step, or None: it continues."""
-    if accepted(run.problem, phase_cfg, run.phase_step):
+    if accepted(run.problem, phase_cfg, run.phase_step, run.cfg.headline):
         return "accepted"
     if run.convergence.update(loss):
         return "converged"
