@@ -40,28 +40,73 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ccf_family import figure, profile_two  # noqa: E402
 
 from blowup.equations.ccf.profile import CCF_EQUATION, family_measures  # noqa: E402
-from blowup.solvers.log_profile import ProfileSolve, clustered, load_solve, newton, save_solve  # noqa: E402
+from blowup.solvers.hilbert import MappedLogGrid, resample  # noqa: E402
+from blowup.solvers.log_profile import (  # noqa: E402
+    CLUSTER_WIDTH,
+    ProfileSolve,
+    clustered,
+    load_solve,
+    newton,
+    normalisation_offset,
+    save_solve,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL_TOLERANCE = 1e-8  # the step's first Newton, on the last member's grid, as scripts/ccf_family.py's
 RESOLVED = 1e-9  # the finer grid's residual between its points must be below this, else both grids grow
 GROWTH = 1.4
+RENARROW = 0.7  # a front this much narrower than its grid's cluster gets a grid of its own
 
 
 def odd(points: float) -> int:
     return int(points) // 2 * 2 + 1
 
 
-def member_pair(start: ProfileSolve, at: float, points: tuple[int, int], smooth: bool):
-    """The member at `at` (or, smooth, the profile near it) on the two grids clustered at the front of the solve
-    reached from `start` (the last member's coarser solve): one Newton on start's grid moves the front (held to
-    TRIAL_TOLERANCE only: start's grid is centred on the old front), then each grid is re-centred on it and Newton
-    solves there to round-off."""
-    trial = newton(start.equation, start.q, at, start.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
+def member_pair(last: tuple[ProfileSolve, ...], at: float, points: tuple[int, int], smooth: bool):
+    """The member at `at` (or, smooth, the profile near it) on two grids clustered at its front, from `last`: the
+    last member's pair, or at the start one uniform solve. Newton first on the last finer grid, as it is: it
+    resolves the member, and continuation on one grid keeps Newton's start within its basin, where a start
+    interpolated onto another grid is off by the grids' discretisation errors, which near the front were measured
+    to leave Newton's basin (1e-6 from a 1701-point grid, at λ = 0.4603). That grid is replaced only where the
+    front has left it (`recentre`), by one re-centred from the member solved on it, and the coarser grid is the
+    finer's map on fewer points, solved from its own last member while the finer grid stays, else from the
+    finer's member."""
+    finer = last[-1]
+    trial = newton(finer.equation, finer.q, at, finer.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
     if not trial.converged:
         return None
-    pair = tuple(clustered(trial, n, smooth=smooth) for n in points)
-    return pair if all(solve.converged for solve in pair) else None
+    kept = isinstance(trial.grid, MappedLogGrid) and trial.grid.points == points[1] and not recentre(trial)
+    fine = newton(trial.equation, trial.q, trial.lam, trial.grid, smooth=smooth) if kept else None
+    if not kept:
+        fine = clustered(trial, points[1], smooth=smooth)
+    coarse_grid = MappedLogGrid(fine.grid.left, fine.grid.right, points[0], fine.grid.fronts)
+    same = kept and len(last) == 2 and last[0].grid.points == points[0] and last[0].grid.fronts == fine.grid.fronts
+    start = last[0].q if same else resample(fine.q, fine.grid, coarse_grid)
+    coarse = newton(fine.equation, start, at if not smooth else fine.lam, coarse_grid, smooth=smooth)
+    return (coarse, fine) if coarse.converged and fine.converged else None
+
+
+def renormalised(solve: ProfileSolve) -> ProfileSolve:
+    """A kept solve normalised as Newton now normalises it (its maximum at s = 0 itself, not at the grid point
+    nearest it): translated on its grid, then solved there. Members kept before that change sit up to half a
+    spacing off, as much as a steep front's width: a step from them was measured to leave Newton's basin."""
+    offset = normalisation_offset(solve.q, solve.grid)
+    if abs(offset) < 1e-12:  # normalised as Newton now normalises
+        return solve
+    start = resample(solve.q, solve.grid, solve.grid, shift=offset)
+    again = newton(solve.equation, start, solve.lam, solve.grid, smooth=False)
+    if not again.converged:
+        raise ValueError(f"the kept member at lambda {solve.lam:.10g} did not solve again once renormalised")
+    return again
+
+
+def recentre(solve: ProfileSolve) -> bool:
+    """Whether the front has left `solve`'s clustered grid: its least transport speed is more than half the
+    cluster's width from the centre, or the front has narrowed to under RENARROW of the cluster's width."""
+    centre, width, _ = solve.grid.fronts[0]
+    speed = np.abs(solve.equation.linearise(solve.q, solve.lam, solve.grid).speed)
+    front = int(np.argmin(speed))
+    return abs(solve.grid.s[front] - centre) > width / 2 or CLUSTER_WIDTH * speed[front] < RENARROW * width
 
 
 def row(pair, kind: str, started: float) -> dict:
@@ -105,7 +150,7 @@ def main() -> None:
     started, last = time.perf_counter(), None
     if work is not None and (work / "fine.npz").exists() and out.exists():
         try:
-            last = tuple(load_solve(work / f"{name}.npz", CCF_EQUATION)[0] for name in ("coarse", "fine"))
+            last = tuple(renormalised(load_solve(work / f"{name}.npz", CCF_EQUATION)[0]) for name in ("coarse", "fine"))
         except ValueError as error:
             print(f"the member kept in {work} is not usable ({error}): starting again from profile 2")
     if last is not None:
@@ -114,7 +159,7 @@ def main() -> None:
         print(f"going on from the member kept at lambda {last[1].lam:.10g}, step {step:.2e}", flush=True)
     else:
         uniform = profile_two(0.001)
-        last = member_pair(uniform, uniform.lam, points, smooth=True)
+        last = member_pair((uniform,), uniform.lam, points, smooth=True)
         rows, step = [row(last, "profile2", started)], opts.step
         print(rows[-1], flush=True)
     while last[1].lam > opts.to:
@@ -123,7 +168,7 @@ def main() -> None:
         step = min(step, largest)
         found = None
         while found is None and step >= opts.step / 2**opts.halvings:
-            found = member_pair(last[0], max(last[1].lam - step, opts.to), points, smooth=False)
+            found = member_pair(last, max(last[1].lam - step, opts.to), points, smooth=False)
             step = step if found is not None else step / 2
         if found is None:
             print(f"Newton lost the family below lambda {last[1].lam:.10g} on these grids (steps down to "
@@ -139,7 +184,7 @@ def main() -> None:
         before, after = rows[-2]["smoothness_defect"], rows[-1]["smoothness_defect"]
         if rows[-2]["kind"] != "profile2" and np.sign(before) != np.sign(after):
             nearer = found if abs(after) < abs(before) else last
-            smooth = member_pair(nearer[0], nearer[1].lam, points, smooth=True)
+            smooth = member_pair(nearer, nearer[1].lam, points, smooth=True)
             if smooth is not None:
                 rows.append(row(smooth, "profile3", started))
                 print("profile 3:", rows[-1], flush=True)

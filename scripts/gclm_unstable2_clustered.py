@@ -14,12 +14,16 @@ uniform branch's last point with an error estimate (results/gclm_unstable2_up.cs
 too, to compare α.
 
     python3 scripts/gclm_unstable2_clustered.py [--to -0.5] [--step 0.01] [--points 1701 2401] [--stability]
-        [--out results/gclm_unstable2_clustered.csv]
+        [--out results/gclm_unstable2_clustered.csv] [--work DIR]
+
+With `--work DIR` the last point's two solves (and a, the step) are kept there, and a rerun with the same DIR goes
+on from them, appending to the CSV, on the grids of `--points` (the CSV's points column says which each row had).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +37,7 @@ from ccf_family_clustered import GROWTH, RESOLVED, odd, pair_figures  # noqa: E4
 
 from blowup.equations.gclm.profile import GCLMEquation  # noqa: E402
 from blowup.solvers.hilbert import derivative  # noqa: E402
-from blowup.solvers.log_profile import ProfileSolve, clustered  # noqa: E402
+from blowup.solvers.log_profile import ProfileSolve, clustered, load_solve, save_solve  # noqa: E402
 from blowup.solvers.log_stability import LogGridStability  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +83,28 @@ def row(a: float, pair, started: float, stability: bool) -> dict:
     }
 
 
+def keep(work: Path, pair, a: float, step: float) -> None:
+    """The point's two solves and where the walk stands, for a rerun with the same --work to go on from."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name, solve in zip(("coarse", "fine"), pair):
+        save_solve(solve, work / f"{name}.npz")
+    (work / "walk.json").write_text(json.dumps({"a": a, "step": step}))
+
+
+def resume(work: Path, out: Path):
+    """(rows, a, step, pair) as `keep` left them with the CSV's rows, or None (nothing kept, or not usable: said)."""
+    if not ((work / "walk.json").exists() and out.exists()):
+        return None
+    try:
+        walk = json.loads((work / "walk.json").read_text())
+        a, step = float(walk["a"]), float(walk["step"])
+        pair = tuple(load_solve(work / f"{name}.npz", GCLMEquation(a))[0] for name in ("coarse", "fine"))
+    except (ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
+        print(f"the point kept in {work} is not usable ({error}): starting again from a = -1")
+        return None
+    return pd.read_csv(out).to_dict("records"), a, step, pair
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--to", type=float, default=-0.5)
@@ -88,14 +114,20 @@ def main() -> None:
     parser.add_argument("--max-points", type=int, default=6615)
     parser.add_argument("--stability", action="store_true", help="the unstable count at every point (both grids)")
     parser.add_argument("--out", default=str(ROOT / "results" / "gclm_unstable2_clustered.csv"))
+    parser.add_argument("--work", help="keep the last point's two solves here; a rerun with it goes on from them")
     opts = parser.parse_args()
-    points, started = tuple(opts.points), time.perf_counter()
-    uniform = start_at_minus_one()
-    last_pair = pair_at(uniform, -1.0, points)
-    if last_pair is None:
-        raise SystemExit("CCF's profile 2 did not converge as gCLM's at a = -1 on the clustered grids")
-    rows, a, step = [row(-1.0, last_pair, started, opts.stability)], -1.0, opts.step
-    print(rows[-1], flush=True)
+    points, started, work = tuple(opts.points), time.perf_counter(), Path(opts.work) if opts.work else None
+    kept = resume(work, Path(opts.out)) if work is not None else None
+    if kept is not None:
+        rows, a, step, last_pair = kept
+        print(f"going on from the point kept at a = {a:.10g}, step {step:.2e}", flush=True)
+    else:
+        uniform = start_at_minus_one()
+        last_pair = pair_at(uniform, -1.0, points)
+        if last_pair is None:
+            raise SystemExit("CCF's profile 2 did not converge as gCLM's at a = -1 on the clustered grids")
+        rows, a, step = [row(-1.0, last_pair, started, opts.stability)], -1.0, opts.step
+        print(rows[-1], flush=True)
     checks = sorted(c for c in UNIFORM_CHECK if -1.0 < c < opts.to)
     while a < opts.to:
         started = time.perf_counter()
@@ -116,6 +148,8 @@ def main() -> None:
         rows.append(row(a, pair, started, opts.stability))
         print(rows[-1], flush=True)
         pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")
+        if work is not None:
+            keep(work, pair, a, step)
     pd.DataFrame(rows).to_csv(opts.out, index=False, float_format="%.15g")
 
 

@@ -16,8 +16,9 @@ from blowup.solvers.hilbert import (
     operator_matrices,
     resample,
     shifted_derivative_inverse,
+    slope_row,
 )
-from blowup.solvers.log_profile import clustered, load_solve, newton, save_solve
+from blowup.solvers.log_profile import clustered, load_solve, newton, normalisation_offset, save_solve
 from blowup.solvers.log_stability import LogGridStability
 
 # 100x denser within 0.01 of s = -0.2 than far out: a smooth function sees a strongly non-uniform grid
@@ -76,6 +77,18 @@ def test_interpolation_and_resampling_between_uniform_and_clustered_grids():
         resample(bump, LogGrid(-10.0, 10.0, 201), CLUSTERED)
 
 
+def test_the_slope_anywhere_and_resampling_moved():
+    """`slope_row` (the normalisation's row) between the grid's points and at one of them, and `resample` with a
+    shift (a translated start), against the closed forms."""
+    f = 1 / np.cosh(CLUSTERED.s)
+    for at in (0.0, -0.1937, 3.3, float(CLUSTERED.s[700])):
+        assert slope_row(CLUSTERED, at) @ f == pytest.approx(-np.tanh(at) / np.cosh(at), abs=1e-11)
+    uniform = LogGrid.with_spacing(-40.0, 80.0, 0.05)
+    assert slope_row(uniform, 0.01) @ (1 / np.cosh(uniform.s)) == pytest.approx(-np.tanh(0.01) / np.cosh(0.01), 1e-11)
+    moved = resample(1 / np.cosh(uniform.s), uniform, CLUSTERED, shift=0.3)
+    assert np.abs(moved - 1 / np.cosh(CLUSTERED.s + 0.3)).max() < 1e-9
+
+
 @pytest.mark.parametrize("a", [0.0, 0.5])
 def test_gclm_closed_forms_solve_the_equations_on_a_clustered_grid(a):
     """gCLM's exact profiles (a = 0: α = 1; a = 1/2: α = 1/3) solve its discrete equations on a clustered grid,
@@ -111,6 +124,12 @@ def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, 
     for solve in solves:
         assert solve.converged and isinstance(solve.grid, MappedLogGrid)
         assert abs(solve.lam - fine.lam) < 1e-12 and solve.offgrid_residual_max(1203) < 1e-9
+    for solve in solves:  # normalised at s = 0 itself, not at a grid point near it: the two grids agree
+        assert abs(normalisation_offset(solve.q, solve.grid)) < 1e-12
+    moved_map = MappedLogGrid(solves[1].grid.left, solves[1].grid.right, 701, ((solves[1].grid.fronts[0][0] + 0.05,
+                              *solves[1].grid.fronts[0][1:]),))  # fmt: skip
+    again = newton(CCF_EQUATION, resample(solves[1].q, solves[1].grid, moved_map), fine.lam, moved_map)
+    assert again.converged and np.abs(resample(again.q, again.grid, solves[1].grid) - solves[1].q).max() < 1e-7
     spectrum = LogGridStability(*solves).analyse()
     assert spectrum.counts["n_unstable"] == 0 and spectrum.counts["symmetry_modes"]["time"] == pytest.approx(1, 1e-10)
     save_solve(solves[0], tmp_path / "solve.npz")

@@ -194,6 +194,19 @@ def derivative(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
     return np.real(np.fft.ifft(1j * k * np.fft.fft(q, axis=0), axis=0))
 
 
+def slope_row(grid: AnyLogGrid, at: float = 0.0) -> np.ndarray:
+    """The row r with r @ q = q_s(at) for q's trigonometric interpolant (in the grid's σ): at a grid point, the row
+    of the spectral derivative's matrix there. A mapped grid has no point at a given s in general, and which point
+    lies nearest moves with the map's centre; a condition read there, and not at `at` itself, differs between two
+    such grids."""
+    mapped = isinstance(grid, MappedLogGrid)
+    uniform = grid.uniform if mapped else grid
+    offset = float(grid.sigma(np.asarray(at)) if mapped else at) - uniform.left
+    k = uniform.wavenumbers
+    row = np.real(np.fft.fft(1j * k * np.exp(1j * k * offset))) / uniform.points
+    return row * float(grid._density(np.asarray(at))) if mapped else row
+
+
 def tail_integral(q: np.ndarray, grid: LogGrid) -> np.ndarray:
     """∫_r^right q(t) dt at every grid point r, spectrally (q small at both ends)."""
     k = _along_first_axis(grid.wavenumbers, q)
@@ -295,19 +308,21 @@ def interpolate(q: np.ndarray, grid: AnyLogGrid, points: int) -> tuple[np.ndarra
     return np.real(np.fft.ifft(np.fft.ifftshift(coefficients))) * points / grid.points, other
 
 
-def resample(q: np.ndarray, grid: AnyLogGrid, other: AnyLogGrid) -> np.ndarray:
-    """q at `other`'s points (inside `grid`'s interval): its trigonometric interpolant (in `grid`'s σ) on a grid
-    RESAMPLE_FACTOR times finer, then a cubic spline through that. Its error is the finer spacing's fourth power
-    times q's fourth derivative: a start for Newton on the other grid (a uniform grid's profile onto a mapped
-    one), which then solves there to round-off; the direct sum of the interpolant would cost O(N·M)."""
+def resample(q: np.ndarray, grid: AnyLogGrid, other: AnyLogGrid, shift: float = 0.0) -> np.ndarray:
+    """q at `other`'s points (inside `grid`'s interval), moved by `shift` (q(s + shift), periodic): its
+    trigonometric interpolant (in `grid`'s σ) on a grid RESAMPLE_FACTOR times finer, then a cubic spline through
+    that. Its error is the finer spacing's fourth power times q's fourth derivative: a start for Newton on the
+    other grid (a uniform grid's profile onto a mapped one), which then solves there to round-off; the direct sum
+    of the interpolant would cost O(N·M)."""
     if not (grid.left <= other.s[0] and other.s[-1] <= grid.right):
         raise ValueError(f"resample needs points inside [{grid.left}, {grid.right}]")
+    at = other.s if shift == 0 else grid.left + np.mod(other.s + shift - grid.left, grid.right - grid.left)
     mapped = isinstance(grid, MappedLogGrid)
     source = grid.uniform if mapped else grid
     finer_q, finer = interpolate(q, source, RESAMPLE_FACTOR * source.points + 1 - RESAMPLE_FACTOR % 2)
     periodic_s = np.append(finer.s, finer.right)
     spline = CubicSpline(periodic_s, np.append(finer_q, finer_q[0]), bc_type="periodic")
-    return spline(grid.sigma(other.s) if mapped else other.s)
+    return spline(grid.sigma(at) if mapped else at)
 
 
 RESAMPLE_FACTOR = 4

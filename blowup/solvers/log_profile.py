@@ -33,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 from scipy.sparse.linalg import LinearOperator
 
 from blowup.solvers.gauss_newton import (
@@ -50,6 +51,7 @@ from blowup.solvers.hilbert import (
     operator_matrices,
     resample,
     shifted_derivative_inverse,
+    slope_row,
 )
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
@@ -227,7 +229,11 @@ def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 class _ProfileSystem:
     """Newton's equations on a grid: R at every point, the normalisation u_s(0) = 0 and, if `smooth`, the
-    smoothness condition, in the unknowns u (and σ if `smooth`), with a matrix-free Jacobian."""
+    smoothness condition, in the unknowns u (and σ if `smooth`), with a matrix-free Jacobian. The normalisation
+    is read at the grid point nearest s = 0 on a uniform grid, and at s = 0 itself on a mapped one, whose point
+    nearest it moves with the map: two clustered grids then normalise alike, and a profile resampled from one
+    to the other starts Newton in its basin (read at the nearest points, they were measured translated by as much
+    as a steep front's width: 1e-2 in the normalisation row, and Newton lost them)."""
 
     def __init__(self, equation: ProfileEquation, grid: LogGrid, smooth: bool):
         self.equation, self.grid, self.smooth = equation, grid, smooth
@@ -274,7 +280,7 @@ class _ProfileSystem:
         """The same equations with the dense Jacobian (`ProfileEquation.dense`): O(N²) memory."""
         (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
         blocks = self.equation.dense(q, lam, self.grid)
-        diff_centre = operator_matrices(self.grid)[1][centre]
+        diff_centre = operator_matrices(self.grid)[1][centre] if self.grid.matrix_free else slope_row(self.grid)
         rows = [blocks.residual, [diff_centre @ q]]
         jac = np.zeros((n + 1 + smooth, n + 1 if smooth else n))
         jac[:n, :n], jac[n, :n] = blocks.jacobian, diff_centre
@@ -469,4 +475,17 @@ def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileS
     front = int(np.argmin(speed))
     width = CLUSTER_WIDTH * float(speed[front])
     grid = MappedLogGrid(solve.grid.left, solve.grid.right, points, ((float(solve.grid.s[front]), width, 1 / width),))
-    return newton(solve.equation, resample(solve.q, solve.grid, grid), solve.lam, grid, smooth=smooth)
+    start = resample(solve.q, solve.grid, grid, shift=normalisation_offset(solve.q, solve.grid))
+    return newton(solve.equation, start, solve.lam, grid, smooth=smooth)
+
+
+def normalisation_offset(u: np.ndarray, grid: LogGrid) -> float:
+    """Where u_s = 0 near s = 0 (u's interpolant): 0 for a mapped grid's solve, up to half a spacing off for a
+    uniform one's (its normalisation is read at its point nearest 0). `clustered` translates u by it (translation
+    in s is the equation's scaling symmetry): a start moved by as much as a steep front's width was measured to
+    leave Newton's basin."""
+    nearest = int(np.argmin(np.abs(grid.s)))
+    spacing = float(np.max(np.abs(np.diff(grid.s[max(nearest - 1, 0) : nearest + 2]))))
+    lo, hi = min(0.0, grid.s[nearest]) - spacing, max(0.0, grid.s[nearest]) + spacing
+    slope = lambda x: float(slope_row(grid, x) @ u)  # noqa: E731
+    return scipy.optimize.brentq(slope, lo, hi, xtol=1e-15) if slope(lo) * slope(hi) < 0 else 0.0
