@@ -15,6 +15,8 @@ profile's λ, if the extrapolation holds). These are extrapolations, not members
 decide and what they do not.
 
     python3 scripts/ccf_family_end.py [--family results/ccf_family.csv] [--out results/ccf_family_end.csv]
+    python3 scripts/ccf_family_end.py --family results/ccf_family_clustered.csv \
+        --out results/ccf_family_end_clustered.csv
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def main() -> None:
     if not Path(opts.family).is_file():
         parser.error(f"--family {opts.family}: no such file (scripts/ccf_family.py writes it)")
     family = pd.read_csv(opts.family)
+    if "kind" in family:  # scripts/ccf_family_clustered.py's CSV: its non-smooth members only
+        family = family[family.kind == "member"]
     rows = [row for members in (3, 4, 5) for row in end_estimates(family, members)]
     table = pd.DataFrame(rows)
     table.to_csv(opts.out, index=False, float_format="%.6g")

@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--out", default="pinn_study.csv", help="file name under results/")
     opts = parser.parse_args()
     out = ROOT / "results" / opts.out
-    table = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=KEYS)
+    table = pd.read_csv(out, dtype={"extra": str}).fillna({"extra": ""}) if out.exists() else pd.DataFrame(columns=KEYS)
     with tempfile.TemporaryDirectory() as scratch:
         for seed in opts.seeds:  # every k gets a seed before any gets the next
             for backend in opts.backends:

@@ -121,6 +121,10 @@ def default_mode(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def seed_zero_stages(frame: pd.DataFrame) -> list[str]:
+    return per_stage(frame[frame.seed == 0])
+
+
 def with_study_rows(knobs_frame: pd.DataFrame) -> pd.DataFrame:
     """The knobs table's m = 1 ntp rows are the study's own runs, for the seeds the knobs were run with."""
     study = pd.read_csv(RESULTS / "pinn_study.csv") if (RESULTS / "pinn_study.csv").exists() else pd.DataFrame()
@@ -134,8 +138,10 @@ def with_study_rows(knobs_frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     out = []
     for name, title, table in (
-        ("pinn_study.csv", "Study mode, network alone, worst over seeds", per_profile),
-        ("pinn_study.csv", "What each stage buys (study mode, seed 0)", lambda f: per_stage(f[f.seed == 0])),
+        ("pinn_study_goal.csv", "Study mode, network alone, worst over seeds", per_profile),
+        ("pinn_study_goal.csv", "What each stage buys (study mode, seed 0)", seed_zero_stages),
+        ("pinn_study.csv", "Study mode with LM capped at 400 (before), worst over seeds", per_profile),
+        ("pinn_study.csv", "What each stage buys, LM capped at 400 (before), seed 0", seed_zero_stages),
         ("pinn_stages.csv", "Three stages (equation.stages=3), seed 0", per_stage),
         (
             "pinn_knobs.csv",
