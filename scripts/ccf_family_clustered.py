@@ -42,12 +42,13 @@ from ccf_family import figure, profile_two  # noqa: E402
 from blowup.equations.ccf.profile import CCF_EQUATION, family_measures  # noqa: E402
 from blowup.solvers.hilbert import MappedLogGrid, resample  # noqa: E402
 from blowup.solvers.log_profile import (  # noqa: E402
-    CLUSTER_WIDTH,
     ProfileSolve,
     clustered,
+    front,
     load_solve,
     newton,
     normalisation_offset,
+    normalised_start,
     save_solve,
 )
 
@@ -76,8 +77,9 @@ def member_pair(last: tuple[ProfileSolve, ...], at: float, points: tuple[int, in
     if not trial.converged:
         return None
     kept = isinstance(trial.grid, MappedLogGrid) and trial.grid.points == points[1] and not recentre(trial)
-    fine = newton(trial.equation, trial.q, trial.lam, trial.grid, smooth=smooth) if kept else None
-    if not kept:
+    if kept:  # to round-off on its grid (the trial was held to TRIAL_TOLERANCE only)
+        fine = newton(trial.equation, trial.q, trial.lam, trial.grid, smooth=smooth)
+    else:
         fine = clustered(trial, points[1], smooth=smooth)
     coarse_grid = MappedLogGrid(fine.grid.left, fine.grid.right, points[0], fine.grid.fronts)
     same = kept and len(last) == 2 and last[0].grid.points == points[0] and last[0].grid.fronts == fine.grid.fronts
@@ -90,11 +92,9 @@ def renormalised(solve: ProfileSolve) -> ProfileSolve:
     """A kept solve normalised as Newton now normalises it (its maximum at s = 0 itself, not at the grid point
     nearest it): translated on its grid, then solved there. Members kept before that change sit up to half a
     spacing off, as much as a steep front's width: a step from them was measured to leave Newton's basin."""
-    offset = normalisation_offset(solve.q, solve.grid)
-    if abs(offset) < 1e-12:  # normalised as Newton now normalises
+    if abs(normalisation_offset(solve.q, solve.grid)) < 1e-12:  # normalised as Newton now normalises
         return solve
-    start = resample(solve.q, solve.grid, solve.grid, shift=offset)
-    again = newton(solve.equation, start, solve.lam, solve.grid, smooth=False)
+    again = newton(solve.equation, normalised_start(solve, solve.grid), solve.lam, solve.grid, smooth=False)
     if not again.converged:
         raise ValueError(f"the kept member at lambda {solve.lam:.10g} did not solve again once renormalised")
     return again
@@ -104,9 +104,8 @@ def recentre(solve: ProfileSolve) -> bool:
     """Whether the front has left `solve`'s clustered grid: its least transport speed is more than half the
     cluster's width from the centre, or the front has narrowed to under RENARROW of the cluster's width."""
     centre, width, _ = solve.grid.fronts[0]
-    speed = np.abs(solve.equation.linearise(solve.q, solve.lam, solve.grid).speed)
-    front = int(np.argmin(speed))
-    return abs(solve.grid.s[front] - centre) > width / 2 or CLUSTER_WIDTH * speed[front] < RENARROW * width
+    now_at, now_width = front(solve)
+    return abs(now_at - centre) > width / 2 or now_width < RENARROW * width
 
 
 def row(pair, kind: str, started: float) -> dict:

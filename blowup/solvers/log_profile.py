@@ -171,7 +171,7 @@ def load_solve(path: Path, equation: ProfileEquation) -> tuple[ProfileSolve, dic
         with np.load(path) as data:
             fields = {key: data[key] for key in data.files}
         interval = float(fields.pop("left")), float(fields.pop("right"))
-        fronts = tuple(tuple(float(x) for x in front) for front in fields.pop("fronts", np.zeros((0, 3))))
+        fronts = tuple(tuple(float(x) for x in entry) for entry in fields.pop("fronts", np.zeros((0, 3))))
         grid = MappedLogGrid(*interval, len(fields["q"]), fronts) if fronts else LogGrid(*interval, len(fields["q"]))
         q, lam = np.array(fields.pop("q"), dtype=float), float(fields.pop("lam"))
         points = int(fields.pop("points", grid.points))
@@ -471,12 +471,22 @@ def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileS
     CLUSTER_WIDTH·min |c| and strength its inverse (about 1/width times denser there). A front as steep as
     CCF's 2nd unstable profile's (min c = 0.03) takes 10^5 uniform points to resolve and a few thousand of
     these, few enough for a dense Newton and a dense spectrum. smooth=False: the family's member at solve's σ."""
+    centre, width = front(solve)
+    grid = MappedLogGrid(solve.grid.left, solve.grid.right, points, ((centre, width, 1 / width),))
+    return newton(solve.equation, normalised_start(solve, grid), solve.lam, grid, smooth=smooth)
+
+
+def front(solve: ProfileSolve) -> tuple[float, float]:
+    """Where a profile's transport speed |c| is least, and the width a grid clustered there takes:
+    CLUSTER_WIDTH·min |c|."""
     speed = np.abs(solve.equation.linearise(solve.q, solve.lam, solve.grid).speed)
-    front = int(np.argmin(speed))
-    width = CLUSTER_WIDTH * float(speed[front])
-    grid = MappedLogGrid(solve.grid.left, solve.grid.right, points, ((float(solve.grid.s[front]), width, 1 / width),))
-    start = resample(solve.q, solve.grid, grid, shift=normalisation_offset(solve.q, solve.grid))
-    return newton(solve.equation, start, solve.lam, grid, smooth=smooth)
+    least = int(np.argmin(speed))
+    return float(solve.grid.s[least]), CLUSTER_WIDTH * float(speed[least])
+
+
+def normalised_start(solve: ProfileSolve, grid: LogGrid) -> np.ndarray:
+    """solve's u on `grid`'s points, translated so that its normalisation holds at s = 0 itself."""
+    return resample(solve.q, solve.grid, grid, shift=normalisation_offset(solve.q, solve.grid))
 
 
 def normalisation_offset(u: np.ndarray, grid: LogGrid) -> float:
