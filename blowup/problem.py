@@ -182,10 +182,18 @@ class Problem(ResidualTerms):
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
         self.phase = phase
 
+    def end_phase(self, phase: str) -> str | None:
+        """Called by the trainer once a phase has run to its stopping rule (and again when a run resumes after it):
+        a problem may undo what the phase did where it left the result worse (a later network stage); a line
+        saying what it did, or None. Must give the same state when called twice."""
+        return None
+
     def once_per_state(self, name: str, compute: Callable[[], object]):
-        """compute() for the current parameters, kept until they change: the summary, the plot, solution.csv and
-        the trainer's acceptance checks all look at the same trained state, and its refinement is the costly part."""
-        key = hashlib.sha1(b"".join(p.detach().cpu().numpy().tobytes() for p in self.parameters())).digest()
+        """compute() for the current state (parameters and buffers: a network stage dropped from the composite
+        changes a buffer alone), kept until it changes: the summary, the plot, solution.csv and the trainer's
+        acceptance checks all look at the same trained state, and its refinement is the costly part."""
+        tensors = [*self.parameters(), *self.buffers()]
+        key = hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes() for t in tensors)).digest()
         cache = self.__dict__.setdefault("_per_state", {})
         if name not in cache or cache[name][0] != key:
             cache[name] = (key, compute())

@@ -38,11 +38,16 @@ def per_profile(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def kept(value) -> str:
+    """A stage's verdict: "no" where it was dropped (it lowered nothing), blank where the run predates the rule."""
+    return "" if pd.isna(value) else ("yes" if str(value) == "True" else "no")
+
+
 def per_stage(frame: pd.DataFrame) -> list[str]:
     """What each stage buys: one row per (k, stage), seed 0."""
     lines = [
-        "| k | stage | \\|λ err\\| | max \\|U - U_exact\\| | residual | parameters | s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| k | stage | \\|λ err\\| | max \\|U - U_exact\\| | residual | parameters | s | kept |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     stages = sorted(int(c[5]) for c in frame.columns if c.startswith("stage") and c.endswith("_parameters"))
     for _, row in frame.sort_values("profile").iterrows():
@@ -54,7 +59,7 @@ def per_stage(frame: pd.DataFrame) -> list[str]:
             lines.append(
                 f"| {row.profile} | {n} | {sci(row[f'stage{n}_lambda_error'])} | "
                 f"{sci(row[f'stage{n}_profile_max_error'])} | {sci(row[f'stage{n}_residual_max'])} | "
-                f"{int(row[f'stage{n}_parameters'])} | {seconds(spent)} |"
+                f"{int(row[f'stage{n}_parameters'])} | {seconds(spent)} | {kept(row.get(f'stage{n}_kept'))} |"
             )
     return lines
 

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from blowup.analysis import report, stability
 from blowup.equations.ccf.profile import CCF_EQUATION
@@ -51,6 +52,20 @@ def test_train_into_a_dir_with_a_damaged_checkpoint_names_it_and_leaves_it(run_c
     before = damage(run_copy / "checkpoint.pt")
     with pytest.raises(ConfigError, match=r"checkpoint\.pt cannot be read .* left as it is; move it away"):
         trainer.train(compose_train(*TINY), run_copy)
+    assert (run_copy / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_checkpoint_from_another_version_names_it_and_leaves_it(run_copy, compose_train, capsys):
+    """A whole checkpoint whose problem lacks a buffer this version has (one written before it was added)."""
+    state = torch.load(run_copy / "checkpoint.pt", weights_only=False)
+    state["problem"].pop(next(iter(state["problem"])))
+    torch.save(state, run_copy / "checkpoint.pt")
+    before = (run_copy / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match=r"checkpoint\.pt does not fit this version .*Missing key.* left as it is"):
+        trainer.train(compose_train(*TINY), run_copy)
+    assert stability.main([str(run_copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not fit" in err and "Traceback" not in err
     assert (run_copy / "checkpoint.pt").read_bytes() == before
 
 

@@ -69,8 +69,9 @@ def test_each_later_stage_is_reported_with_the_composite_it_makes(study):
     _, summary = study
     stages = summary["network_stages"]
     assert [s["stage"] for s in stages] == [1, 2, 3]
-    assert stages[-1]["lambda_error"] == pytest.approx(summary["lambda_error_network"], abs=1e-15)
-    assert stages[-1]["profile_max_error"] == pytest.approx(summary["profile_max_error_network"], rel=1e-9)
+    last_kept = [s for s in stages if s["kept"]][-1]  # the network: a later stage that bought nothing is dropped
+    assert last_kept["lambda_error"] == pytest.approx(summary["lambda_error_network"], abs=1e-15)
+    assert last_kept["profile_max_error"] == pytest.approx(summary["profile_max_error_network"], rel=1e-9)
     assert stages[0]["profile_max_error"] != stages[1]["profile_max_error"]  # stage 2 was begun and moved
     assert all(s["parameters"] == stages[0]["parameters"] for s in stages)  # each stage one more network
 
@@ -84,3 +85,34 @@ def test_a_later_stage_begins_on_either_backend(compose_train):
         problem.start_phase("stage2")
         scales[backend] = problem.stages[0].net.scale.item()
     assert scales["autograd"] == pytest.approx(scales["ntp"], rel=1e-12) and scales["ntp"] > 0
+
+
+def test_a_stage_that_leaves_the_network_worse_is_dropped_and_the_network_is_as_before(compose_train):
+    """The oracle: the first network's own profile and λ (taken before the stage began) and its errors against the
+    closed form. A stage blown up to a thousand times its scale can only make the network worse."""
+    torch.manual_seed(0)
+    problem = build_problem(compose_train(*TINY, "profile=0"))
+    x = problem._fine_grid()
+    with torch.no_grad():
+        u_before, lam_before = problem.profile(x).clone(), problem.lam.item()
+    alone = problem.evaluate()
+    problem.start_phase("stage2")
+    stage = problem.stages[0]
+    with torch.no_grad():
+        stage.net.net[-1].weight.mul_(1e3)
+        stage.net.net[-1].bias.add_(1.0)
+        problem.lam_raw.add_(0.1)  # as a stage's phase moves λ too
+    trained = [p.detach().clone() for p in stage.parameters()]
+    assert problem.end_phase("stage2").startswith("stage 2 dropped")
+    with torch.no_grad():
+        assert torch.equal(problem.profile(x), u_before) and problem.lam.item() == lam_before
+    evaluation = problem.evaluate()
+    for key in ("lambda_error_network", "profile_max_error_network", "residual_max_network"):
+        assert evaluation[key] == alone[key]
+    first, dropped = evaluation["network_stages"]
+    assert first["kept"] and not dropped["kept"] and dropped["profile_max_error"] > 10 * first["profile_max_error"]
+    assert problem.end_phase("stage2") is None  # as on a resume after it: nothing changes, nothing begins again
+    problem.start_phase("stage2")
+    assert all(torch.equal(a, b) for a, b in zip(trained, stage.parameters()))
+    with torch.no_grad():
+        assert torch.equal(problem.profile(x), u_before)

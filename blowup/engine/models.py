@@ -57,10 +57,16 @@ class StageNetwork(nn.Module):
         self.half_width = half_width
         self.register_buffer("scale", torch.zeros(()))
         self.register_buffer("frequency", torch.ones(()))
+        self.register_buffer("kept", torch.ones((), dtype=torch.bool))
+
+    @property
+    def begun(self) -> bool:
+        return bool(self.scale != 0)
 
     @property
     def active(self) -> bool:
-        return bool(self.scale != 0)
+        """Begun and not dropped: part of the composite."""
+        return self.begun and bool(self.kept)
 
     def begin(self, scale: float, frequency: float, seed: int) -> None:
         with torch.random.fork_rng(devices=[]), torch.no_grad():  # the run's own random stream is left alone
@@ -73,10 +79,16 @@ class StageNetwork(nn.Module):
             first.bias.mul_(frequency * self.half_width)
             self.scale.fill_(scale)
             self.frequency.fill_(frequency)
+            self.kept.fill_(True)
+
+    def drop(self) -> None:
+        """Out of the composite, as trained (its figures can still be asked of it), and not begun again."""
+        self.kept.fill_(False)
 
     def end(self) -> None:
         """Back to holding no output (a restart from a fresh first stage)."""
         self.scale.zero_()
+        self.kept.fill_(True)
 
     def forward(self, x: Tensor | Jet) -> Tensor | Jet:
         return self.net(x) * self.scale

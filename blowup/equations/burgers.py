@@ -323,7 +323,8 @@ class Burgers(Problem):
         )
         self.phases = self.phases + STAGE_PHASES[: cfg.stages - 1]
         self.stage_damping = 100.0  # optim.stage.damping, set by `build`: later stages try frequencies with it
-        self.register_buffer("stage_lambda", torch.zeros(cfg.stages - 1))  # λ as each stage before a later one left it
+        # λ's raw parameter as each later stage found it (column 0) and as its phase left it (column 1; NaN until then)
+        self.register_buffer("stage_lambda_raw", torch.full((cfg.stages - 1, 2), float("nan")))
         dtype = torch.get_default_dtype()
         r = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
         if cfg.embedding == "none":
@@ -369,7 +370,7 @@ class Burgers(Problem):
             module.requires_grad_(number == stage)
         lm_weights = {key: value for key, value in asdict(self.cfg.lm_weights).items() if value is not None}
         weights = replace(self.cfg.weights, **lm_weights) if phase == "lm" or stage > 1 else self.cfg.weights
-        if stage > 1 and not self.stages[stage - 2].net.active:
+        if stage > 1 and not self.stages[stage - 2].net.begun:  # a dropped stage is not begun again on a resume
             self.begin_stage(stage, weights)
         self.weigh(weights, self.stages[stage - 2].net.scale.item() if stage > 1 else 1.0)
 
@@ -377,46 +378,85 @@ class Burgers(Problem):
         """A later network stage's scale, the largest residual the stages before it leave on the fine grid (at least
         the dtype's smallest number, so that the rows can be divided by it), and its frequency, the one that gains
         most in a few trial steps (`blowup.solvers.stages`); and λ as they left it, for the figures of each stage."""
-        residual_max = self.fine_residual(len(self.stages) + 1, self.lam.detach()).abs().max()
+        residual_max = self.fine_residual(self.active_stages(), self.lam.detach()).abs().max()
         scale = max(float(residual_max), float(torch.finfo(residual_max.dtype).tiny))
         self.weigh(weights, scale)
         begin_stage(self, self.stages[stage - 2].net, scale, seed=stage, damping=self.stage_damping)
-        self.stage_lambda[stage - 2] = self.lam.detach()
+        self.stage_lambda_raw[stage - 2, 0] = self.lam_raw.detach()
 
-    def profile(self, x, upto: int | None = None):
-        """U: the first network and every later stage begun so far, or only the first `upto` stages (tensors and
-        jets alike)."""
+    def end_phase(self, phase: str) -> str | None:
+        """A later stage stays in the composite only if it lowered the network's own error estimates (the larger of
+        their ratios to the tolerance): one that bought nothing, or left the network worse, is dropped, and λ goes
+        back to where the stages before it left it."""
+        if phase not in STAGE_PHASES or not self.stages[STAGE_PHASES.index(phase)].net.active:
+            return None
+        number = STAGE_PHASES.index(phase) + 2
+        stage, (before, _) = self.stages[number - 2].net, self.stage_lambda_raw[number - 2].clone()
+        ended = self.lam_raw.detach().clone()
+        self.stage_lambda_raw[number - 2, 1] = ended
+        with_it = self.network_margin()
+        stage.drop()
+        with torch.no_grad():
+            self.lam_raw.copy_(before)
+        without = self.network_margin()
+        if with_it < without:
+            stage.kept.fill_(True)
+            with torch.no_grad():
+                self.lam_raw.copy_(ended)
+            return None
+        return (
+            f"stage {number} dropped: the network's error estimates at {with_it:.3g} x the tolerance with it, "
+            f"{without:.3g} x without"
+        )
+
+    def network_margin(self) -> float:
+        """The network's own error estimates as a multiple of the tolerance, the larger of the two (≤ 1: accepted)."""
+        evaluation = self.evaluate()
+        return max(evaluation[f"{name}_estimate_network"] / limit for name, limit in asdict(self.cfg.tolerance).items())
+
+    def active_stages(self) -> list[BurgersProfile]:
+        return [stage for stage in self.stages if stage.net.active]
+
+    def profile(self, x, stages: list[BurgersProfile] | None = None):
+        """U: the first network plus `stages` (default: the later stages in the composite), tensors and jets
+        alike."""
         u = self.u(x)
-        for stage in self.stages[: None if upto is None else upto - 1]:
-            if stage.net.active:
-                u = u + stage(x)
+        for stage in self.active_stages() if stages is None else stages:
+            u = u + stage(x)
         return u
 
-    def fine_residual(self, upto: int, lam) -> Tensor:
-        """The residual of the first `upto` stages at λ = `lam` on the fine grid; by n-TangentProp whatever the
-        backend, since it is taken without grad (nested autograd needs it)."""
+    def fine_residual(self, stages: list[BurgersProfile], lam) -> Tensor:
+        """The residual of the first network plus `stages` at λ = `lam` on the fine grid; by n-TangentProp whatever
+        the backend, since it is taken without grad (nested autograd needs it)."""
         x = self._fine_grid()
         with torch.no_grad():
-            return residual(Jet.variable(x, 1), input_jet(partial(self.profile, upto=upto), x, 1, "ntp"), lam).coeffs[0]
+            jet = input_jet(partial(self.profile, stages=stages), x, 1, "ntp")
+            return residual(Jet.variable(x, 1), jet, lam).coeffs[0]
 
     def stage_figures(self) -> list[dict]:
-        """What each network stage bought: the composite of it and the stages before it, with λ as that stage
-        left it, against the exact profile; and the parameters it added."""
+        """What each network stage bought: the first network alone, then each later stage begun (kept or dropped)
+        added to the kept ones before it, with λ as its phase left it (as it is now, for one still training),
+        against the exact profile; and the parameters it added."""
         x = self._fine_grid()
-        exact_u = exact_profile(x.flatten().cpu().numpy(), self.k)
-        begun = sum(stage.net.active for stage in self.stages)
-        lambdas = [*self.stage_lambda[:begun].tolist(), self.lam.item()]
+        exact_u = torch.from_numpy(exact_profile(x.flatten().cpu().numpy(), self.k))
+        begun = [stage for stage in self.stages if stage.net.begun]
+        found = self.stage_lambda_raw[: len(begun), 0].tolist()
+        ended = [e if e == e else self.lam_raw.item() for e in self.stage_lambda_raw[: len(begun), 1].tolist()]
+        rows = [(self.u, [], found[0] if begun else self.lam_raw.item(), True)]
+        rows += [(stage, [s for s in begun[:i] if s.net.kept] + [stage], ended[i], bool(stage.net.kept))
+                 for i, stage in enumerate(begun)]  # fmt: skip
         figures = []
-        for number, (lam, module) in enumerate(zip(lambdas, [self.u, *self.stages]), start=1):
+        for number, (module, members, raw, kept) in enumerate(rows, start=1):
+            lam = self.lam_of(torch.tensor(raw)).item()
             with torch.no_grad():
-                u = self.profile(x, number)
-            f = self.fine_residual(number, lam)
+                u = self.profile(x, members)
             figures.append(
                 {
                     "stage": number,
+                    "kept": kept,
                     "lambda_error": abs(lam - exact_lambda(self.k)),
-                    "profile_max_error": float((u.flatten().cpu().double() - torch.from_numpy(exact_u)).abs().max()),
-                    "residual_max": float(f.abs().max()),
+                    "profile_max_error": float((u.flatten().cpu().double() - exact_u).abs().max()),
+                    "residual_max": float(self.fine_residual(members, lam).abs().max()),
                     "parameters": sum(p.numel() for p in module.parameters()),
                 }
             )
@@ -429,7 +469,11 @@ class Burgers(Problem):
 
     @property
     def lam(self) -> Tensor:
-        return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(self.lam_raw)
+        return self.lam_of(self.lam_raw)
+
+    def lam_of(self, raw: Tensor) -> Tensor:
+        """λ from its raw parameter: inside the bracket whatever the raw value."""
+        return self.lam_lo + (self.lam_hi - self.lam_lo) * torch.sigmoid(raw)
 
     def residual_jet(self, x: Tensor, order: int) -> Jet:
         """Residual and its first `order` derivatives at x (needs U to order + 1)."""
@@ -512,6 +556,7 @@ class Burgers(Problem):
             self.lam_raw.zero_()  # mid-bracket, as at the start
         for stage in self.stages:
             stage.net.end()
+        self.stage_lambda_raw.fill_(float("nan"))
 
     def reported_linearization(self) -> Linearization:
         """The residual about the reported profile: the network plus the applied Newton corrections."""

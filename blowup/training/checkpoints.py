@@ -67,6 +67,19 @@ def read_checkpoint(path: Path, device: torch.device | str, remedy: str) -> dict
     return state
 
 
+def restore(problem: Problem, state: dict, path: Path, remedy: str) -> None:
+    """The checkpoint's trained state into `problem`, or a ConfigError naming the file: one written by another
+    version of blowup may hold another set of parameters and buffers (torch lists them all, over many lines)."""
+    try:
+        problem.load_state_dict(state["problem"])
+    except RuntimeError as err:
+        lines = [line.strip().rstrip(".") for line in str(err).strip().splitlines()]
+        why = "; ".join(lines[1:] or lines)  # the first says only "Error(s) in loading state_dict for Burgers"
+        raise ConfigError(
+            f"{path} does not fit this version of blowup's problem ({why}): it was left as it is; {remedy}"
+        ) from None
+
+
 def load_checkpoint(path: Path, cfg: DictConfig, device: torch.device, problem: Problem) -> dict | None:
     """The checkpoint to continue from (None: start fresh); refuses one trained on another problem."""
     if not path.is_file():
@@ -99,8 +112,8 @@ def load_trained(run_dir: Path) -> Problem:
         problem = build_problem(cfg)
     except (OSError, ValueError, KeyError, AttributeError, yaml.YAMLError, OmegaConfBaseException) as err:
         raise unreadable(path, _first_line(err), remedy) from None
-    state = read_checkpoint(Path(run_dir) / "checkpoint.pt", "cpu", remedy)
-    problem.load_state_dict(state["problem"])
+    path = Path(run_dir) / "checkpoint.pt"
+    restore(problem, read_checkpoint(path, "cpu", remedy), path, remedy)
     return problem
 
 

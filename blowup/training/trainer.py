@@ -33,6 +33,7 @@ from blowup.training.checkpoints import (
     load_checkpoint,
     load_trained,
     read_checkpoint,
+    restore,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -137,7 +138,7 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
     source = Path(cfg.resume) if cfg.resume and not own else run_dir
     state = load_checkpoint(source / "checkpoint.pt", cfg, device, problem)
     if state:
-        problem.load_state_dict(state["problem"])
+        restore(problem, state, source / "checkpoint.pt", "move it away to start afresh, or train into a new run dir")
         set_rng_state(state["rng"], device)
         logs.console.print(f"resuming {source} at step {state['step']} ({state['phase']})")
     if cfg.get("init_from"):  # the other run's refined profile starts this one's; its network only a fresh start
@@ -213,6 +214,9 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
         status, reason = run_phase(run, resume, metrics, bar, stop)
         if status:
             return status, None
+        if said := problem.end_phase(run.phase):  # e.g. a later network stage that bought nothing, dropped
+            logs.console.print(said)
+            run.checkpoint()
         index = after_acceptance(phases, index, run.cfg.headline) if reason == "accepted" else index + 1
         if index == len(phases):  # every phase ran to its end: is the result one the problem accepts?
             evaluation = problem.evaluate()
