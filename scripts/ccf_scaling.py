@@ -1,5 +1,6 @@
 """What a CCF Newton step costs against the grid size N: the matrix-free solve (LSMR on FFT products, preconditioned
-by the inverted transport part) from 10^3 to 10^6 points, and the dense one (pivoted QR) as far as it fits.
+by the inverted transport part) from 10^3 to 10^6 points, and the dense one (Householder QR; before 2026-12-05
+pivoted QR, LAPACK's gelsy, which results/ccf_scaling.csv's dense rows measured) as far as it fits.
 
 Each row: profile 1 (found once on its default grids) interpolated to a grid of N points on [-36, 60], λ moved
 by 1e-4, then Newton with the smoothness row to convergence: seconds per Newton step, LSMR iterations per step

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from blowup.equations.ccf.profile import (
     CCF_EQUATION,
@@ -14,7 +15,7 @@ from blowup.equations.ccf.profile import (
     solve_profile,
 )
 from blowup.solvers.hilbert import LogGrid, hilbert_over_y, interpolate
-from blowup.solvers.log_profile import DIVERGED, _ProfileSystem
+from blowup.solvers.log_profile import DIVERGED, _ProfileSystem, householder_lstsq
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable and 1st unstable profiles
 PUBLISHED_STABLE = 1.1807776628998
@@ -119,11 +120,27 @@ def test_the_matrix_free_jacobian_and_its_transpose_are_the_dense_ones(stable, s
 
 
 def test_matrix_free_and_dense_newton_reach_the_same_profile():
-    """The same equations solved two ways: the preconditioned LSMR steps and pivoted QR of the dense Jacobian."""
+    """The same equations solved two ways: the preconditioned LSMR steps and Householder QR of the dense Jacobian."""
     free, dense = (newton(rough_profile(1.25, GRID), 1.25, GRID, dense=flag) for flag in (False, True))
     assert free.converged and dense.converged
     assert abs(free.lam - dense.lam) < 1e-13 and np.abs(free.q - dense.q).max() < 1e-12
     assert len(free.krylov_iterations) == free.steps and not dense.krylov_iterations
+
+
+def test_householder_least_squares_is_the_svd_solution_of_a_tall_ill_conditioned_system():
+    """The oracle: the SVD's least-squares solution (LAPACK's gelsd), on a system shaped like Newton's (one row more
+    than unknowns) with singular values spread over ten decades, inconsistent, so the least-squares part counts."""
+    rng = np.random.default_rng(0)
+    n = 60
+    left, _ = np.linalg.qr(rng.standard_normal((n + 1, n + 1)))
+    right, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    jac = left[:, :n] @ np.diag(np.logspace(0, -10, n)) @ right.T
+    rhs = rng.standard_normal(n + 1)
+    oracle = scipy.linalg.lstsq(jac, rhs, lapack_driver="gelsd")[0]
+    x = householder_lstsq(jac, rhs)
+    assert np.linalg.norm(x - oracle) <= 1e-6 * np.linalg.norm(oracle)  # cond 1e10: cond x eps is all either can say
+    normal = [np.linalg.norm(jac.T @ (jac @ y - rhs)) for y in (x, oracle)]  # the normal equations, to round-off
+    assert normal[0] <= 10 * normal[1]
 
 
 def test_newton_gives_up_once_the_residual_has_grown_a_thousandfold(stable):

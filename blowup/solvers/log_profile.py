@@ -14,7 +14,7 @@ module solves once for every equation that states its own (`ProfileEquation`):
 
 Newton here is Gauss-Newton on the consistent over-determined system (R at every point, normalisation,
 smoothness) in (u, σ): matrix-free (LSMR on products with J and Jᵀ, a few FFTs each: O(N log N) a product,
-O(N) memory) or dense (pivoted QR; O(N³), the reference the matrix-free one is checked against). A
+O(N) memory) or dense (Householder QR; O(N³), the reference the matrix-free one is checked against). A
 least-squares minimum need not be a solution, so converged also asks that every equation holds.
 
 Basins of unstable profiles are narrow, but the non-smooth family (σ fixed, no smoothness row) is easy to
@@ -198,8 +198,9 @@ def newton(
 
     Full steps, each the least-squares solution of the linearised equations: matrix-free by LSMR
     (`KrylovLeastSquares`, preconditioned by the transport part), or with dense=True (and on a `MappedLogGrid`,
-    whose operators are dense) by pivoted QR (LAPACK's gelsy). Both solve the same equations, so they converge to
-    the same point. converged also asks that every equation held to `tolerance` at the start of the last step."""
+    whose operators are dense) by Householder QR (`householder_lstsq`). Both solve the same equations, so they
+    converge to the same point. converged also asks that every equation held to `tolerance` at the start of the last
+    step."""
     n, system = grid.points, _ProfileSystem(equation, grid, smooth)
     iterations: list[int] = []
 
@@ -213,7 +214,7 @@ def newton(
         return d, apply(point, d)
 
     if dense or not grid.matrix_free:
-        linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, _qr_lstsq), apply)
+        linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, householder_lstsq), apply)
     else:
         linearise, step = system.linearise, krylov_step
     termination = NEWTON_TERMINATION if grid.matrix_free else CLUSTERED_TERMINATION
@@ -223,8 +224,18 @@ def newton(
     return ProfileSolve(lam, q, grid, outcome.steps, converged, iterations, equation)
 
 
-def _qr_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    return scipy.linalg.lstsq(jac, rhs, lapack_driver="gelsy", check_finite=False)[0]
+def householder_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """The least-squares solution of jac x = rhs for a tall jac of full column rank, by Householder QR without
+    column pivoting (LAPACK's geqrf, ormqr, trtrs): Newton's systems have full rank (the normalisation and the
+    smoothness row remove the scaling family and fix σ), where pivoting (gelsy) only costs time, three times as
+    much on a clustered grid's dense Newton. A singular one gives a step that the divergence check stops."""
+    (factors, tau), _ = scipy.linalg.qr(jac, mode="raw", check_finite=False)
+    rows, columns = jac.shape
+    projected, _, info = scipy.linalg.lapack.dormqr("L", "T", factors, tau, rhs.reshape(rows, -1), 64 * columns)
+    if info:
+        raise ValueError(f"dormqr: argument {-info} invalid")
+    upper = factors[:columns, :columns]
+    return scipy.linalg.solve_triangular(upper, projected[:columns], check_finite=False).reshape(-1)
 
 
 class _ProfileSystem:
