@@ -6,6 +6,7 @@ import pytest
 
 from blowup.equations.ccf.profile import CCF_EQUATION, refine, solve_profile
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
+from blowup.solvers import hilbert
 from blowup.solvers.hilbert import (
     LogGrid,
     MappedLogGrid,
@@ -59,6 +60,21 @@ def test_derivative_matrices_transpose_and_shifted_inverse():
     g = np.exp(-((CLUSTERED.s - 1) ** 2))
     assert hilbert_over_y_transpose(g, CLUSTERED) @ f == pytest.approx(g @ hilbert_over_y(f, CLUSTERED), rel=1e-12)
     assert np.abs(shifted_derivative_inverse(f + slope, CLUSTERED) - f).max() < 1e-10
+
+
+def test_the_shifted_inverse_without_dense_matrices_is_the_dense_inverse():
+    """On a mapped grid whose dense operators are not at hand, (I + d/ds)⁻¹ is solved for (GMRES on its action):
+    against the closed form f + f' -> f and against the dense inverse of I + D (the oracle: a dense solve)."""
+    grid = MappedLogGrid(-40.0, 80.0, 1203, ((0.5, 0.005, 200.0),))  # clustered 200x, nowhere else in this module
+    f, slope = 1 / np.cosh(grid.s), -np.tanh(grid.s) / np.cosh(grid.s)
+    g = np.exp(grid.s - np.exp(grid.s))  # decays like e^s at the origin, like a profile's unknown
+    solved = [shifted_derivative_inverse(v, grid) for v in (f + slope, g)]
+    assert grid not in hilbert._LAST_MATRICES  # no N x N matrix was built for it
+    assert np.abs(solved[0] - f).max() < 1e-10
+    _, diff = operator_matrices(grid)
+    dense = np.linalg.solve(np.eye(grid.points) + diff, g)
+    assert np.abs(solved[1] - dense).max() < 1e-13 * np.abs(dense).max()
+    assert np.abs(shifted_derivative_inverse(g, grid) - dense).max() < 1e-13 * np.abs(dense).max()  # now dense
 
 
 def test_interpolation_and_resampling_between_uniform_and_clustered_grids():
