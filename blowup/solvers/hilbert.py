@@ -302,6 +302,26 @@ def _shifted_derivative_inverse_matrix(grid: MappedLogGrid) -> np.ndarray:
 _LAST_MATRICES: dict[AnyLogGrid, tuple[np.ndarray, np.ndarray]] = {}
 
 
+def shifted_inverse_matrices(grid: AnyLogGrid) -> tuple[np.ndarray, np.ndarray]:
+    """(I + d/ds)⁻¹ and T (I + d/ds)⁻¹ as dense matrices, read-only, built once for the last grid asked about:
+    gCLM's dense Jacobian needs the second at every Newton step, and it costs two N³ products to form (seconds at
+    a few thousand points, a minute at 6587)."""
+    if grid not in _LAST_SHIFTED:
+        _LAST_SHIFTED.clear()
+        if isinstance(grid, MappedLogGrid):
+            inverse = _shifted_derivative_inverse_matrix(grid)
+        else:
+            inverse = shifted_derivative_inverse(np.eye(grid.points), grid)
+            inverse.flags.writeable = False
+        product = operator_matrices(grid)[0] @ inverse
+        product.flags.writeable = False
+        _LAST_SHIFTED[grid] = inverse, product
+    return _LAST_SHIFTED[grid]
+
+
+_LAST_SHIFTED: dict[AnyLogGrid, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def operator_matrices(grid: AnyLogGrid) -> tuple[np.ndarray, np.ndarray]:
     """The dense matrices of `hilbert_over_y` and `derivative` on the grid, read-only: for the network's loss on
     its small grid, the dense spectrum of `blowup stability`, and the dense Newton the matrix-free one is

@@ -34,6 +34,7 @@ from blowup.solvers.hilbert import (
     hilbert_over_y_transpose,
     operator_matrices,
     shifted_derivative_inverse,
+    shifted_inverse_matrices,
 )
 from blowup.solvers.log_profile import DenseBlocks
 
@@ -91,12 +92,12 @@ class GCLMEquation:
 
     def dense(self, p: np.ndarray, alpha: float, grid: LogGrid) -> DenseBlocks:
         hilbert, diff = operator_matrices(grid)
-        shift_inverse = shifted_derivative_inverse(np.eye(grid.points), grid)
+        _, hilbert_of_inverse = shifted_inverse_matrices(grid)
         lin = self.linearise(p, alpha, grid)
         jacobian = (
             -np.diag(1 + lin.tp)
             - lin.transport[:, None] * diff
-            + self.a * lin.slope[:, None] * (hilbert @ shift_inverse)
+            + self.a * lin.slope[:, None] * hilbert_of_inverse
             - p[:, None] * hilbert
         )
         return DenseBlocks(lin.residual, jacobian, lin.scalar_column, lin.defect, hilbert[0], lin.defect_scalar)
