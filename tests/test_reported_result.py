@@ -40,6 +40,7 @@ def test_a_not_converged_run_reports_the_networks_figures(tmp_path, compose_trai
     assert (solution.U == solution.U_network).all() and not (solution.U_rejected == solution.U_network).all()
 
 
+@pytest.mark.slow  # three / two tiny runs end to end: the fast suite stays under 30 s
 def test_an_interrupted_run_labels_its_rejected_refinement(tmp_path, compose_train, at_step):
     """SIGINT after the fourth step (a real signal to this process, as Ctrl-C sends it)."""
     at_step(3, lambda problem: os.kill(os.getpid(), signal.SIGINT))

@@ -37,6 +37,7 @@ def time_limit(problem):
     os.kill(os.getpid(), signal.SIGUSR2)
 
 
+@pytest.mark.slow  # three / two tiny runs end to end: the fast suite stays under 30 s
 def test_the_time_limit_checkpoints_the_current_step_before_the_scheduler_requeues(
     tmp_path, compose_train, scheduler, at_step
 ):
