@@ -25,7 +25,6 @@ enough that a dense Newton and a dense spectrum are what one wants anyway.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -263,7 +262,7 @@ def shifted_derivative_inverse(q: np.ndarray, grid: AnyLogGrid, sign: float = 1.
     if isinstance(grid, MappedLogGrid):
         if sign > 0 and q.ndim == 1 and grid not in _LAST_MATRICES:
             return _shifted_derivative_solve(q, grid)
-        inverse = _shifted_derivative_inverse_matrix(grid)
+        inverse, _ = shifted_inverse_matrices(grid)
         return (inverse if sign > 0 else inverse.T) @ q
     return _multiply(q, 1 / (1 + sign * 1j * grid.wavenumbers))
 
@@ -291,28 +290,20 @@ def _shifted_derivative_solve(q: np.ndarray, grid: MappedLogGrid) -> np.ndarray:
     return preconditioned(y)
 
 
-@functools.lru_cache(maxsize=1)
-def _shifted_derivative_inverse_matrix(grid: MappedLogGrid) -> np.ndarray:
-    """(I + d/ds)⁻¹ on a mapped grid, dense, inverted once per grid (a dense Newton asks for it at every step)."""
-    inverse = np.linalg.inv(np.eye(grid.points) + operator_matrices(grid)[1])
-    inverse.flags.writeable = False
-    return inverse
-
-
 _LAST_MATRICES: dict[AnyLogGrid, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def shifted_inverse_matrices(grid: AnyLogGrid) -> tuple[np.ndarray, np.ndarray]:
     """(I + d/ds)⁻¹ and T (I + d/ds)⁻¹ as dense matrices, read-only, built once for the last grid asked about:
     gCLM's dense Jacobian needs the second at every Newton step, and it costs two N³ products to form (seconds at
-    a few thousand points, a minute at 6587)."""
+    a few thousand points, a minute at 6587). On a mapped grid the inverse is a dense one, inverted here."""
     if grid not in _LAST_SHIFTED:
         _LAST_SHIFTED.clear()
         if isinstance(grid, MappedLogGrid):
-            inverse = _shifted_derivative_inverse_matrix(grid)
+            inverse = np.linalg.inv(np.eye(grid.points) + operator_matrices(grid)[1])
         else:
             inverse = shifted_derivative_inverse(np.eye(grid.points), grid)
-            inverse.flags.writeable = False
+        inverse.flags.writeable = False
         product = operator_matrices(grid)[0] @ inverse
         product.flags.writeable = False
         _LAST_SHIFTED[grid] = inverse, product
