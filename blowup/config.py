@@ -61,6 +61,7 @@ class OptimConfig:
         default_factory=lambda: LMConfig(steps=300, damping=100.0, patience=20)
     )  # each later network stage (as conf/optim/default.yaml)
     restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
+    handoff: float = 1.0  # a PINN study accepts a network later stages will refine at this multiple of the tolerance
 
 
 PHASES = ("guess", "adam", "lbfgs", "lm")
@@ -168,6 +169,7 @@ def validate(cfg: DictConfig) -> None:
                 "a number >= 0 (0: no geodesic acceleration)",
             )
     require(cfg.optim.restarts >= 0, "optim.restarts", cfg.optim.restarts, "an integer >= 0")
+    require(cfg.optim.handoff >= 1, "optim.handoff", cfg.optim.handoff, "a number >= 1 (1: no handoff)")
     total = sum(cfg.optim[p].steps for p in PHASES)
     require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:

@@ -199,11 +199,12 @@ class Problem(ResidualTerms):
             cache[name] = (key, compute())
         return cache[name][1]
 
-    def failure(self, evaluation: dict) -> str | None:
+    def failure(self, evaluation: dict, slack: float = 1.0) -> str | None:
         """Why the trained result is not acceptable (one line with the figure that decided it), or None.
         `evaluation` is what `evaluate()` returned. A run that ran every phase is "completed" only if None;
         if not, and restarts remain, it starts again from a fresh initialisation. With `judges_results`, a
-        phase with optim.<phase>.accept_every ends early ("accepted") when this finds nothing wrong."""
+        phase with optim.<phase>.accept_every ends early ("accepted") when this finds nothing wrong. `slack`
+        multiplies the tolerances (a network that later stages will refine, optim.handoff)."""
         return None
 
     def network_result(self, evaluation: dict) -> tuple[dict, dict]:

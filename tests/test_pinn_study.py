@@ -116,3 +116,17 @@ def test_a_stage_that_leaves_the_network_worse_is_dropped_and_the_network_is_as_
     assert all(torch.equal(a, b) for a, b in zip(trained, stage.parameters()))
     with torch.no_grad():
         assert torch.equal(problem.profile(x), u_before)
+
+
+def test_a_network_later_stages_will_refine_is_handed_off_at_the_multiple_and_the_composite_judged_at_one(
+    tmp_path, compose_train
+):
+    """optim.handoff: with a later stage to come, the network phase is accepted once the network passes that multiple
+    of the tolerance (here so large that its first check passes); the stage then runs, and the run is judged at the
+    tolerance itself, which a network this small cannot reach. With no later stage, the same key accepts nothing."""
+    handed = (*TINY, "profile=0", "optim.lm.accept_every=1", "optim.handoff=1e12", "optim.restarts=0")
+    staged = trainer.train(compose_train(*handed, "equation.stages=2"), tmp_path / "staged")
+    assert staged["stop_reasons"]["lm"] == "accepted" and staged["stop_reasons"]["stage2"] != "accepted"
+    assert staged["status"] == "not_converged" and "tolerance 1e-10" in staged["failure"]
+    single = trainer.train(compose_train(*handed, "equation.stages=1"), tmp_path / "single")
+    assert single["stop_reasons"]["lm"] != "accepted" and single["status"] == "not_converged"

@@ -191,7 +191,7 @@ def test_a_run_the_problem_rejects_restarts_and_only_the_last_verdict_counts(tmp
     leave): a fresh network runs every phase again, while restarts remain."""
     verdicts = []
 
-    def failure(self, evaluation):
+    def failure(self, evaluation, slack=1.0):
         verdicts.append(evaluation["lambda"])
         return "profile_error_estimate 1e-02 > tolerance 1e-09" if len(verdicts) == 1 else None
 

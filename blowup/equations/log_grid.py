@@ -362,7 +362,7 @@ class LogGridProfile(Problem):
                 )
         return LogGridStability(coarse, fine)
 
-    def failure(self, evaluation: dict) -> str | None:
+    def failure(self, evaluation: dict, slack: float = 1.0) -> str | None:
         name = self.equation.scalar_name
         if evaluation["family_covered"] is None:
             return (
@@ -389,12 +389,12 @@ class LogGridProfile(Problem):
             )
         if not self.lam_lo < evaluation[name] < self.lam_hi:
             return f"{name} {evaluation[name]:.10g} is outside the bracket ({self.lam_lo:.6g}, {self.lam_hi:.6g})"
-        if not evaluation["residual_max"] <= self.cfg.tolerance:
-            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance:.0e}"
-        if not evaluation[f"{name}_error_estimate"] <= self.scalar_tolerance:
+        if not evaluation["residual_max"] <= self.cfg.tolerance * slack:
+            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance * slack:.0e}"
+        if not evaluation[f"{name}_error_estimate"] <= self.scalar_tolerance * slack:
             return (
                 f"{name}_error_estimate {evaluation[f'{name}_error_estimate']:.2e} > {name}_tolerance "
-                f"{self.scalar_tolerance:.0e}"
+                f"{self.scalar_tolerance * slack:.0e}"
             )
         return None
 

@@ -87,24 +87,25 @@ def all_finite(loss: torch.Tensor, problem: Problem) -> bool:
     return bool(torch.isfinite(torch.cat(values)).all())
 
 
-def judge(problem, evaluation: dict, headline: str) -> str | None:
+def judge(problem, evaluation: dict, headline: str, slack: float = 1.0) -> str | None:
     """The problem's verdict on what the run leads with: its result, or in a PINN study the network's own figures
-    (the same check, on the network's fields), so that a study whose network is far off is not "completed"."""
+    (the same check, on the network's fields), so that a study whose network is far off is not "completed".
+    `slack`: the multiple of the problem's tolerances that passes (a network that later stages will refine)."""
     if headline == "network":
         network, _ = problem.network_result(evaluation)
-        verdict = problem.failure(network)
+        verdict = problem.failure(network, slack)
         return f"the network: {verdict}" if verdict else None
     return problem.failure(evaluation)
 
 
-def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int, headline: str) -> bool:
+def accepted(problem: Problem, phase_cfg: DictConfig, phase_step: int, headline: str, slack: float = 1.0) -> bool:
     """Whether the problem accepts what the run leads with as it stands (checked every `accept_every` steps): its
     result, or in a PINN study the network's own figures, so that a study stops training a network that has
     reached the equation's tolerance by itself, and never because the refinement could finish the job."""
     every = phase_cfg.get("accept_every", 0)
     if not (problem.judges_results and every and phase_step % every == 0):
         return False
-    return judge(problem, problem.evaluate(), headline) is None
+    return judge(problem, problem.evaluate(), headline, slack) is None
 
 
 class StopOnSignal:

@@ -307,7 +307,7 @@ def one_step(run: RunState, metrics) -> tuple[dict, float | None]:
 
 def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None:
     """Why the phase ends after this step, or None: it continues."""
-    if accepted(run.problem, phase_cfg, run.phase_step, run.cfg.headline):
+    if accepted(run.problem, phase_cfg, run.phase_step, run.cfg.headline, handoff(run)):
         return "accepted"
     if run.convergence.update(loss):
         return "converged"
@@ -316,6 +316,15 @@ def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None
     if run.phase_step >= phase_cfg.steps:
         return "max_steps"
     return None
+
+
+def handoff(run: RunState) -> float:
+    """The multiple of the tolerance at which a PINN study accepts a network that later stages will refine
+    (optim.handoff): a later stage, fitted to what the network leaves, lowers its error far more cheaply than more
+    steps of the network itself. The last stage, and every run that leads with its result, answer to the tolerance."""
+    later = run.phases[run.phases.index(run.phase) + 1 :]
+    staged = run.cfg.headline == "network" and any(phase in STAGE_PHASES for phase in later)
+    return run.cfg.optim.handoff if staged else 1.0
 
 
 def back_to_last_good(run: RunState) -> None:

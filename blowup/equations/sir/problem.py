@@ -340,11 +340,11 @@ class SIR(Problem):
             }
         return summary
 
-    def failure(self, evaluation: dict) -> str | None:
+    def failure(self, evaluation: dict, slack: float = 1.0) -> str | None:
         if self.cfg.refine and not evaluation["refine_converged"]:
             return "the constrained fit from the network did not converge"
-        if not evaluation["residual_max"] <= self.cfg.tolerance:  # NaN fails too
-            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance:.0e}"
+        if not evaluation["residual_max"] <= self.cfg.tolerance * slack:  # NaN fails too
+            return f"residual_max {evaluation['residual_max']:.2e} > tolerance {self.cfg.tolerance * slack:.0e}"
         return None
 
     def plot(self, metrics: pd.DataFrame, path) -> None:
