@@ -178,6 +178,11 @@ class Problem(ResidualTerms):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
+    def reset_stages(self) -> None:
+        """Later network stages (if any) back to holding no output, each begun afresh when its phase next starts, and
+        the problem's scalars where the first network left them: a PINN study's network takes back what its stages
+        could not finish (optim.handoff)."""
+
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""
         self.phase = phase

@@ -118,15 +118,44 @@ def test_a_stage_that_leaves_the_network_worse_is_dropped_and_the_network_is_as_
         assert torch.equal(problem.profile(x), u_before)
 
 
-def test_a_network_later_stages_will_refine_is_handed_off_at_the_multiple_and_the_composite_judged_at_one(
+def test_a_network_later_stages_will_refine_is_handed_off_at_the_multiple_and_taken_back_when_they_cannot(
     tmp_path, compose_train
 ):
     """optim.handoff: with a later stage to come, the network phase is accepted once the network passes that multiple
     of the tolerance (here so large that its first check passes); the stage then runs, and the run is judged at the
-    tolerance itself, which a network this small cannot reach. With no later stage, the same key accepts nothing."""
+    tolerance itself, which a network this small cannot reach: the network takes it back, goes on at the tolerance
+    (not accepted again), and the stage begins afresh after it. With no later stage, the same key accepts nothing."""
     handed = (*TINY, "profile=0", "optim.lm.accept_every=1", "optim.handoff=1e12", "optim.restarts=0")
     staged = trainer.train(compose_train(*handed, "equation.stages=2"), tmp_path / "staged")
-    assert staged["stop_reasons"]["lm"] == "accepted" and staged["stop_reasons"]["stage2"] != "accepted"
-    assert staged["status"] == "not_converged" and "tolerance 1e-10" in staged["failure"]
+    phases = pd.read_csv(tmp_path / "staged" / "metrics.csv").phase
+    runs = [phase for i, phase in enumerate(phases) if i == 0 or phases[i - 1] != phase]
+    assert runs == ["guess", "adam", "lbfgs", "lm", "stage2", "lm", "stage2"]
+    assert list(phases).count("lm") == 1 + 4  # accepted at its first check, then its whole budget
+    (handback,) = staged["handbacks"]  # the composite judged at the tolerance, as the run at its end
+    assert (
+        handback.startswith("the network: ")
+        and "tolerance 1e-10" in handback
+        and "tolerance 1e-10" in staged["failure"]
+    )
+    assert staged["status"] == "not_converged" and staged["stop_reasons"]["lm"] != "accepted"
     single = trainer.train(compose_train(*handed, "equation.stages=1"), tmp_path / "single")
-    assert single["stop_reasons"]["lm"] != "accepted" and single["status"] == "not_converged"
+    assert single["stop_reasons"]["lm"] != "accepted" and single["handbacks"] == []
+    assert single["status"] == "not_converged"
+
+
+def test_a_network_taken_back_starts_its_stages_afresh_from_its_own_lambda(compose_train):
+    """reset_stages: the composite is the first network again, bit for bit, λ where it was when stage 2 began."""
+    torch.manual_seed(0)
+    problem = build_problem(compose_train(*TINY, "profile=0"))
+    x = problem._fine_grid()
+    with torch.no_grad():
+        u_before, lam_before = problem.profile(x).clone(), problem.lam.item()
+    problem.start_phase("stage2")
+    with torch.no_grad():
+        problem.lam_raw.add_(0.1)
+    problem.reset_stages()
+    assert not any(stage.net.begun for stage in problem.stages) and problem.lam.item() == lam_before
+    with torch.no_grad():
+        assert torch.equal(problem.profile(x), u_before)
+    problem.start_phase("stage2")
+    assert problem.stages[0].net.begun

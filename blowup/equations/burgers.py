@@ -552,8 +552,15 @@ class Burgers(Problem):
 
     def reinitialize(self, seed: int) -> None:
         super().reinitialize(seed)
+        self.reset_stages()
         with torch.no_grad():
             self.lam_raw.zero_()  # mid-bracket, as at the start
+
+    def reset_stages(self) -> None:
+        begun = self.stage_lambda_raw[:, 0]
+        if len(begun) and begun[0] == begun[0]:  # λ as the first network left it, when stage 2 began
+            with torch.no_grad():
+                self.lam_raw.copy_(begun[0])
         for stage in self.stages:
             stage.net.end()
         self.stage_lambda_raw.fill_(float("nan"))

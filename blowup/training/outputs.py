@@ -70,6 +70,7 @@ def write_outputs(run, status: str, evaluation: dict | None) -> dict:
         "stop_reason": run.stop_reasons.get(last_phase),
         "stop_reasons": run.stop_reasons,
         "restarts": run.restarts,
+        "handbacks": run.handbacks,
         "time_limits": run.time_limits,
         "meta": {**meta, "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     }

@@ -64,6 +64,9 @@ class RunState:
     convergence: Convergence | None = None
     stop_reasons: dict = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)  # why each fresh start was made
+    handbacks: list[str] = field(
+        default_factory=list
+    )  # why the network took back what it had handed off (optim.handoff)
     time_limits: list[int] = field(default_factory=list)  # the steps at which a scheduler's time limit stopped it
 
     def wall_time(self) -> float:
@@ -80,6 +83,7 @@ class RunState:
             "convergence": self.convergence.state_dict() if self.convergence else None,
             "stop_reasons": self.stop_reasons,
             "restarts": self.restarts,
+            "handbacks": self.handbacks,
             "time_limits": self.time_limits,
             "wall_time_s": self.wall_time(),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
@@ -96,6 +100,13 @@ class RunState:
         self.restarts.append(why)
         logs.console.print(f"restart {len(self.restarts)}/{self.cfg.optim.restarts}: {why}")
         self.problem.reinitialize(self.cfg.seed + 1000 * len(self.restarts))
+
+    def hand_back(self, why: str) -> None:
+        """The later stages did not bring a network handed off to them to the tolerance: they start afresh, after
+        the network itself has gone on to the tolerance (no handoff again in this run)."""
+        self.handbacks.append(why)
+        logs.console.print(f"handed back: {why}; the network goes on to the tolerance itself, the stages after it")
+        self.problem.reset_stages()
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -166,6 +177,7 @@ def start(cfg: DictConfig, run_dir: Path) -> tuple[RunState, dict | None]:
     if state:
         run.phase, run.step = state["phase"], state["step"]
         run.stop_reasons, run.restarts = dict(state.get("stop_reasons", {})), list(state.get("restarts", []))
+        run.handbacks = list(state.get("handbacks", []))
         run.time_limits = list(state.get("time_limits", []))
         save_checkpoint(run_dir / "checkpoint.pt", state)
     else:
@@ -221,6 +233,10 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
         if index == len(phases):  # every phase ran to its end: is the result one the problem accepts?
             evaluation = problem.evaluate()
             failure = judge(problem, evaluation, run.cfg.headline)
+            if failure and handed_off(run, last_optimiser):  # the network takes back what the stages could not finish
+                run.hand_back(failure)
+                index, resumed = phases.index(last_optimiser), None
+                continue
             if failure and run.may_restart():  # a basin the phases could not leave
                 run.restart(f"not converged: {failure}")
                 index, resumed = 0, None
@@ -321,10 +337,22 @@ def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None
 def handoff(run: RunState) -> float:
     """The multiple of the tolerance at which a PINN study accepts a network that later stages will refine
     (optim.handoff): a later stage, fitted to what the network leaves, lowers its error far more cheaply than more
-    steps of the network itself. The last stage, and every run that leads with its result, answer to the tolerance."""
+    steps of the network itself, where it can (`handed_off`). The last stage, every run that leads with its result,
+    and a run whose stages once failed to finish the job answer to the tolerance."""
     later = run.phases[run.phases.index(run.phase) + 1 :]
     staged = run.cfg.headline == "network" and any(phase in STAGE_PHASES for phase in later)
-    return run.cfg.optim.handoff if staged else 1.0
+    return run.cfg.optim.handoff if staged and not run.handbacks else 1.0
+
+
+def handed_off(run: RunState, phase: str) -> bool:
+    """Whether `phase` ended accepted at more than the tolerance, for the later stages to finish (`handoff`)."""
+    return (
+        run.cfg.optim.handoff > 1
+        and not run.handbacks
+        and run.stop_reasons.get(phase) == "accepted"
+        and any(p in STAGE_PHASES for p in run.phases)
+        and run.cfg.headline == "network"
+    )
 
 
 def back_to_last_good(run: RunState) -> None:
