@@ -50,11 +50,13 @@ def run(mode: str, k: int, seed: int, sobolev: int, backend: str, extra: list, s
     metrics = pd.read_csv(run_dir / "metrics.csv")
     exact = summary["lambda_exact"]
     row |= {key: summary.get(key) for key in ("status", "stop_reason", "steps", "wall_time_s")}
+    row |= {key: len(summary.get(key) or []) for key in ("restarts", "handbacks")}
     for key in ("lambda_error", "profile_max_error", "residual_max"):
         row[f"{key}_network"], row[key] = summary.get(f"{key}_network"), summary.get(key)
     row |= {f"time_to_1e-{n}_s": first_time_below(metrics, exact, 10.0**-n) for n in (6, 9)}
     row |= {key: summary.get(key) for key in ("step_time_median_s", "deriv_time_median_s")}
-    row |= {f"{phase}_s": float(t.max() - t.min()) for phase, t in metrics.groupby("phase", sort=False).wall_time_s}
+    spent = metrics.wall_time_s.diff().fillna(metrics.wall_time_s)  # each step's share, a phase run twice counted once
+    row |= {f"{phase}_s": float(t.sum()) for phase, t in spent.groupby(metrics.phase, sort=False)}
     for stage in summary.get("network_stages") or []:
         row |= {f"stage{stage['stage']}_{key}": value for key, value in stage.items() if key != "stage"}
     return row

@@ -22,11 +22,14 @@ def seconds(value) -> str:
 
 
 def per_profile(frame: pd.DataFrame) -> list[str]:
-    """Worst case over seeds, per k: the network alone against the goals."""
+    """Worst case over seeds, per k: the network alone against the goals (and, where the CSV records them, how many
+    runs restarted or handed back, optim.handoff)."""
+    counted = "handbacks" in frame
     lines = [
         "| k | runs | worst \\|λ err\\| network | worst max \\|U - U_exact\\| network | worst residual network | "
-        "one network: worst \\|λ err\\|, profile | worst s | median s |",
-        "|---:|---:|---:|---:|---:|---|---:|---:|",
+        "one network: worst \\|λ err\\|, profile | worst s | median s |"
+        + (" restarted, handed back |" if counted else ""),
+        "|---:|---:|---:|---:|---:|---|---:|---:|" + ("---|" if counted else ""),
     ]
     for k, group in frame.groupby("profile"):
         lines.append(
@@ -34,6 +37,7 @@ def per_profile(frame: pd.DataFrame) -> list[str]:
             f"{sci(group.profile_max_error_network.max())} | {sci(group.residual_max_network.max())} | "
             f"{sci(group.stage1_lambda_error.max())}, {sci(group.stage1_profile_max_error.max())} | "
             f"{seconds(group.wall_s.max())} | {seconds(group.wall_s.median())} |"
+            + (f" {int((group.restarts > 0).sum())}, {int((group.handbacks > 0).sum())} |" if counted else "")
         )
     return lines
 
@@ -143,6 +147,8 @@ def with_study_rows(knobs_frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     out = []
     for name, title, table in (
+        ("pinn_study_handoff.csv", "Study mode with the handoff, network alone, worst over seeds", per_profile),
+        ("pinn_study_handoff.csv", "What each stage buys, with the handoff (seed 0)", seed_zero_stages),
         ("pinn_study_goal.csv", "Study mode, network alone, worst over seeds", per_profile),
         ("pinn_study_goal.csv", "What each stage buys (study mode, seed 0)", seed_zero_stages),
         ("pinn_study.csv", "Study mode with LM capped at 400 (before), worst over seeds", per_profile),
