@@ -159,3 +159,16 @@ def test_a_network_taken_back_starts_its_stages_afresh_from_its_own_lambda(compo
         assert torch.equal(problem.profile(x), u_before)
     problem.start_phase("stage2")
     assert problem.stages[0].net.begun
+
+
+def test_a_later_stage_keeps_its_smoothness_rows_near_the_origin_and_the_first_network_its_own(compose_train):
+    """From k = 5 the first network's smoothness rows reach X = 0.3; a later stage's stay within stage_local_radius
+    (their order-(2k+4) Taylor rows far out held the stage back), and the first network's come back with its phases."""
+    problem = build_problem(compose_train(*TINY, "profile=5", "equation.stages=2"))
+    assert problem.x_local.max().item() == pytest.approx(0.3)
+    problem.start_phase("stage2")
+    assert problem.x_local.min().item() == 0 and problem.x_local.max().item() == pytest.approx(0.075)
+    assert len(problem.x_local) == 9 // 2 + 1  # equation.local_points=9, the X >= 0 half
+    problem.reset_stages()
+    problem.start_phase("lm")
+    assert problem.x_local.max().item() == pytest.approx(0.3)

@@ -59,6 +59,9 @@ class Tolerance:
     profile_error: float = 1e-9
 
 
+NARROW_RADIUS = 0.075  # the smoothness interval up to k = 4, and in later network stages at every k
+
+
 @dataclass
 class BurgersConfig:
     name: str = "burgers"
@@ -67,6 +70,7 @@ class BurgersConfig:
     points: int = 301
     local_points: int = 31
     local_radius: float | None = None  # default: local_radius_for(k)
+    stage_local_radius: float = NARROW_RADIUS  # the smoothness points' interval in later network stages' phases
     lambda_bracket: tuple[float, float] | None = None  # default (1/(2k+3), 1/(2k+1))
     embedding: str = "odd_boundary"
     initial_guess: str = "tanh"
@@ -101,6 +105,7 @@ def check_config(cfg: DictConfig) -> None:
             ("points", eq.points, eq.points >= 2, "an integer >= 2"),
             ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
             ("local_radius", eq.local_radius, eq.local_radius is None or eq.local_radius > 0, "null or a number > 0"),
+            ("stage_local_radius", eq.stage_local_radius, eq.stage_local_radius > 0, "a number > 0"),
             ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
             *[
                 (f"lm_weights.{key}", value, value is None or value >= 0, "null (as in weights) or a number >= 0")
@@ -194,7 +199,7 @@ def local_radius_for(k: int) -> float:
     Away from λ_k the ODE's solutions differ from smooth ones by |X|^(1+1/λ) terms, which vanish to round-off
     near the origin once 1 + 1/λ is large: a narrow interval then cannot tell a wrong λ from the right one.
     Wider converges more slowly, so it is used only where needed (the README has the measurements)."""
-    return 0.075 if k <= 4 else 0.3
+    return NARROW_RADIUS if k <= 4 else 0.3
 
 
 def lambda_bracket(cfg: BurgersConfig, k: int) -> tuple[float, float]:
@@ -326,15 +331,13 @@ class Burgers(Problem):
         # λ's raw parameter as each later stage found it (column 0) and as its phase left it (column 1; NaN until then)
         self.register_buffer("stage_lambda_raw", torch.full((cfg.stages - 1, 2), float("nan")))
         dtype = torch.get_default_dtype()
-        r = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
+        self.local_radius = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
         if cfg.embedding == "none":
             x_global = torch.linspace(*cfg.domain, cfg.points, dtype=dtype)
-            x_local = torch.linspace(-r, r, cfg.local_points, dtype=dtype)
         else:  # U odd makes the residual odd: points at -X repeat those at X (and make J rank-deficient)
             x_global = torch.linspace(0, cfg.domain[1], cfg.points // 2 + 1, dtype=dtype)
-            x_local = torch.linspace(0, r, cfg.local_points // 2 + 1, dtype=dtype)
         self.register_buffer("x_global", x_global.view(-1, 1))
-        self.register_buffer("x_local", x_local.view(-1, 1))
+        self.register_buffer("x_local", self.local_grid(self.local_radius))
         if cfg.initial_guess != "none":
             self.phases = ("guess",) + self.phases
             self.register_buffer(
@@ -348,6 +351,13 @@ class Burgers(Problem):
         self.register_buffer("smooth_scale", torch.empty(self.smooth_order + 1, dtype=dtype))
         self.weigh(cfg.weights)
 
+    def local_grid(self, radius: float) -> Tensor:
+        """The smoothness points: [-radius, radius], or [0, radius] where U is odd (the rows at -X repeat X's)."""
+        dtype, n = torch.get_default_dtype(), self.cfg.local_points
+        if self.cfg.embedding == "none":
+            return torch.linspace(-radius, radius, n, dtype=dtype).view(-1, 1)
+        return torch.linspace(0, radius, n // 2 + 1, dtype=dtype).view(-1, 1)
+
     def weigh(self, w: BurgersWeights, scale: float = 1.0) -> None:
         """Row scales from weights: sqrt(Q_j / N) on the global points, sqrt(w / N_local) near the origin; all
         divided by `scale`, the size of the residual a later network stage is fitted to."""
@@ -358,14 +368,19 @@ class Burgers(Problem):
 
     def start_phase(self, phase: str) -> None:
         """`lm_weights` in the Levenberg-Marquardt phases, `weights` before them; in a later network stage's phase,
-        that stage alone trains (with λ), on rows divided by its scale.
+        that stage alone trains (with λ), on rows divided by its scale, its smoothness rows on
+        `stage_local_radius`.
 
         Adam and L-BFGS need the smoothness rows to dominate, or λ settles on a wrong value. Levenberg-Marquardt
         needs the global rows level with them, or it leaves them behind and the profile error stalls (the
         README's "The mathematics" has the measurements). A stage's rows are divided by its scale so that its
-        Levenberg-Marquardt damping means what it means for the first network's (the damping is absolute)."""
+        Levenberg-Marquardt damping means what it means for the first network's (the damping is absolute).
+        The wide interval that lets the first network tell λ_k from its neighbours at k >= 5 (`local_radius_for`)
+        holds a later stage back: its order-(2k+4) Taylor rows far from X = 0 are stiff against any feature that
+        fits the residual, and a stage near λ_k needs only the narrow one (the README has the measurements)."""
         super().start_phase(phase)
         stage = STAGE_PHASES.index(phase) + 2 if phase in STAGE_PHASES else 1
+        self.x_local.copy_(self.local_grid(self.cfg.stage_local_radius if stage > 1 else self.local_radius))
         for number, module in enumerate([self.u, *self.stages], start=1):
             module.requires_grad_(number == stage)
         lm_weights = {key: value for key, value in asdict(self.cfg.lm_weights).items() if value is not None}
