@@ -149,8 +149,17 @@ def main() -> None:
     for name, title, table in (
         ("pinn_study_handoff.csv", "Study mode with the handoff, network alone, worst over seeds", per_profile),
         ("pinn_study_handoff.csv", "What each stage buys, with the handoff (seed 0)", seed_zero_stages),
-        ("pinn_study_goal.csv", "Study mode, network alone, worst over seeds", per_profile),
-        ("pinn_study_goal.csv", "What each stage buys (study mode, seed 0)", seed_zero_stages),
+        (
+            "pinn_study_handoff_stage300.csv",
+            "The first handoff sweep, stages capped at 300, worst over seeds",
+            per_profile,
+        ),
+        (
+            "pinn_study_goal.csv",
+            "Before the handoff (the first network to the goal itself), worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_goal.csv", "What each stage buys, before the handoff (seed 0)", seed_zero_stages),
         ("pinn_study.csv", "Study mode with LM capped at 400 (before), worst over seeds", per_profile),
         ("pinn_study.csv", "What each stage buys, LM capped at 400 (before), seed 0", seed_zero_stages),
         ("pinn_stages.csv", "Three stages (equation.stages=3), seed 0", per_stage),
