@@ -64,9 +64,8 @@ class RunState:
     convergence: Convergence | None = None
     stop_reasons: dict = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)  # why each fresh start was made
-    handbacks: list[str] = field(
-        default_factory=list
-    )  # why the network took back what it had handed off (optim.handoff)
+    # why the network took back what it had handed off to later stages (optim.handoff)
+    handbacks: list[str] = field(default_factory=list)
     time_limits: list[int] = field(default_factory=list)  # the steps at which a scheduler's time limit stopped it
 
     def wall_time(self) -> float:
@@ -334,25 +333,29 @@ def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None
     return None
 
 
+def hands_off(run: RunState, phase: str) -> bool:
+    """Whether `phase` hands the network off to later stages (`handoff`): a PINN study with optim.handoff > 1, a
+    later stage still to come after `phase`, and no hand-back yet in this run."""
+    later = run.phases[run.phases.index(phase) + 1 :]
+    return (
+        run.cfg.headline == "network"
+        and run.cfg.optim.handoff > 1
+        and not run.handbacks
+        and any(p in STAGE_PHASES for p in later)
+    )
+
+
 def handoff(run: RunState) -> float:
     """The multiple of the tolerance at which a PINN study accepts a network that later stages will refine
     (optim.handoff): a later stage, fitted to what the network leaves, lowers its error far more cheaply than more
     steps of the network itself, where it can (`handed_off`). The last stage, every run that leads with its result,
     and a run whose stages once failed to finish the job answer to the tolerance."""
-    later = run.phases[run.phases.index(run.phase) + 1 :]
-    staged = run.cfg.headline == "network" and any(phase in STAGE_PHASES for phase in later)
-    return run.cfg.optim.handoff if staged and not run.handbacks else 1.0
+    return run.cfg.optim.handoff if hands_off(run, run.phase) else 1.0
 
 
 def handed_off(run: RunState, phase: str) -> bool:
     """Whether `phase` ended accepted at more than the tolerance, for the later stages to finish (`handoff`)."""
-    return (
-        run.cfg.optim.handoff > 1
-        and not run.handbacks
-        and run.stop_reasons.get(phase) == "accepted"
-        and any(p in STAGE_PHASES for p in run.phases)
-        and run.cfg.headline == "network"
-    )
+    return hands_off(run, phase) and run.stop_reasons.get(phase) == "accepted"
 
 
 def back_to_last_good(run: RunState) -> None:
