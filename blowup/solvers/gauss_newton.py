@@ -123,7 +123,10 @@ class Damping:
     a NaN loss is never accepted, nor is a trial that could not be evaluated. After an accepted trial the
     damping is divided by `decrease` (dividing, not multiplying by a reciprocal such as 1/3, which is no
     float) and kept at least `floor`; after a rejected one it is multiplied by `increase`. The search gives
-    up after `tries` rejected trials: no damping within reach lowers the loss."""
+    up after `tries` rejected trials, and not before the damping has passed the `ceiling` a caller names (none by
+    default), within at most `tries` + MORE_TRIES: no damping within reach lowers the loss."""
+
+    MORE_TRIES = 256  # past `tries`, towards a ceiling: a bound, so that an infinite one cannot loop for ever
 
     value: float
     decrease: float
@@ -140,12 +143,15 @@ class Damping:
         propose: Callable[[float], Any | None],
         evaluate: Callable[[Any], tuple[Any, Any] | None],
         loss,
+        ceiling: float = 0.0,
     ) -> tuple[Any, Any] | None:
         """(step, point) for the first accepted trial, or None if every try was rejected.
 
         `propose(damping)` is the step at this damping (None: a step not to be trusted, rejected unseen);
         `evaluate(step)` its (loss, point), or None where the point cannot be computed."""
-        for _ in range(self.tries):
+        for rejected in range(self.tries + self.MORE_TRIES):
+            if rejected >= self.tries and not self.value < ceiling:
+                break
             step = propose(self.value)
             trial = None if step is None else evaluate(step)
             if trial is not None and self.accepts(trial[0], loss):

@@ -49,7 +49,8 @@ class LevenbergMarquardt:
     differences). It follows the curved valley of a sloppy fit, where v alone is cut short by damping.
     A step whose acceleration is large against its velocity (2|a|/|v| > `acceleration`) is not trusted.
     The damped solves share one SVD of the Jacobian (`SVDSolve`); the damping falls 3x after an accepted
-    step and doubles after a rejected one (`Damping`); `acceleration: 0` is plain Levenberg-Marquardt.
+    step and doubles after a rejected one (`Damping`), past `max_tries` doublings only while it is below the
+    Jacobian's largest singular value squared; `acceleration: 0` is plain Levenberg-Marquardt.
     """
 
     FINITE_DIFFERENCE = 0.1  # step h along v for the second derivative, as a fraction of v
@@ -78,7 +79,7 @@ class LevenbergMarquardt:
         return residual_vector(self.problem.residuals()).detach()
 
     def step(self, r: Tensor) -> Tensor:
-        """One step from residuals r (none is taken if no damping within max_tries lowers the loss)."""
+        """One step from residuals r (none is taken if no damping up to the curvature's scale lowers the loss)."""
         solver = SVDSolve(pointwise_jacobian(self.problem))
         loss = r.square().sum()
         start = parameters_to_vector(self.params).detach()
@@ -96,7 +97,12 @@ class LevenbergMarquardt:
             # a damped step never raises the model loss, so a lower trial loss is the whole test
             return self._residuals(start + step).square().sum(), None
 
-        self.stalled = self.rule.search(propose, evaluate, loss) is None
+        # A stall is only a floor once the damping has passed the curvature's scale, the largest singular value
+        # squared, where the step is a short gradient step: a fixed number of doublings from a fixed damping falls
+        # decades short on a fresh high-frequency stage, whose Jacobian grows as its frequency to the order of the
+        # highest derivative the residual takes.
+        ceiling = float(solver.singular[0]) ** 2 if len(solver.singular) else 0.0
+        self.stalled = self.rule.search(propose, evaluate, loss, ceiling) is None
         if self.stalled:
             self._set(start)
         return loss
