@@ -147,8 +147,14 @@ def with_study_rows(knobs_frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     out = []
     for name, title, table in (
-        ("pinn_study_handoff.csv", "Study mode with the handoff, network alone, worst over seeds", per_profile),
-        ("pinn_study_handoff.csv", "What each stage buys, with the handoff (seed 0)", seed_zero_stages),
+        ("pinn_study_ceiling.csv", "Study mode now: network alone, worst over seeds", per_profile),
+        ("pinn_study_ceiling.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        (
+            "pinn_study_handoff.csv",
+            "With the handoff, before LM's stall ceiling: network alone, worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_handoff.csv", "What each stage buys, before the ceiling (seed 0)", seed_zero_stages),
         (
             "pinn_study_handoff_stage300.csv",
             "The first handoff sweep, stages capped at 300, worst over seeds",

@@ -57,10 +57,10 @@ def test_a_step_no_damping_improves_is_not_taken_and_says_so():
 
 
 def test_a_far_start_on_a_steep_fit_is_not_called_a_floor():
-    """The same fit weighted 1e6 from a far start (b = -6 for -1.5): every damping within max_tries doublings of 1e-3 is nothing
-    against a curvature of order 1e13, so each trial is the Gauss-Newton step, which overshoots. The damping goes
-    on up to the curvature's scale, where a short step lowers the loss: the fit is not at its floor, and LM goes on
-    from there to the exact fit."""
+    """The same fit weighted 1e6 from a far start (b = -6 for -1.5): every damping within max_tries doublings of
+    1e-3 is nothing against a curvature of order 1e13, so each trial is the Gauss-Newton step, which overshoots. The
+    damping goes on up to the curvature's scale, where a short step lowers the loss: the fit is not at its floor,
+    and LM goes on from there to the exact fit."""
     problem = ExponentialFit(3.0, -6.0, weight=1e6)
     lm = LevenbergMarquardt(problem, damping=1e-3, acceleration=0, max_tries=5)
     first = lm.step(residual_vector(problem.residuals()).detach()).item()
