@@ -36,6 +36,23 @@ def test_damped_descents_solve_the_damped_normal_equations(descent, rows, cols):
         assert torch.allclose(solver.solve(r, damping), expected, rtol=1e-7, atol=1e-10)  # conditioning squared
 
 
+@pytest.mark.parametrize("rows, cols", [(7, 12), (12, 7)])
+def test_svd_solve_factors_a_wide_and_a_tall_jacobian_alike(rows, cols):
+    """A wide J is factored through its transpose: the factors must still be J's own (J = U diag(s) V, U and V
+    with orthonormal rows and columns, s descending) and match a direct SVD's singular values."""
+    torch.manual_seed(1)
+    jac = torch.randn(rows, cols, dtype=torch.float64)
+    solver = SVDSolve(jac)
+    u, s, v = solver.left, solver.singular, solver.right
+    rank = min(rows, cols)
+    assert u.shape == (rows, rank) and v.shape == (rank, cols)
+    assert torch.allclose(u @ torch.diag(s) @ v, jac, rtol=0, atol=1e-13)
+    assert torch.allclose(u.T @ u, torch.eye(rank, dtype=torch.float64), rtol=0, atol=1e-13)
+    assert torch.allclose(v @ v.T, torch.eye(rank, dtype=torch.float64), rtol=0, atol=1e-13)
+    assert torch.all(s[:-1] >= s[1:])
+    assert torch.allclose(s, torch.linalg.svdvals(jac), rtol=1e-13, atol=0)
+
+
 def test_least_squares_is_the_undamped_step_and_refuses_damping():
     rng = np.random.default_rng(1)
     jac, r = rng.standard_normal((9, 4)), rng.standard_normal(9)

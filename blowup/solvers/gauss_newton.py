@@ -48,11 +48,19 @@ class SVDSolve:
 
     Sloppy Jacobians (singular values spread over many decades) keep the last digits of the loss in their
     smallest singular values: an SVD keeps them, where a Cholesky solve of JᵀJ (condition number squared)
-    has to be damped past them."""
+    has to be damped past them.
+
+    A network's Jacobian has fewer rows (residuals) than columns (parameters); LAPACK's SVD of such a wide
+    matrix takes about twice as long as that of its tall transpose (the same factors, backward stable
+    either way), so a wide J is factored as Jᵀ."""
 
     def __init__(self, jacobian: Tensor):
         self.jacobian = jacobian
-        self.left, self.singular, self.right = torch.linalg.svd(jacobian, full_matrices=False)
+        if jacobian.shape[0] < jacobian.shape[1]:
+            right_t, self.singular, left_t = torch.linalg.svd(jacobian.T, full_matrices=False)
+            self.left, self.right = left_t.T, right_t.T
+        else:
+            self.left, self.singular, self.right = torch.linalg.svd(jacobian, full_matrices=False)
 
     def solve(self, r: Tensor, damping: float) -> Tensor:
         s = self.singular
