@@ -52,13 +52,22 @@ class LMConfig:
 
 
 @dataclass
+class StageConfig(LMConfig):
+    """A later network stage's Levenberg-Marquardt, and how its frequency is picked: each of `frequencies` is tried
+    for `trial_steps` steps from the same draw (blowup.solvers.stages); one frequency fixes it."""
+
+    frequencies: list[float] = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0, 40.0])
+    trial_steps: int = 5
+
+
+@dataclass
 class OptimConfig:
     guess: LMConfig = field(default_factory=lambda: LMConfig(steps=30, patience=5))
     adam: AdamConfig = field(default_factory=AdamConfig)
     lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
     lm: LMConfig = field(default_factory=LMConfig)
-    stage: LMConfig = field(
-        default_factory=lambda: LMConfig(steps=300, damping=100.0, patience=20)
+    stage: StageConfig = field(
+        default_factory=lambda: StageConfig(steps=300, damping=100.0, patience=20)
     )  # each later network stage (as conf/optim/default.yaml)
     restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
     handoff: float = 1.0  # a PINN study accepts a network later stages will refine at this multiple of the tolerance
@@ -168,6 +177,10 @@ def validate(cfg: DictConfig) -> None:
                 opt.acceleration,
                 "a number >= 0 (0: no geodesic acceleration)",
             )
+    frequencies, trial_steps = list(cfg.optim.stage.frequencies), cfg.optim.stage.trial_steps
+    allowed = "a non-empty list of numbers > 0, e.g. [1, 2, 5, 10, 20, 40]"
+    require(len(frequencies) > 0 and all(f > 0 for f in frequencies), "optim.stage.frequencies", frequencies, allowed)
+    require(trial_steps >= 1, "optim.stage.trial_steps", trial_steps, "an integer >= 1")
     require(cfg.optim.restarts >= 0, "optim.restarts", cfg.optim.restarts, "an integer >= 0")
     require(cfg.optim.handoff >= 1, "optim.handoff", cfg.optim.handoff, "a number >= 1 (1: no handoff)")
     total = sum(cfg.optim[p].steps for p in PHASES)

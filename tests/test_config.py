@@ -85,6 +85,10 @@ def test_smoke_experiment_is_tiny(compose_train):
         ("equation.refine=-1", "equation.refine"),
         ("optim.restarts=-1", "optim.restarts"),
         ("max_memory_gb=0", "max_memory_gb"),
+        ("optim.stage.frequencies=[]", "optim.stage.frequencies"),
+        ("optim.stage.frequencies=[5,0]", "optim.stage.frequencies"),
+        ("optim.stage.trial_steps=0", "optim.stage.trial_steps"),
+        ("equation.stage_points=1", "equation.stage_points"),
     ],
 )
 def test_bad_values_name_their_key(composed, override, key):

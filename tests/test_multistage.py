@@ -10,7 +10,7 @@ from blowup.engine.models import MLP, StageNetwork
 from blowup.problem import ResidualTerms
 from blowup.solvers.lm import LevenbergMarquardt
 from blowup.solvers.losses import residual_vector
-from blowup.solvers.stages import begin_stage
+from blowup.solvers.stages import StageTrial, begin_stage
 
 
 def target(x):
@@ -69,7 +69,7 @@ def test_a_second_stage_multiplies_the_precision_by_what_its_network_reaches_at_
     stage = StageNetwork(width=16, depth=2, half_width=1.0)
     two = Fit(first, stage)
     two.scale = scale  # the stage's rows at O(1): the damping means what it meant for the first
-    frequency = begin_stage(two, stage, scale, seed=1, damping=1e-3)
+    frequency = begin_stage(two, stage, scale, seed=1, trial=StageTrial(damping=1e-3))
     fit(two)
     e2 = max_error(two.value)
 
@@ -96,3 +96,39 @@ def test_a_stage_holds_nothing_until_begun_and_then_about_its_scale():
     assert float(first.weight.abs().max()) <= 10.0 and float(first.weight.abs().max()) > 1.0  # scaled by 10
     stage.end()
     assert not stage.active
+
+
+def test_the_frequency_trials_pick_the_lowest_loss_and_one_frequency_is_taken_untried():
+    """begin_stage against its oracle, each frequency's trial run by hand: the one picked has the lowest loss after
+    the trial steps, the problem's parameters are back where they were, and the stage starts from the draw at it."""
+    first, one = first_stage()
+    with torch.no_grad():
+        scale = float((first(one.x) - target(one.x)).abs().max())
+    trial = StageTrial(damping=1e-3, frequencies=(1.0, 3.0, 9.0), trial_steps=3)
+
+    def stage_problem():
+        stage = StageNetwork(width=8, depth=2, half_width=1.0)
+        two = Fit(first, stage)
+        two.scale = scale
+        return stage, two
+
+    by_hand = {}
+    for frequency in trial.frequencies:
+        stage, two = stage_problem()
+        stage.begin(scale, frequency, seed=1)
+        lm = LevenbergMarquardt(two, damping=trial.damping, acceleration=0)
+        for _ in range(trial.trial_steps):
+            lm.step(residual_vector(two.residuals()).detach())
+        by_hand[frequency] = float(residual_vector(two.residuals()).square().sum())
+
+    stage, two = stage_problem()
+    picked = begin_stage(two, stage, scale, seed=1, trial=trial)
+    assert picked == min(by_hand, key=by_hand.get)
+    fresh = StageNetwork(width=8, depth=2, half_width=1.0)
+    fresh.begin(scale, picked, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(stage.state_dict().values(), fresh.state_dict().values()))
+
+    stage, two = stage_problem()
+    assert begin_stage(two, stage, scale, seed=1, trial=StageTrial(frequencies=(7.0,))) == 7.0
+    fresh.begin(scale, 7.0, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(stage.state_dict().values(), fresh.state_dict().values()))

@@ -172,3 +172,24 @@ def test_a_later_stage_keeps_its_smoothness_rows_near_the_origin_and_the_first_n
     problem.reset_stages()
     problem.start_phase("lm")
     assert problem.x_local.max().item() == pytest.approx(0.3)
+
+
+def test_a_later_stage_collocates_on_its_own_global_points_weighted_by_their_number(compose_train):
+    """equation.stage_points: a later stage's residual rows on that many points (the X >= 0 half), each row's weight
+    sqrt(Q / N) for its own N, so the sum of squares still approximates the same integral; the first network's
+    phases keep equation.points, and a checkpoint does not carry the stage's grid (the config does)."""
+    problem = build_problem(compose_train(*TINY, "equation.points=21", "equation.stage_points=81"))
+    problem.start_phase("lm")
+    first_rows = problem.residuals()["residual"].square().sum().item()
+    assert len(problem.terms()["residual"][0]) == 11
+    problem.start_phase("stage2")
+    x = problem.terms()["residual"][0]
+    assert len(x) == 41 and x.min().item() == 0 and x.max().item() == pytest.approx(2.0)
+    assert problem.sobolev_scale[0].item() * 41**0.5 == pytest.approx(
+        problem.cfg.lm_weights.residual**0.5 / problem.stages[0].net.scale.item(), rel=1e-12
+    )
+    assert "x_stage_global" not in problem.state_dict()
+    problem.reset_stages()
+    problem.start_phase("lm")
+    assert len(problem.terms()["residual"][0]) == 11
+    assert problem.residuals()["residual"].square().sum().item() == first_rows

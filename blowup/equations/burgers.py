@@ -25,7 +25,7 @@ from blowup.problem import MAX_STAGES, STAGE_PHASES, ExactMode, Problem, Symmetr
 from blowup.solvers.chebyshev_branch import ChebyshevBranch
 from blowup.solvers.newton import MAX_DEGREE, Linearization, ProfileSpec, Refinement, refine
 from blowup.solvers.spectrum import CollocationStability
-from blowup.solvers.stages import begin_stage
+from blowup.solvers.stages import StageTrial, begin_stage
 
 EMBEDDINGS = ("none", "odd", "odd_boundary")
 GUESSES = ("tanh", "none")
@@ -71,6 +71,7 @@ class BurgersConfig:
     local_points: int = 31
     local_radius: float | None = None  # default: local_radius_for(k)
     stage_local_radius: float = NARROW_RADIUS  # the smoothness points' interval in later network stages' phases
+    stage_points: int | None = None  # global collocation points in later network stages' phases (null: points)
     lambda_bracket: tuple[float, float] | None = None  # default (1/(2k+3), 1/(2k+1))
     embedding: str = "odd_boundary"
     initial_guess: str = "tanh"
@@ -106,6 +107,12 @@ def check_config(cfg: DictConfig) -> None:
             ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
             ("local_radius", eq.local_radius, eq.local_radius is None or eq.local_radius > 0, "null or a number > 0"),
             ("stage_local_radius", eq.stage_local_radius, eq.stage_local_radius > 0, "a number > 0"),
+            (
+                "stage_points",
+                eq.stage_points,
+                eq.stage_points is None or eq.stage_points >= 2,
+                "null or an integer >= 2",
+            ),
             ("eval_points", eq.eval_points, eq.eval_points >= 1001, "an integer >= 1001"),
             *[
                 (f"lm_weights.{key}", value, value is None or value >= 0, "null (as in weights) or a number >= 0")
@@ -128,7 +135,8 @@ def check_config(cfg: DictConfig) -> None:
         check_resolvable(cfg.profile, min(asdict(eq.tolerance).values()))
         check_reachable(cfg.dtype, eq.tolerance)
     order = max(smooth_order(cfg.profile), cfg.sobolev) + 1  # U's derivatives in the smoothness and Sobolev rows
-    check_derivative_memory(cfg, "profile", order, eq.points + eq.local_points, eq.model.width, eq.model.depth)
+    points = max(eq.points, eq.stage_points or 0) + eq.local_points
+    check_derivative_memory(cfg, "profile", order, points, eq.model.width, eq.model.depth)
 
 
 def chebyshev_rate(k: int) -> float:
@@ -327,21 +335,21 @@ class Burgers(Problem):
             for _ in range(cfg.stages - 1)
         )
         self.phases = self.phases + STAGE_PHASES[: cfg.stages - 1]
-        self.stage_damping = 100.0  # optim.stage.damping, set by `build`: later stages try frequencies with it
+        self.stage_trial = StageTrial()  # optim.stage's damping, frequencies and trial steps, set by `build`
         # λ's raw parameter as each later stage found it (column 0) and as its phase left it (column 1; NaN until then)
         self.register_buffer("stage_lambda_raw", torch.full((cfg.stages - 1, 2), float("nan")))
         dtype = torch.get_default_dtype()
         self.local_radius = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
-        if cfg.embedding == "none":
-            x_global = torch.linspace(*cfg.domain, cfg.points, dtype=dtype)
-        else:  # U odd makes the residual odd: points at -X repeat those at X (and make J rank-deficient)
-            x_global = torch.linspace(0, cfg.domain[1], cfg.points // 2 + 1, dtype=dtype)
-        self.register_buffer("x_global", x_global.view(-1, 1))
+        self.register_buffer("x_global", self.global_grid(cfg.points))
+        # a later stage's global points (not saved: they follow from the config, like the phase that uses them)
+        self.register_buffer("x_stage_global", self.global_grid(cfg.stage_points or cfg.points), persistent=False)
         self.register_buffer("x_local", self.local_grid(self.local_radius))
         if cfg.initial_guess != "none":
             self.phases = ("guess",) + self.phases
             self.register_buffer(
-                "u_guess", tanh_guess(x_global, cfg.domain[1], cfg.boundary[1]).view(-1, 1), persistent=False
+                "u_guess",
+                tanh_guess(self.x_global.flatten(), cfg.domain[1], cfg.boundary[1]).view(-1, 1),
+                persistent=False,
             )
         self.register_buffer("x_origin", torch.zeros(1, 1, dtype=dtype))
         self.register_buffer("x_boundary", torch.tensor(cfg.domain, dtype=dtype).view(-1, 1))
@@ -350,6 +358,20 @@ class Burgers(Problem):
         self.smooth_order = smooth_order(profile)
         self.register_buffer("smooth_scale", torch.empty(self.smooth_order + 1, dtype=dtype))
         self.weigh(cfg.weights)
+
+    def global_grid(self, points: int) -> Tensor:
+        """The global collocation points: `points` on the domain, or its X >= 0 half where U is odd (the residual is
+        odd too: points at -X repeat those at X, and make J rank-deficient)."""
+        dtype = torch.get_default_dtype()
+        if self.cfg.embedding == "none":
+            return torch.linspace(*self.cfg.domain, points, dtype=dtype).view(-1, 1)
+        return torch.linspace(0, self.cfg.domain[1], points // 2 + 1, dtype=dtype).view(-1, 1)
+
+    @property
+    def x_residual(self) -> Tensor:
+        """The global points of the phase under way: a later network stage's own (equation.stage_points), else the
+        first network's."""
+        return self.x_stage_global if self.phase in STAGE_PHASES else self.x_global
 
     def local_grid(self, radius: float) -> Tensor:
         """The smoothness points: [-radius, radius], or [0, radius] where U is odd (the rows at -X repeat X's)."""
@@ -362,7 +384,7 @@ class Burgers(Problem):
         """Row scales from weights: sqrt(Q_j / N) on the global points, sqrt(w / N_local) near the origin; all
         divided by `scale`, the size of the residual a later network stage is fitted to."""
         q = torch.tensor([w.residual] + [w.sobolev] * self.sobolev)
-        self.sobolev_scale.copy_((q / len(self.x_global)).sqrt() / scale)
+        self.sobolev_scale.copy_((q / len(self.x_residual)).sqrt() / scale)
         self.smooth_scale.fill_((w.smooth / len(self.x_local)) ** 0.5 / scale)
         self.origin_scale, self.boundary_scale = w.origin**0.5 / scale, w.boundary**0.5 / scale
 
@@ -396,7 +418,7 @@ class Burgers(Problem):
         residual_max = self.fine_residual(self.active_stages(), self.lam.detach()).abs().max()
         scale = max(float(residual_max), float(torch.finfo(residual_max.dtype).tiny))
         self.weigh(weights, scale)
-        begin_stage(self, self.stages[stage - 2].net, scale, seed=stage, damping=self.stage_damping)
+        begin_stage(self, self.stages[stage - 2].net, scale, stage, self.stage_trial)
         self.stage_lambda_raw[stage - 2, 0] = self.lam_raw.detach()
 
     def end_phase(self, phase: str) -> str | None:
@@ -451,7 +473,7 @@ class Burgers(Problem):
     def stage_figures(self) -> list[dict]:
         """What each network stage bought: the first network alone, then each later stage begun (kept or dropped)
         added to the kept ones before it, with λ as its phase left it (as it is now, for one still training),
-        against the exact profile; and the parameters it added."""
+        against the exact profile; the parameters it added and the frequency it was begun at."""
         x = self._fine_grid()
         exact_u = torch.from_numpy(exact_profile(x.flatten().cpu().numpy(), self.k))
         begun = [stage for stage in self.stages if stage.net.begun]
@@ -473,6 +495,7 @@ class Burgers(Problem):
                     "profile_max_error": float((u.flatten().cpu().double() - exact_u).abs().max()),
                     "residual_max": float(self.fine_residual(members, lam).abs().max()),
                     "parameters": sum(p.numel() for p in module.parameters()),
+                    "frequency": None if module is self.u else float(module.net.frequency),
                 }
             )
         return figures
@@ -497,7 +520,7 @@ class Burgers(Problem):
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
         if self.phase == "guess":
             return {"guess": (self.x_global, self.u_guess)}
-        terms = {"residual": (self.x_global,), "smooth": (self.x_local,)}
+        terms = {"residual": (self.x_residual,), "smooth": (self.x_local,)}
         if self.cfg.weights.origin:
             terms["origin"] = (self.x_origin,)
         if self.cfg.embedding != "odd_boundary":
@@ -744,5 +767,6 @@ class Burgers(Problem):
 
 def build(cfg: DictConfig) -> Burgers:
     problem = Burgers(typed_config(cfg), cfg.profile, cfg.sobolev, cfg.backend.name)
-    problem.stage_damping = cfg.optim.stage.damping
+    stage = cfg.optim.stage
+    problem.stage_trial = StageTrial(stage.damping, tuple(stage.frequencies), stage.trial_steps)
     return problem

@@ -9,6 +9,8 @@ the same draw, and the one that has removed the most of the residual wins; the s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -16,9 +18,6 @@ from blowup.engine.models import StageNetwork
 from blowup.problem import ResidualTerms
 from blowup.solvers.lm import LevenbergMarquardt
 from blowup.solvers.losses import residual_vector
-
-FREQUENCIES = (1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
-TRIAL_STEPS = 5
 
 
 def loss_after_trial(problem: ResidualTerms, damping: float, steps: int) -> float:
@@ -28,18 +27,29 @@ def loss_after_trial(problem: ResidualTerms, damping: float, steps: int) -> floa
     return float(residual_vector(problem.residuals()).detach().square().sum())
 
 
-def begin_stage(
-    problem: ResidualTerms, stage: StageNetwork, scale: float, seed: int, damping: float, frequencies=FREQUENCIES
-) -> float:
+@dataclass(frozen=True)
+class StageTrial:
+    """How a later stage starts (optim.stage): the damping it trains with, the frequencies tried, each for
+    `trial_steps` steps (a single frequency is taken untried)."""
+
+    damping: float = 100.0
+    frequencies: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
+    trial_steps: int = 5
+
+
+def begin_stage(problem: ResidualTerms, stage: StageNetwork, scale: float, seed: int, trial: StageTrial) -> float:
     """Begin `stage` (trainable, in `problem`, whose rows are already divided by `scale`) at `scale` and the best of
-    `frequencies` (each tried for TRIAL_STEPS steps from the damping the stage will train with); returns it. The
-    trials move every trainable parameter (the problem's unknown scalars too): each starts from where they were."""
+    the trial's frequencies (each tried from the damping the stage will train with); returns it. The trials move
+    every trainable parameter (the problem's unknown scalars too): each starts from where they were."""
+    if len(trial.frequencies) == 1:
+        stage.begin(scale, trial.frequencies[0], seed)
+        return trial.frequencies[0]
     trained = [p for p in problem.parameters() if p.requires_grad]
     start = parameters_to_vector(trained).detach().clone()
     losses = {}
-    for frequency in frequencies:
+    for frequency in trial.frequencies:
         stage.begin(scale, frequency, seed)
-        losses[frequency] = loss_after_trial(problem, damping, TRIAL_STEPS)
+        losses[frequency] = loss_after_trial(problem, trial.damping, trial.trial_steps)
         with torch.no_grad():
             vector_to_parameters(start, trained)
     best = min(losses, key=losses.get)
