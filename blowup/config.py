@@ -16,6 +16,7 @@ from blowup.engine.derivatives import BACKENDS
 from blowup.equations import EQUATIONS, check_equation
 from blowup.errors import ConfigError, require
 from blowup.problem import STAGE_PHASES
+from blowup.solvers.stages import StageTrial
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
@@ -56,8 +57,8 @@ class StageConfig(LMConfig):
     """A later network stage's Levenberg-Marquardt, and how its frequency is picked: each of `frequencies` is tried
     for `trial_steps` steps from the same draw (blowup.solvers.stages); one frequency fixes it."""
 
-    frequencies: list[float] = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0, 40.0])
-    trial_steps: int = 5
+    frequencies: list[float] = field(default_factory=lambda: list(StageTrial.frequencies))
+    trial_steps: int = StageTrial.trial_steps
 
 
 @dataclass
@@ -67,7 +68,7 @@ class OptimConfig:
     lbfgs: LBFGSConfig = field(default_factory=LBFGSConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     stage: StageConfig = field(
-        default_factory=lambda: StageConfig(steps=300, damping=100.0, patience=20)
+        default_factory=lambda: StageConfig(steps=300, damping=StageTrial.damping, patience=20)
     )  # each later network stage (as conf/optim/default.yaml)
     restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
     handoff: float = 1.0  # a PINN study accepts a network later stages will refine at this multiple of the tolerance

@@ -5,6 +5,7 @@ where it has a stability analysis, `Stability` (what `blowup stability` asks: on
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -182,6 +183,12 @@ class Problem(ResidualTerms):
         """Later network stages (if any) back to holding no output, each begun afresh when its phase next starts, and
         the problem's scalars where the first network left them: a PINN study's network takes back what its stages
         could not finish (optim.handoff)."""
+
+    def probe_copy(self) -> Problem:
+        """A copy on which phases are started only to see their terms and time their steps (the run's start-up
+        estimate and metrics.csv's columns), never to train: a problem may leave out there what changes only the
+        numbers a phase starts from and costs time (a later network stage's frequency trials)."""
+        return copy.deepcopy(self)
 
     def start_phase(self, phase: str) -> None:
         """Called by the trainer as each optimiser phase begins: a problem may weigh its terms per phase."""

@@ -25,6 +25,8 @@ from pathlib import Path
 
 COMMANDS = {
     **{f"burgers_k{k}": ["equation=burgers", f"profile={k}"] for k in range(5)},
+    "burgers_k1_stages": ["equation=burgers", "profile=1", "equation.stages=2"],  # the frequency trials
+    "burgers_k1_study": ["equation=burgers", "profile=1", "experiment=pinn_study"],  # later stages, untried
     "ccf_p0": ["equation=ccf", "profile=0"],
     "ccf_p1": ["equation=ccf", "profile=1"],
     "sir": ["equation=sir"],

@@ -3,14 +3,19 @@ precision. The oracles: a closed-form target, and the same stage network fitted 
 O(1): the composite's error must be the first stage's error times the precision that O(1) fit reaches, so nothing
 is lost to the tiny scale (the damping, the frequency, the row scaling)."""
 
+import time
+
 import pytest
 import torch
 
+import blowup.solvers.stages as stages
 from blowup.engine.models import MLP, StageNetwork
+from blowup.equations import build_problem
 from blowup.problem import ResidualTerms
 from blowup.solvers.lm import LevenbergMarquardt
 from blowup.solvers.losses import residual_vector
 from blowup.solvers.stages import StageTrial, begin_stage
+from blowup.training import estimate, trainer
 
 
 def target(x):
@@ -132,3 +137,29 @@ def test_the_frequency_trials_pick_the_lowest_loss_and_one_frequency_is_taken_un
     assert begin_stage(two, stage, scale, seed=1, trial=StageTrial(frequencies=(7.0,))) == 7.0
     fresh.begin(scale, 7.0, seed=1)
     assert all(torch.equal(a, b) for a, b in zip(stage.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_the_start_up_copies_begin_a_stage_untried_and_the_run_tries_every_frequency(compose_train, monkeypatch):
+    """The step-time probe and metrics.csv's columns start every phase on probe copies: there a later stage begins at
+    the first frequency without a trial (the same rows, the same step time); the run's own stage still tries each.
+    The oracle: the trials counted as they run, and the problem itself left as it was built."""
+    tried = []
+    trial = stages.loss_after_trial
+    monkeypatch.setattr(stages, "loss_after_trial", lambda *args: tried.append(args) or trial(*args))
+    cfg = compose_train(
+        "profile=0", "equation.stages=2", "optim.stage.frequencies=[3,1,2]", "optim.stage.trial_steps=1",
+        "equation.points=41", "equation.local_points=9", "equation.model.width=8", "equation.model.depth=2",
+        "device=cpu",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    problem = build_problem(cfg)
+    before = [p.detach().clone() for p in problem.parameters()]
+    columns = trainer.metric_columns(problem, ["stage2"])
+    per_step = estimate.probe(problem, cfg, ["stage2"], {"stage2": 1}, time.perf_counter)
+    assert tried == [] and set(per_step) == {"stage2"} and "loss" in columns
+    assert all(torch.equal(a, b) for a, b in zip(before, problem.parameters()))
+    probe = problem.probe_copy()
+    probe.start_phase("stage2")
+    assert tried == [] and probe.stages[0].net.frequency.item() == 3.0
+    problem.start_phase("stage2")
+    assert len(tried) == 3 and problem.stages[0].net.frequency.item() in (1.0, 2.0, 3.0)

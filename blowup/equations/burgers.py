@@ -411,6 +411,12 @@ class Burgers(Problem):
             self.begin_stage(stage, weights)
         self.weigh(weights, self.stages[stage - 2].net.scale.item() if stage > 1 else 1.0)
 
+    def probe_copy(self) -> Burgers:
+        """A copy whose later stages begin at the first of the frequencies, untried (the same rows and step time)."""
+        probe = super().probe_copy()
+        probe.stage_trial = replace(self.stage_trial, frequencies=self.stage_trial.frequencies[:1])
+        return probe
+
     def begin_stage(self, stage: int, weights: BurgersWeights) -> None:
         """A later network stage's scale, the largest residual the stages before it leave on the fine grid (at least
         the dtype's smallest number, so that the rows can be divided by it), and its frequency, the one that gains

@@ -13,8 +13,6 @@ a run sooner: the estimate is for the whole budget, an upper bound in that sense
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -76,7 +74,7 @@ def probe(problem: Problem, cfg: DictConfig, phases: list[str], steps: dict[str,
     per_step, gradient = {}, None
     with torch.random.fork_rng(devices=[]):
         for phase in [p for p in phases if steps.get(p)]:
-            trial = copy.deepcopy(problem)
+            trial = problem.probe_copy()
             trial.start_phase(phase)
             if phase in GRADIENT_PHASES:
                 gradient = gradient or time_gradient(trial, clock, limit / sum(steps.values()))
@@ -98,7 +96,7 @@ def estimate(problem: Problem, cfg: DictConfig, phases: list[str], state: dict |
     if cfg.max_hours is not None and total > cfg.max_hours * 3600:
         faster = ""
         if cfg.backend.name != "ntp":
-            trial = copy.deepcopy(problem)
+            trial = problem.probe_copy()
             trial.backend = "ntp"
             ntp = probe(trial, cfg, phases, steps, clock)
             faster = f"; backend=ntp takes about {duration(sum(ntp[p] * steps[p] for p in ntp))} for the same steps"

@@ -15,7 +15,6 @@ run's outputs describe its last good checkpoint, where a resume would start.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,7 +193,7 @@ def metric_columns(problem: Problem, phases: list[str]) -> list[str]:
     """metrics.csv's columns: every term any phase uses (a problem may use other terms in other phases, the guess
     fit), the unknown scalars, and the timings. Asked of a copy: starting a phase may change a problem (a later
     network stage takes its scale from the residual as it stands)."""
-    term_names, problem = [], copy.deepcopy(problem)
+    term_names, problem = [], problem.probe_copy()
     for name in phases:
         problem.start_phase(name)
         term_names += [t for t in problem.terms() if t not in term_names]
