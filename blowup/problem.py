@@ -98,6 +98,8 @@ class ResidualTerms(nn.Module, ABC):
     every derivative order."""
 
     backend: str = "ntp"  # the derivative backend (blowup.solvers.lm switches to ntp for its per-point Jacobians)
+    # terms whose every row depends on every point (a nonlocal operator): their Jacobian is taken whole, not per point
+    nonlocal_terms: tuple[str, ...] = ()
 
     @abstractmethod
     def terms(self) -> dict[str, tuple[Tensor, ...]]:
@@ -110,6 +112,17 @@ class ResidualTerms(nn.Module, ABC):
     def residuals(self) -> dict[str, Tensor]:
         """Every term's weighted residuals, flattened point-major (the order `blowup.solvers.lm` uses)."""
         return {name: self(name, *inputs).flatten() for name, inputs in self.terms().items()}
+
+    def nonlocal_jacobian(self, term: str, params: dict[str, Tensor], inputs: tuple[Tensor, ...]) -> Tensor:
+        """d(rows of a term in `nonlocal_terms`) / d(params) as an (R, P) matrix, columns in `params`' order: one
+        reverse pass per row through the whole term. An equation whose rows need the network only through its
+        values at the points can chain per-point Jacobians instead, which is far cheaper."""
+
+        def whole(p: dict[str, Tensor]) -> Tensor:
+            return torch.func.functional_call(self, p, (term, *inputs)).flatten()
+
+        jac = torch.func.jacrev(whole)(params)
+        return torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], -1)
 
 
 class Problem(ResidualTerms):

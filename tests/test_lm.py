@@ -3,9 +3,11 @@
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call
 
+from blowup.equations import build_problem
 from blowup.problem import ResidualTerms
-from blowup.solvers.lm import LevenbergMarquardt
+from blowup.solvers.lm import LevenbergMarquardt, pointwise_jacobian
 from blowup.solvers.losses import residual_vector
 
 
@@ -69,3 +71,49 @@ def test_a_far_start_on_a_steep_fit_is_not_called_a_floor():
     for _ in range(200):
         lm.step(residual_vector(problem.residuals()).detach())
     assert abs(problem.a.item() - 3.0) < 1e-8 and abs(problem.b.item() + 1.5) < 1e-8
+
+
+class MixedExponentialFit(ExponentialFit):
+    """The exponential fit seen through a dense mixing matrix: every row needs every point (a nonlocal term)."""
+
+    nonlocal_terms = ("fit",)
+
+    def __init__(self, a, b):
+        super().__init__(a, b)
+        self.mix = torch.eye(9) + 0.3 * torch.ones(9, 9)
+
+    def forward(self, term, t, y):
+        return self.mix @ (self.a * torch.exp(self.b * t) - y)
+
+
+def test_a_nonlocal_terms_jacobian_is_its_closed_form_and_levenberg_marquardt_reaches_round_off():
+    problem = MixedExponentialFit(1.0, 0.5)
+    with torch.no_grad():
+        e = torch.exp(problem.b * problem.t).flatten()
+        closed_form = problem.mix @ torch.stack([e, problem.a * problem.t.flatten() * e], 1)
+    assert torch.allclose(pointwise_jacobian(problem), closed_form, rtol=1e-14, atol=0)
+    lm = LevenbergMarquardt(problem, damping=1e-3)
+    for _ in range(60):
+        loss = lm.step(residual_vector(problem.residuals()).detach()).item()
+    assert loss < 1e-24 and abs(problem.a.item() - 3.0) < 1e-12 and abs(problem.b.item() + 1.5) < 1e-12
+
+
+@pytest.mark.parametrize("equation", ["equation=ccf", pytest.param("equation=gclm", marks=pytest.mark.slow)])
+def test_a_log_grid_networks_chained_jacobian_is_the_whole_residuals(equation, compose_train):
+    """The network's residual on the log grid is nonlocal (the Hilbert transform): its Jacobian, chained through
+    w and w_s at the points, against torch's own Jacobian of the whole residual vector."""
+    cfg = compose_train(equation, "equation.points=41", "equation.model.width=8")
+    torch.manual_seed(0)
+    problem = build_problem(cfg)
+    problem.start_phase("lm")
+    names = [name for name, p in problem.named_parameters() if p.requires_grad]
+
+    def residuals(*values):
+        at = dict(zip(names, values))
+        return torch.cat([functional_call(problem, at, (t, *x)).flatten() for t, x in problem.terms().items()])
+
+    values = tuple(p.detach() for p in problem.parameters() if p.requires_grad)
+    whole = torch.autograd.functional.jacobian(residuals, values)
+    oracle = torch.cat([j.reshape(j.shape[0], -1) for j in whole], 1)
+    chained = pointwise_jacobian(problem)
+    assert chained.shape == oracle.shape and torch.allclose(chained, oracle, rtol=0, atol=1e-13 * oracle.abs().max())

@@ -193,3 +193,25 @@ def test_a_later_stage_collocates_on_its_own_global_points_weighted_by_their_num
     problem.start_phase("lm")
     assert len(problem.terms()["residual"][0]) == 11
     assert problem.residuals()["residual"].square().sum().item() == first_rows
+
+
+def test_a_log_grid_study_takes_its_network_on_by_levenberg_marquardt_and_leads_with_it(tmp_path, compose_train):
+    """CCF in the study mode: a Levenberg-Marquardt phase after L-BFGS (its Jacobian through the nonlocal rows),
+    every phase to its stopping rule with no acceptance and no restart, and the network's figures first, its λ
+    error measured against the refined λ. The default mode keeps its three phases."""
+    tiny = ["equation=ccf", "equation.points=41", "equation.model.width=8", "optim.guess.steps=2",
+            "optim.adam.steps=30", "optim.lbfgs.steps=10", "optim.lm.steps=10", "allow_not_converged=true",
+            "device=cpu"]  # fmt: skip
+    assert build_problem(compose_train(*tiny)).phases == ("guess", "adam", "lbfgs")
+    summary = trainer.train(compose_train(*tiny, "experiment=pinn_study"), tmp_path)
+    assert list(summary["stop_reasons"]) == ["guess", "adam", "lbfgs", "lm"] and summary["restarts"] == []
+    assert "accepted" not in summary["stop_reasons"].values()
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    by_phase = metrics.groupby("phase", sort=False).loss
+    assert by_phase.last()["lm"] < 0.5 * by_phase.last()["lbfgs"]  # Gauss-Newton on the nonlocal rows gains at once
+    keys = list(summary)
+    assert keys[keys.index("headline") + 1].endswith("_network")
+    assert summary["lambda_error_network"] == pytest.approx(abs(summary["lambda_network"] - summary["lambda"]))
+    assert outputs.status_line(summary, tmp_path).startswith(
+        f"network alone: lambda_error {summary['lambda_error_network']:.2g}; "
+    )

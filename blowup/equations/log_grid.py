@@ -19,6 +19,7 @@ import sys
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -150,12 +151,13 @@ class LogGridProfile(Problem):
     (`equation`, its torch residual and defect for the network, the envelope's far rate), its config's bracket,
     entry and tolerances, and what its solution.csv holds."""
 
-    phases = ("guess", "adam", "lbfgs")
+    phases = ("guess", "adam", "lbfgs")  # and "lm" in a PINN study (`study_phases`)
     plot_name = "profile.png"
     judges_results = True  # Newton from the network says when the network is in the profile's basin
     equation: ProfileEquation
     start_profile: tuple[np.ndarray, LogGrid, float] | None = None  # init_from's refined profile (u, grid, σ)
     unknown_name = "q"  # solution.csv's column of the unknown u (and its `_network` twin)
+    nonlocal_terms = ("residual", "smoothness")  # the Hilbert transform: every row needs u at every point
     title = "profile"
 
     def __init__(self, cfg, profile: int, sobolev: int, backend: str, bracket, entry, scalar_tolerance: float):
@@ -238,9 +240,10 @@ class LogGridProfile(Problem):
         e = 1 / (torch.exp(-s) + torch.exp(r * s))
         return e, (1 - r) / 2 - (1 + r) / 2 * torch.tanh((1 + r) * s / 2)
 
-    def q_and_slope(self, s: Tensor, lam: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """u, u_s / e and e at points s (N, 1) (envelope at σ unless given); w, w_s from the configured backend."""
-        w = input_jet(self.w, s, 1, self.backend).derivatives()  # (2, N, 1)
+    def q_and_slope(self, s: Tensor, lam: Tensor | None = None, w: Tensor | None = None) -> tuple[Tensor, ...]:
+        """u, u_s / e and e at points s (N, 1) (envelope at σ unless given), from w and w_s (2, N, 1): as given, or
+        the network's from the configured backend."""
+        w = input_jet(self.w, s, 1, self.backend).derivatives() if w is None else w
         e, log_slope = self.envelope(s, self.lam if lam is None else lam)
         return e * w[0], w[1] + log_slope * w[0], e
 
@@ -252,7 +255,8 @@ class LogGridProfile(Problem):
     def forward(self, term: str, s: Tensor, *targets: Tensor) -> Tensor:
         weights = self.cfg.weights
         if term == "residual":  # every row needs every point: the equation is nonlocal
-            u, slope, e = self.q_and_slope(self.s)
+            # targets: w and w_s at the points where given (`nonlocal_jacobian` chains through them)
+            u, slope, e = self.q_and_slope(self.s, w=targets[0] if targets else None)
             rows = [self.network_residual(u, slope, e)]
             for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
                 rows.append(self.diff @ rows[-1] * weights.sobolev)
@@ -266,6 +270,43 @@ class LogGridProfile(Problem):
             u, _, e = self.q_and_slope(s, self.lam.detach())
             return (u - targets[0]) / e * weights.guess / len(self.s) ** 0.5
         raise KeyError(term)
+
+    def nonlocal_jacobian(self, term: str, params: dict[str, Tensor], inputs: tuple[Tensor, ...]) -> Tensor:
+        """The residual rows need the network only through w and w_s at the grid's points: their per-point
+        Jacobians (vmapped, as for a local term), pushed forward through the rows (which hold no network: a few
+        dense products) one parameter direction at a time, vmapped. A reverse pass per row through the network
+        costs many times more, and grows with the points squared."""
+        if term != "residual":
+            return super().nonlocal_jacobian(term, params, inputs)
+        net = {name.removeprefix("w."): p for name, p in params.items() if name.startswith("w.")}
+        unknown = set(params) - {f"w.{name}" for name in net} - {"lam_raw"}
+        if unknown:
+            raise ValueError(f"nonlocal_jacobian: parameters outside the network and σ: {sorted(unknown)}")
+
+        def values_at(p: dict[str, Tensor], point: Tensor) -> Tensor:  # w, w_s at one point
+            return input_jet(partial(torch.func.functional_call, self.w, p), point.unsqueeze(0), 1, "ntp").derivatives()
+
+        def rows(w: Tensor, lam_raw: Tensor) -> Tensor:
+            return torch.func.functional_call(self, {"lam_raw": lam_raw}, ("residual", self.s, w)).flatten()
+
+        with torch.no_grad():
+            w = input_jet(self.w, self.s, 1, "ntp").derivatives()  # (2, N, 1)
+        by_point = torch.func.vmap(torch.func.jacrev(values_at), in_dims=(None, 0))(net, self.s)  # (N, 2, 1, 1, ...)
+        directions_w, directions_lam = [], []  # one tangent (dw, dσ_raw) per parameter, in `params`' order
+        for name, p in params.items():
+            if name == "lam_raw":
+                directions_w.append(torch.zeros_like(w).unsqueeze(0))
+                directions_lam.append(torch.ones(1, dtype=w.dtype, device=w.device))
+            else:
+                per_point = by_point[name.removeprefix("w.")].reshape(len(self.s), 2, p.numel())
+                directions_w.append(per_point.permute(2, 1, 0).unsqueeze(-1))  # (P_name, 2, N, 1)
+                directions_lam.append(torch.zeros(p.numel(), dtype=w.dtype, device=w.device))
+        lam_raw = self.lam_raw.detach()
+
+        def push(dw: Tensor, dlam: Tensor) -> Tensor:
+            return torch.func.jvp(rows, (w, lam_raw), (dw, dlam))[1]
+
+        return torch.func.vmap(push)(torch.cat(directions_w), torch.cat(directions_lam)).T
 
     def scalars(self) -> dict[str, Tensor]:
         return {self.equation.scalar_name: self.lam}
@@ -320,6 +361,8 @@ class LogGridProfile(Problem):
             # the member at the covered range's lower end: how the family looks where following it stopped
             "family_lowest": self.equation.measures(lowest.q, lowest.lam, lowest.grid) if lowest is not None else None,
             f"{name}_error_estimate": abs(fine.lam - coarse.lam) if converged else float("nan"),
+            # the network's σ against the refined one, the reference it is measured against (a PINN study's figure)
+            f"{name}_error_network": abs(self.lam.item() - fine.lam) if converged else None,
             "residual_max": fine.offgrid_residual_max(self.eval_points) if converged else float("nan"),
             "residual_max_network": float(np.abs(network_residual).max()),
             "newton_converged": converged,
@@ -441,3 +484,12 @@ class LogGridProfile(Problem):
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def study_phases(problem: LogGridProfile, cfg: DictConfig) -> LogGridProfile:
+    """In a PINN study (headline=network) the network is taken to its own limit: Levenberg-Marquardt after L-BFGS.
+    Otherwise Newton takes over from L-BFGS's network as soon as the family scan accepts it; a Levenberg-Marquardt
+    phase would only add its acceptance checks (a family scan each) to the runs whose network is in no basin."""
+    if cfg.headline == "network":
+        problem.phases = (*LogGridProfile.phases, "lm")
+    return problem

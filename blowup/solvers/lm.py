@@ -20,15 +20,20 @@ from blowup.solvers.losses import residual_vector
 def pointwise_jacobian(problem: ResidualTerms) -> Tensor:
     """d residuals / d parameters as an (R, P) matrix, rows in `problem.residuals()` order.
 
-    Each residual depends on the parameters and its own point only, so one small reverse pass per
-    point (vmapped) replaces a reverse pass per residual over every point. The Taylor-mode engine is
-    used here whatever the backend: nested autograd.grad cannot run under torch.func transforms.
+    A residual that depends on the parameters and its own point only takes one small reverse pass per
+    point (vmapped), which replaces a reverse pass per residual over every point; a nonlocal term's
+    (`problem.nonlocal_terms`) rows each need every point: the problem gives its Jacobian (`nonlocal_jacobian`).
+    The Taylor-mode engine is used here whatever the backend: nested autograd.grad cannot run under torch.func
+    transforms.
     """
     params = {name: p.detach() for name, p in problem.named_parameters() if p.requires_grad}
     blocks = []
     backend, problem.backend = problem.backend, "ntp"
     try:
         for term, inputs in problem.terms().items():
+            if term in problem.nonlocal_terms:
+                blocks.append(problem.nonlocal_jacobian(term, params, inputs))
+                continue
 
             def at_point(p, *point, term=term):
                 return functional_call(problem, p, (term, *[v.unsqueeze(0) for v in point])).squeeze(0)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from blowup.equations.ccf.profile import CCF_EQUATION
-from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids
+from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids, study_phases
 from blowup.errors import require
 from blowup.problem import typed_equation_config
 from blowup.solvers.hilbert import LogGrid, derivative, hilbert_over_y
@@ -109,4 +109,4 @@ class CCF(LogGridProfile):
 
 
 def build(cfg: DictConfig) -> CCF:
-    return CCF(typed_equation_config(cfg, CCFConfig), cfg.profile, cfg.sobolev, cfg.backend.name)
+    return study_phases(CCF(typed_equation_config(cfg, CCFConfig), cfg.profile, cfg.sobolev, cfg.backend.name), cfg)

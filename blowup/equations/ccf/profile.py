@@ -159,8 +159,8 @@ class CCFEquation:
         speed = 1 + lam + hilbert_over_y(q, grid)
         return {
             "lambda": lam,
-            "exponent_p": lam / speed[0] - 1,
-            "smoothness_defect": smoothness_defect(q, lam, grid),
+            "exponent_p": float(lam / speed[0] - 1),
+            "smoothness_defect": float(smoothness_defect(q, lam, grid)),
             "speed_min": float(speed.min()),
             "omega_max": float(np.abs(q + derivative(q, grid)).max()),
             "residual_max": float(np.abs(residual(q, lam, grid)).max()),

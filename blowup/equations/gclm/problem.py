@@ -20,7 +20,7 @@ from torch import Tensor
 from blowup.equations.ccf.problem import DEFAULTS as CCF_DEFAULTS
 from blowup.equations.ccf.problem import PUBLISHED_LAMBDA
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
-from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids
+from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids, study_phases
 from blowup.errors import require
 from blowup.problem import typed_equation_config
 from blowup.solvers.hilbert import LogGrid, hilbert_over_y, shifted_derivative_inverse
@@ -142,4 +142,4 @@ class GCLM(LogGridProfile):
 
 
 def build(cfg: DictConfig) -> GCLM:
-    return GCLM(typed_equation_config(cfg, GCLMConfig), cfg.profile, cfg.sobolev, cfg.backend.name)
+    return study_phases(GCLM(typed_equation_config(cfg, GCLMConfig), cfg.profile, cfg.sobolev, cfg.backend.name), cfg)

@@ -129,7 +129,7 @@ class GCLMEquation:
         return {
             "alpha": alpha,
             "exponent": float(-(1 + lin.tp[0]) / lin.transport[0]),
-            "smoothness_defect": lin.defect,
+            "smoothness_defect": float(lin.defect),
             "speed_min": float(lin.transport.min()),
             "omega_max": float(np.abs(p).max()),
             "residual_max": float(np.abs(lin.residual).max()),
