@@ -152,6 +152,11 @@ def main() -> None:
     out = []
     for name, title, table in (
         ("pinn_study_f5.csv", "Study mode now (stage at frequency 5): network alone, worst over seeds", per_profile),
+        (
+            "pinn_study_f5_pts601_all.csv",
+            "The same with 601 stage points (equation.stage_points=601): network alone, worst over seeds",
+            per_profile,
+        ),
         ("pinn_study_f5.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
         ("pinn_study_wide_svd.csv", "Damping 1e4, the trials' pick: network alone, worst over seeds", per_profile),
         ("pinn_study_wide_svd.csv", "What each stage buys, the trials' pick (seed 0)", seed_zero_stages),

@@ -31,7 +31,7 @@ TINY = (
 )
 PHASES = ["guess", "adam", "lbfgs", "lm", "stage2", "stage3"]
 
-pytestmark = pytest.mark.slow  # each later stage tries six frequencies: a tiny run still takes ~20 s
+pytestmark = pytest.mark.slow  # whole tiny runs (two later stages, or CCF's family scan and Newton): ~15-20 s each
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from blowup.equations import build_problem
 from blowup.equations.burgers import Burgers
 from blowup.solvers.stopping import Convergence
 from blowup.training import trainer
+from blowup.training.steps import judge
 
 SMOKE = ["experiment=smoke", "device=cpu"]
 ROUND_OFF = 4 * 2.0**-52
@@ -211,3 +212,17 @@ def test_bad_start_is_lambda_at_a_bracket_edge_and_a_restart_redraws_the_network
     before = [p.detach().clone() for p in problem.u.parameters()]
     problem.reinitialize(1000)
     assert problem.lam_raw.item() == 0.0 and all(not torch.equal(a, b) for a, b in zip(before, problem.u.parameters()))
+
+
+def test_a_log_grid_network_is_judged_by_its_lambda_against_the_refined_one(compose_train):
+    """In a PINN study the network's own figures carry no error estimate (a CCF network has none of its own): its λ
+    against the refined λ stands in, so a study whose network passes is judged, not crashed, and one whose network
+    is off is not "completed". The evaluation is the shape CCF's `evaluate` gives, with the figures set by hand."""
+    problem = build_problem(compose_train("equation=ccf", "equation.points=41", "equation.model.width=8"))
+    refined = {"family_covered": [1.1, 1.3], "lambda_scan": 1.18, "newton_converged": True, "lambda": 1.18077766,
+               "lambda_network": 1.18077766 + 1e-12, "lambda_error_estimate": 1e-14, "lambda_error_network": 1e-12,
+               "residual_max": 1e-14, "residual_max_network": 1e-10}  # fmt: skip
+    assert judge(problem, refined, "result") is None and judge(problem, refined, "network") is None
+    off = refined | {"lambda_network": 1.18077766 + 1e-8, "lambda_error_network": 1e-8}
+    assert judge(problem, off, "result") is None
+    assert judge(problem, off, "network") == "the network: lambda_error_network 1.00e-08 > lambda_tolerance 1e-10"
