@@ -89,8 +89,9 @@ class Stability(ABC):
 
 
 class ResidualTerms(nn.Module, ABC):
-    """A loss that is a sum of squares of named residual terms, evaluated point by point: what the
-    optimisers need (the Levenberg-Marquardt phase takes per-point Jacobians of it, `blowup.solvers.lm`).
+    """A loss that is a sum of squares of named residual terms, evaluated point by point (or, for a term named in
+    `nonlocal_terms`, whole): what the optimisers need (the Levenberg-Marquardt phase takes per-point Jacobians of
+    it, and a nonlocal term's from `nonlocal_jacobian`, `blowup.solvers.lm`).
 
     `terms()` gives each term's per-point inputs, `forward(term, *inputs)` the weighted residuals at
     those points, shape (points, per-point). Derivatives of a network come from
