@@ -12,8 +12,8 @@ from blowup.solvers.log_stability import LogGridStability as CCFStability
 
 @pytest.fixture(scope="module")
 def stable():
-    coarse = solve_profile(1.25, LogGrid.with_spacing(-40.0, 80.0, 0.2))
-    return CCFStability(coarse, refine(coarse, LogGrid.with_spacing(-40.0, 80.0, 0.15)))
+    coarse = solve_profile(1.25, LogGrid.with_spacing(-40.0, 80.0, 0.25))
+    return CCFStability(coarse, refine(coarse, LogGrid.with_spacing(-40.0, 80.0, 0.2)))
 
 
 def test_time_translation_is_an_eigenfunction_with_nu_one(stable):

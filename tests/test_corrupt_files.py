@@ -83,6 +83,7 @@ def test_resume_with_a_garbled_log_names_it_and_leaves_it(run_copy, compose_trai
     assert (run_copy / "metrics.csv").read_bytes() == before
 
 
+@pytest.mark.slow  # resumes a run to its end: the fast suite stays under 30 s
 def test_resume_with_a_cut_log_drops_only_the_cut_row(run_copy, compose_train):
     """A kill mid-row leaves half a row: the resumed log keeps every whole row before the checkpoint."""
     text = (run_copy / "metrics.csv").read_text()

@@ -13,6 +13,7 @@ TINY = ("experiment=smoke", "optim.guess.steps=4", "optim.adam.steps=40", "optim
 FACTOR = 10  # the probe times two evaluations on a shared machine; the run's median over many steps may differ
 
 
+@pytest.mark.slow  # a timing over a whole tiny run: the fast suite stays under 30 s
 def test_the_estimate_is_within_a_factor_of_the_measured_steps(tmp_path, compose_train):
     summary = trainer.train(compose_train(*TINY, "optim.lbfgs.accept_every=0", "optim.lm.accept_every=0"), tmp_path)
     estimated, measured = summary["estimated_step_time_s"], summary["step_time_median_by_phase_s"]

@@ -54,11 +54,11 @@ def max_error(f):
         return float((f(x) - target(x)).abs().max())
 
 
-def first_stage():
+def first_stage(steps=300):
     torch.manual_seed(0)
     first = MLP(1, 1, width=8, depth=2)
     one = Fit(first)
-    fit(one)
+    fit(one, steps)
     first.requires_grad_(False)
     return first, one
 
@@ -105,8 +105,9 @@ def test_a_stage_holds_nothing_until_begun_and_then_about_its_scale():
 
 def test_the_frequency_trials_pick_the_lowest_loss_and_one_frequency_is_taken_untried():
     """begin_stage against its oracle, each frequency's trial run by hand: the one picked has the lowest loss after
-    the trial steps, the problem's parameters are back where they were, and the stage starts from the draw at it."""
-    first, one = first_stage()
+    the trial steps, the problem's parameters are back where they were, and the stage starts from the draw at it.
+    The first stage need not be converged for that: a few steps leave it a residual to fit."""
+    first, one = first_stage(steps=20)
     with torch.no_grad():
         scale = float((first(one.x) - target(one.x)).abs().max())
     trial = StageTrial(damping=1e-3, frequencies=(1.0, 3.0, 9.0), trial_steps=3)
