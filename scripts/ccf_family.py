@@ -41,20 +41,26 @@ FAMILY_TOLERANCE = 1e-8  # a member counts when every equation holds to this on 
 RESOLVED = 1e-7  # ... and, between its grid points, to this (else the grid is refined)
 
 
-def profile_two(spacing: float):
-    defaults = DEFAULTS[2]
+# where a rough start enters the family for each profile, and the scan's step in λ (profile 1's as the tests find it)
+ENTRY = {1: (0.62, 0.05), 2: (DEFAULTS[2].entry_lambda, 0.02)}
+
+
+def ccf_profile(index: int, spacing: float):
+    """CCF's profile 1 or 2 as a run finds it (the family followed from a rough start to where it turns smooth,
+    Newton on grids of spacing 2 x `spacing` and `spacing` over the profile's interval): the fine solve."""
+    defaults, (entry, scan_step) = DEFAULTS[index], ENTRY[index]
     _, _, fine = find_profile(
-        lambda grid: rough_profile(defaults.entry_lambda, grid),
-        defaults.entry_lambda,
+        lambda grid: rough_profile(entry, grid),
+        entry,
         defaults.lambda_bracket,
         defaults.grid,
         defaults.scan_spacing,
-        0.02,
+        scan_step,
         (spacing * 2, spacing),
         defaults.entry_lambda,
     )
     if not fine.converged:
-        raise SystemExit("profile 2 was not found: nothing to follow")
+        raise SystemExit(f"profile {index} was not found: nothing to follow")
     return fine
 
 
@@ -163,7 +169,7 @@ def main() -> None:
         (start, first), rows = resumed, pd.read_csv(out).to_dict("records")
         print(f"going on from the member kept at lambda {start.lam:.10g} ({start.grid.points} points)", flush=True)
     else:
-        start, rows = profile_two(opts.spacing), []
+        start, rows = ccf_profile(2, opts.spacing), []
         first = family_measures(start)
         first |= {"offgrid_residual_max": start.offgrid_residual_max(), "points": start.grid.points}
         print("profile 2:", first, flush=True)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ccf_family import figure, profile_two  # noqa: E402
+from ccf_family import ccf_profile, figure  # noqa: E402
 
 from blowup.equations.ccf.profile import CCF_EQUATION, family_measures  # noqa: E402
 from blowup.solvers.hilbert import MappedLogGrid, resample  # noqa: E402
@@ -157,7 +157,7 @@ def main() -> None:
         step = float(json.loads((work / "step.json").read_text())["step"])
         print(f"going on from the member kept at lambda {last[1].lam:.10g}, step {step:.2e}", flush=True)
     else:
-        uniform = profile_two(0.001)
+        uniform = ccf_profile(2, 0.001)
         last = member_pair((uniform,), uniform.lam, points, smooth=True)
         rows, step = [row(last, "profile2", started)], opts.step
         print(rows[-1], flush=True)

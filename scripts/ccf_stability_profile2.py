@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ccf_family import profile_two  # noqa: E402
+from ccf_family import ccf_profile  # noqa: E402
 
 from blowup.solvers.log_profile import clustered  # noqa: E402
 from blowup.solvers.log_stability import LogGridStability  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_stability_profile2.csv"))
     opts = parser.parse_args()
     clock = time.perf_counter()
-    uniform = profile_two(0.001)
+    uniform = ccf_profile(2, 0.001)
     print(f"profile 2 on {uniform.grid.points} uniform points: lambda {uniform.lam:.15f} "
           f"({time.perf_counter() - clock:.0f} s)", flush=True)  # fmt: skip
     solves, rows = [], []

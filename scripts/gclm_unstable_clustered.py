@@ -1,20 +1,22 @@
-"""gCLM's branch through CCF's 2nd unstable profile, followed up in a on grids clustered at its front.
+"""gCLM's branches through CCF's unstable profiles (`--profile 1` or 2), followed up in a on grids clustered at the
+profile's front.
 
-`blowup continue` on profile 2's uniform grids (98415/194481 points, scripts/gclm_branches.py) lost the fine grid
-past a = -0.976, minutes a point. Here the branch is followed by natural steps in a (`--step`, halved where Newton
+`blowup continue` on uniform grids (scripts/gclm_branches.py) lost profile 2's branch past a = -0.976 (98415/194481
+points, minutes a point) and profile 1's past a = -0.30 (9601 points: the residual between grid points grew to
+1e-5 as the front steepened). Here the branch is followed by natural steps in a (`--step`, halved where Newton
 fails, at most `--halvings` times, doubled again after a success) on two `MappedLogGrid`s
 (`log_profile.clustered`: `--points`, centred at the front, width a third of the least transport speed,
 re-centred at every point), a dense Newton with the smoothness row each: α on the finer grid, the two grids'
 difference its error estimate, the residual between grid points (3x interpolant), the least transport speed
 c_min, max |Ω| and the exponent at the origin (1: smooth); the grids grow (x1.4, to `--max-points`) where that
 residual passes 1e-9. With `--stability`, the unstable count of `blowup stability`'s analysis on the two grids
-(gCLM's class, odd Ω) and its eigenvalues. The start is CCF's profile 2 (as scripts/ccf_family.py finds it) as
-gCLM's unknown at a = -1, p = Θ' = q + q_s, α = 1 + λ, its maximum moved to ξ = 1 (the normalisation). The
-uniform branch's last point with an error estimate (results/gclm_unstable2_up.csv, a = -0.98796...) is visited
-too, to compare α.
+(gCLM's class, odd Ω) and its eigenvalues. The start is CCF's profile (as scripts/ccf_family.py finds it, on a
+uniform grid of spacing `--spacing`) as gCLM's unknown at a = -1, p = Θ' = q + q_s, α = 1 + λ, its maximum moved
+to ξ = 1 (the normalisation). A point of the uniform branch with an error estimate (results/gclm_unstable*_up.csv)
+is visited too, to compare α.
 
-    python3 scripts/gclm_unstable2_clustered.py [--to -0.5] [--step 0.01] [--points 1701 2401] [--stability]
-        [--out results/gclm_unstable2_clustered.csv] [--work DIR]
+    python3 scripts/gclm_unstable_clustered.py [--profile 2] [--to -0.5] [--step 0.01] [--points 1701 2401]
+        [--stability] [--out results/gclm_unstable{profile}_clustered.csv] [--work DIR]
 
 With `--work DIR` the last point's two solves (and a, the step) are kept there, and a rerun with the same DIR goes
 on from them, appending to the CSV, on the grids of `--points` (the CSV's points column says which each row had).
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ccf_family import profile_two  # noqa: E402
+from ccf_family import ccf_profile  # noqa: E402
 from ccf_family_clustered import GROWTH, RESOLVED, odd, pair_figures  # noqa: E402
 
 from blowup.equations.gclm.profile import GCLMEquation  # noqa: E402
@@ -41,12 +43,15 @@ from blowup.solvers.log_profile import ProfileSolve, clustered, load_solve, save
 from blowup.solvers.log_stability import LogGridStability  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-UNIFORM_CHECK = (-0.9879622640513126,)  # the uniform branch's last point with an estimate (gclm_unstable2_up.csv)
+# per profile, a uniform branch's point with an error estimate, to compare α with: profile 2's last one
+# (gclm_unstable2_up.csv), profile 1's last with a residual between points under 1e-10 (gclm_unstable1_up.csv)
+UNIFORM_CHECK = {1: (-0.5074334389255241,), 2: (-0.9879622640513126,)}
+START_SPACING = {1: 0.01, 2: 0.001}  # the uniform grid the start is found on
 
 
-def start_at_minus_one() -> ProfileSolve:
-    """CCF's profile 2 as gCLM's p at a = -1, translated (an FFT phase) so that its maximum is at s = 0."""
-    ccf = profile_two(0.001)
+def start_at_minus_one(profile: int, spacing: float) -> ProfileSolve:
+    """CCF's profile as gCLM's p at a = -1, translated (an FFT phase) so that its maximum is at s = 0."""
+    ccf = ccf_profile(profile, spacing)
     grid = ccf.grid
     p = ccf.q + derivative(ccf.q, grid)
     shift = grid.s[np.argmax(p)]
@@ -107,28 +112,31 @@ def resume(work: Path, out: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", type=int, choices=(1, 2), default=2, help="CCF's unstable profile to start from")
+    parser.add_argument("--spacing", type=float, help="the start's uniform grid (default: 0.01 for 1, 0.001 for 2)")
     parser.add_argument("--to", type=float, default=-0.5)
     parser.add_argument("--step", type=float, default=0.01)
     parser.add_argument("--halvings", type=int, default=5)
     parser.add_argument("--points", type=int, nargs=2, default=[1701, 2401])
     parser.add_argument("--max-points", type=int, default=6615)
     parser.add_argument("--stability", action="store_true", help="the unstable count at every point (both grids)")
-    parser.add_argument("--out", default=str(ROOT / "results" / "gclm_unstable2_clustered.csv"))
+    parser.add_argument("--out", help="default: results/gclm_unstable{profile}_clustered.csv")
     parser.add_argument("--work", help="keep the last point's two solves here; a rerun with it goes on from them")
     opts = parser.parse_args()
+    opts.out = opts.out or str(ROOT / "results" / f"gclm_unstable{opts.profile}_clustered.csv")
     points, started, work = tuple(opts.points), time.perf_counter(), Path(opts.work) if opts.work else None
     kept = resume(work, Path(opts.out)) if work is not None else None
     if kept is not None:
         rows, a, step, last_pair = kept
         print(f"going on from the point kept at a = {a:.10g}, step {step:.2e}", flush=True)
     else:
-        uniform = start_at_minus_one()
+        uniform = start_at_minus_one(opts.profile, opts.spacing or START_SPACING[opts.profile])
         last_pair = pair_at(uniform, -1.0, points)
         if last_pair is None:
-            raise SystemExit("CCF's profile 2 did not converge as gCLM's at a = -1 on the clustered grids")
+            raise SystemExit(f"CCF's profile {opts.profile} did not converge as gCLM's at a = -1 on clustered grids")
         rows, a, step = [row(-1.0, last_pair, started, opts.stability)], -1.0, opts.step
         print(rows[-1], flush=True)
-    checks = sorted(c for c in UNIFORM_CHECK if -1.0 < c < opts.to)
+    checks = sorted(c for c in UNIFORM_CHECK[opts.profile] if -1.0 < c < opts.to)
     while a < opts.to:
         started = time.perf_counter()
         target = min(a + step, opts.to, *[c for c in checks if c > a])
