@@ -144,6 +144,16 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback_before_any_run(run_blo
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])
+def test_a_reader_that_stops_early_gets_no_traceback(args):
+    """`blowup --help | head -1`: the pipe is closed before the command writes (it is still importing)."""
+    child = subprocess.Popen(["blowup", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.close()
+    _, err = child.communicate(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+@pytest.mark.slow
 def test_help_lists_groups_and_keys(run_blowup):
     result = run_blowup("train", "--help")
     assert result.returncode == 0
