@@ -98,14 +98,23 @@ def test_a_nonlocal_terms_jacobian_is_its_closed_form_and_levenberg_marquardt_re
     assert loss < 1e-24 and abs(problem.a.item() - 3.0) < 1e-12 and abs(problem.b.item() + 1.5) < 1e-12
 
 
-@pytest.mark.parametrize("equation", ["equation=ccf", pytest.param("equation=gclm", marks=pytest.mark.slow)])
-def test_a_log_grid_networks_chained_jacobian_is_the_whole_residuals(equation, compose_train):
+@pytest.mark.parametrize(
+    "equation, phase",
+    [
+        ("equation=ccf", "lm"),
+        ("equation=ccf", "stage2"),  # a later stage trains, added to the first network, frozen
+        pytest.param("equation=gclm", "lm", marks=pytest.mark.slow),
+    ],
+)
+def test_a_log_grid_networks_chained_jacobian_is_the_whole_residuals(equation, phase, compose_train):
     """The network's residual on the log grid is nonlocal (the Hilbert transform): its Jacobian, chained through
     w and w_s at the points, against torch's own Jacobian of the whole residual vector."""
-    cfg = compose_train(equation, "equation.points=41", "equation.model.width=8")
+    stage = ["equation.stages=2", "optim.stage.frequencies=[3.0]"] if phase == "stage2" else []
+    cfg = compose_train(equation, "equation.points=41", "equation.model.width=8", *stage)
     torch.manual_seed(0)
     problem = build_problem(cfg)
-    problem.start_phase("lm")
+    problem.start_phase(phase)
+    assert phase == "lm" or problem.stages[0].net.active and problem.row_scale == problem.stages[0].net.scale
     names = [name for name, p in problem.named_parameters() if p.requires_grad]
 
     def residuals(*values):

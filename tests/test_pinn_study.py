@@ -215,3 +215,44 @@ def test_a_log_grid_study_takes_its_network_on_by_levenberg_marquardt_and_leads_
     assert outputs.status_line(summary, tmp_path).startswith(
         f"network alone: lambda_error {summary['lambda_error_network']:.2g}; "
     )
+
+
+LOG_GRID_TINY = ["equation=ccf", "equation.points=41", "equation.model.width=8", "optim.guess.steps=2",
+                 "optim.adam.steps=30", "optim.lbfgs.steps=10", "optim.lm.steps=10", "allow_not_converged=true",
+                 "device=cpu"]  # fmt: skip
+
+
+def test_a_log_grid_stage_that_raises_the_loss_is_dropped_and_the_network_is_as_before(compose_train):
+    """The keep rule on a stage whose output is made far too large: dropped with one line, w is the first network's
+    again (every value equal) and σ where the first network left it."""
+    torch.manual_seed(0)
+    problem = build_problem(compose_train(*LOG_GRID_TINY, "equation.stages=2", "optim.stage.frequencies=[3.0]"))
+    s = problem.s
+    with torch.no_grad():
+        first_w, before = problem.w(s).clone(), problem.lam_raw.clone()
+    problem.start_phase("stage2")
+    stage = problem.stages[0].net
+    assert stage.active and problem.stage_lambda_raw[0, 0] == before
+    with torch.no_grad():
+        stage.scale.mul_(1e6)
+        problem.lam_raw.add_(0.5)  # as if the stage's phase had moved σ
+        assert not torch.equal(problem.network_w(s), first_w)
+    said = problem.end_phase("stage2")
+    assert said.startswith("stage 2 dropped: the networks' loss") and not stage.active and stage.begun
+    with torch.no_grad():
+        assert torch.equal(problem.network_w(s), first_w) and torch.equal(problem.lam_raw, before)
+
+
+@pytest.mark.slow
+def test_a_log_grid_study_fits_a_later_stage_and_reports_what_each_stage_bought(tmp_path, compose_train):
+    """CCF's network with a second stage: its Levenberg-Marquardt phase after the first network's, one row per
+    stage in network_stages, and the network's reported σ that of the composite the keep rule left."""
+    cfg = compose_train(*LOG_GRID_TINY, "experiment=pinn_study", "equation.stages=2", "optim.stage.steps=10")
+    summary = trainer.train(cfg, tmp_path)
+    assert list(summary["stop_reasons"]) == ["guess", "adam", "lbfgs", "lm", "stage2"]
+    first, second = summary["network_stages"]
+    assert first["frequency"] is None and second["frequency"] in cfg.optim.stage.frequencies
+    assert first["parameters"] == second["parameters"] == (1 * 8 + 8) + (8 * 8 + 8) + (8 * 1 + 1)  # 1-8-8-1 MLP
+    reported = second if second["kept"] else first
+    assert summary["lambda_network"] == pytest.approx(reported["lambda"], abs=1e-15)
+    assert summary["lambda_error_network"] == pytest.approx(reported["lambda_error"], abs=1e-15)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -28,13 +28,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from blowup.engine.derivatives import input_jet, memory_limit_gb
-from blowup.engine.models import MLP, ModelConfig
+from blowup.engine.models import MLP, ModelConfig, StageNetwork
 from blowup.errors import ConfigError, require, require_all
-from blowup.problem import Problem
+from blowup.problem import MAX_STAGES, STAGE_PHASES, Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
 from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile
 from blowup.solvers.log_stability import LogGridStability
+from blowup.solvers.losses import total_loss
+from blowup.solvers.stages import StageTrial, begin_stage
 
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
 BASE_GB = 0.5  # the process before any grid: Python, torch, the network
@@ -89,6 +91,7 @@ def check_grids(cfg: DictConfig, eq, resolved, scalar: str) -> None:
             *[(f"weights.{key}", value, value >= 0, "a number >= 0") for key, value in asdict(eq.weights).items()],
             ("model.width", eq.model.width, eq.model.width >= 1, "an integer >= 1"),
             ("model.depth", eq.model.depth, eq.model.depth >= 1, "an integer >= 1"),
+            ("stages", eq.stages, 1 <= eq.stages <= MAX_STAGES, f"an integer in 1..{MAX_STAGES} (1: one network)"),
             (
                 "eval_points",
                 eq.eval_points,
@@ -131,6 +134,7 @@ class LogGridConfig:
     tolerance: float = 1e-9  # largest residual of a "completed" run's profile, between Newton's grid points
     weights: LogGridWeights = field(default_factory=LogGridWeights)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, depth=2))
+    stages: int = 1  # networks in w: the first and stages - 1 later ones, each fitted to what those before it left
     eval_points: int | None = None  # the fine grid of solution.csv and of the residual between Newton's points;
     # null: three times Newton's fine grid
 
@@ -151,7 +155,7 @@ class LogGridProfile(Problem):
     (`equation`, its torch residual and defect for the network, the envelope's far rate), its config's bracket,
     entry and tolerances, and what its solution.csv holds."""
 
-    phases = ("guess", "adam", "lbfgs")  # and "lm" in a PINN study (`study_phases`)
+    phases = ("guess", "adam", "lbfgs")  # and "lm" in a PINN study, then one phase per later stage (`study_phases`)
     plot_name = "profile.png"
     judges_results = True  # Newton from the network says when the network is in the profile's basin
     equation: ProfileEquation
@@ -168,6 +172,16 @@ class LogGridProfile(Problem):
         fine_points = LogGrid.with_spacing(*cfg.grid, cfg.newton_spacing[1]).points
         self.eval_points = cfg.eval_points or 3 * fine_points  # solution.csv's grid, off Newton's points
         self.w = ScaledInput(MLP(width=cfg.model.width, depth=cfg.model.depth), cfg.input_scale)  # the run's dtype
+        half_width = max(abs(end) for end in cfg.grid) / cfg.input_scale  # the interval the networks see
+        self.stages = nn.ModuleList(  # later network stages (Wang & Lai), each added to w once begun
+            ScaledInput(StageNetwork(cfg.model.width, cfg.model.depth, half_width), cfg.input_scale)
+            for _ in range(cfg.stages - 1)
+        )
+        if cfg.stages > 1:  # σ's raw parameter as each later stage found it (column 0) and left it (1; NaN until then)
+            self.register_buffer("stage_lambda_raw", torch.full((cfg.stages - 1, 2), float("nan")))
+        self.phases = (*self.phases, *STAGE_PHASES[: cfg.stages - 1])
+        self.stage_trial = StageTrial()  # optim.stage's damping, frequencies and trial steps, set by `study_phases`
+        self.row_scale = 1.0  # the rows are divided by it: a later stage's scale in its phase
         self.lam_raw = nn.Parameter(torch.zeros(()))  # σ at the middle of its bracket
         self.grid = LogGrid(*cfg.grid, cfg.points)
         hilbert, diff = operator_matrices(self.grid)
@@ -240,10 +254,20 @@ class LogGridProfile(Problem):
         e = 1 / (torch.exp(-s) + torch.exp(r * s))
         return e, (1 - r) / 2 - (1 + r) / 2 * torch.tanh((1 + r) * s / 2)
 
+    def network_w(self, s, members: list[nn.Module] | None = None):
+        """w: the first network plus `members` (default: the later stages in the composite), tensors and jets alike."""
+        w = self.w(s)
+        for stage in self.active_stages() if members is None else members:
+            w = w + stage(s)
+        return w
+
+    def active_stages(self) -> list[nn.Module]:
+        return [stage for stage in self.stages if stage.net.active]
+
     def q_and_slope(self, s: Tensor, lam: Tensor | None = None, w: Tensor | None = None) -> tuple[Tensor, ...]:
         """u, u_s / e and e at points s (N, 1) (envelope at σ unless given), from w and w_s (2, N, 1): as given, or
         the network's from the configured backend."""
-        w = input_jet(self.w, s, 1, self.backend).derivatives() if w is None else w
+        w = input_jet(self.network_w, s, 1, self.backend).derivatives() if w is None else w
         e, log_slope = self.envelope(s, self.lam if lam is None else lam)
         return e * w[0], w[1] + log_slope * w[0], e
 
@@ -260,12 +284,12 @@ class LogGridProfile(Problem):
             rows = [self.network_residual(u, slope, e)]
             for _ in range(self.sobolev):  # d^j/ds^j (R / e), spectrally
                 rows.append(self.diff @ rows[-1] * weights.sobolev)
-            return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5
+            return torch.cat(rows, 1) * weights.residual / len(self.s) ** 0.5 / self.row_scale
         if term == "smoothness":  # the defect at the left end needs u everywhere, but not its slope
-            return self.network_defect(self.q_values(self.s)) * weights.smoothness
+            return self.network_defect(self.q_values(self.s)) * weights.smoothness / self.row_scale
         if term == "normalization":
             _, slope, _ = self.q_and_slope(s)
-            return slope * weights.normalization
+            return slope * weights.normalization / self.row_scale
         if term == "guess":  # the shape only: σ stays where it starts (its envelope would pull it to fit the guess)
             u, _, e = self.q_and_slope(s, self.lam.detach())
             return (u - targets[0]) / e * weights.guess / len(self.s) ** 0.5
@@ -278,19 +302,29 @@ class LogGridProfile(Problem):
         costs many times more, and grows with the points squared."""
         if term != "residual":
             return super().nonlocal_jacobian(term, params, inputs)
-        net = {name.removeprefix("w."): p for name, p in params.items() if name.startswith("w.")}
-        unknown = set(params) - {f"w.{name}" for name in net} - {"lam_raw"}
+        networks = {"w.": self.w, **{f"stages.{i}.": stage for i, stage in enumerate(self.stages)}}
+        net = {name: p for name, p in params.items() if name != "lam_raw"}
+        unknown = [name for name in net if not any(name.startswith(prefix) for prefix in networks)]
         if unknown:
-            raise ValueError(f"nonlocal_jacobian: parameters outside the network and σ: {sorted(unknown)}")
+            raise ValueError(f"nonlocal_jacobian: parameters outside the networks and σ: {sorted(unknown)}")
+
+        def composite(p: dict[str, Tensor], x):  # w with the parameters in p (the others as they are)
+            parts = [(self.w, "w.")] + [(st, f"stages.{i}.") for i, st in enumerate(self.stages) if st.net.active]
+            out = None
+            for module, prefix in parts:
+                mine = {name.removeprefix(prefix): v for name, v in p.items() if name.startswith(prefix)}
+                value = torch.func.functional_call(module, mine, (x,))
+                out = value if out is None else out + value
+            return out
 
         def values_at(p: dict[str, Tensor], point: Tensor) -> Tensor:  # w, w_s at one point
-            return input_jet(partial(torch.func.functional_call, self.w, p), point.unsqueeze(0), 1, "ntp").derivatives()
+            return input_jet(partial(composite, p), point.unsqueeze(0), 1, "ntp").derivatives()
 
         def rows(w: Tensor, lam_raw: Tensor) -> Tensor:
             return torch.func.functional_call(self, {"lam_raw": lam_raw}, ("residual", self.s, w)).flatten()
 
         with torch.no_grad():
-            w = input_jet(self.w, self.s, 1, "ntp").derivatives()  # (2, N, 1)
+            w = input_jet(self.network_w, self.s, 1, "ntp").derivatives()  # (2, N, 1)
         by_point = torch.func.vmap(torch.func.jacrev(values_at), in_dims=(None, 0))(net, self.s)  # (N, 2, 1, 1, ...)
         directions_w, directions_lam = [], []  # one tangent (dw, dσ_raw) per parameter, in `params`' order
         for name, p in params.items():
@@ -298,7 +332,7 @@ class LogGridProfile(Problem):
                 directions_w.append(torch.zeros_like(w).unsqueeze(0))
                 directions_lam.append(torch.ones(1, dtype=w.dtype, device=w.device))
             else:
-                per_point = by_point[name.removeprefix("w.")].reshape(len(self.s), 2, p.numel())
+                per_point = by_point[name].reshape(len(self.s), 2, p.numel())
                 directions_w.append(per_point.permute(2, 1, 0).unsqueeze(-1))  # (P_name, 2, N, 1)
                 directions_lam.append(torch.zeros(p.numel(), dtype=w.dtype, device=w.device))
         lam_raw = self.lam_raw.detach()
@@ -308,13 +342,124 @@ class LogGridProfile(Problem):
 
         return torch.func.vmap(push)(torch.cat(directions_w), torch.cat(directions_lam)).T
 
+    # --- later network stages ---------------------------------------------------------------------------------
+    def start_phase(self, phase: str) -> None:
+        """In a later stage's phase that stage alone trains (with σ), on rows divided by its scale, so that the
+        Levenberg-Marquardt damping means what it means for the first network's; before, the first network."""
+        super().start_phase(phase)
+        number = STAGE_PHASES.index(phase) + 2 if phase in STAGE_PHASES else 1
+        for index, module in enumerate([self.w, *self.stages], start=1):
+            module.requires_grad_(index == number)
+        self.row_scale = 1.0
+        if number > 1:
+            stage = self.stages[number - 2].net
+            if not stage.begun:  # a dropped stage is not begun again on a resume
+                self.begin_stage(number)
+            self.row_scale = float(stage.scale)
+
+    def begin_stage(self, number: int) -> None:
+        """A later stage's scale, the largest residual R/e the networks before it leave on the grid (at least the
+        dtype's smallest number, so that the rows can be divided by it), and its frequency, the one that gains most
+        in a few trial steps (`blowup.solvers.stages`); and σ as they left it."""
+        with torch.no_grad():
+            residual = self.network_residual(*self.q_and_slope(self.s))
+        scale = max(float(residual.abs().max()), float(torch.finfo(residual.dtype).tiny))
+        self.row_scale = scale
+        begin_stage(self, self.stages[number - 2].net, scale, number, self.stage_trial)
+        self.stage_lambda_raw[number - 2, 0] = self.lam_raw.detach()
+
+    def end_phase(self, phase: str) -> str | None:
+        """A later stage stays in the composite only if it lowered the loss the networks are trained on (every row
+        at its weight): one that did not is dropped, and σ goes back to where the networks before it left it."""
+        if phase not in STAGE_PHASES or not self.stages[STAGE_PHASES.index(phase)].net.active:
+            return None
+        number = STAGE_PHASES.index(phase) + 2
+        stage, before = self.stages[number - 2].net, self.stage_lambda_raw[number - 2, 0].clone()
+        ended = self.lam_raw.detach().clone()
+        self.stage_lambda_raw[number - 2, 1] = ended
+        with_it = self.network_loss()
+        stage.drop()
+        with torch.no_grad():
+            self.lam_raw.copy_(before)
+        without = self.network_loss()
+        if with_it < without:
+            stage.kept.fill_(True)
+            with torch.no_grad():
+                self.lam_raw.copy_(ended)
+            return None
+        return f"stage {number} dropped: the networks' loss {with_it:.3g} with it, {without:.3g} without"
+
+    def network_loss(self) -> float:
+        """The loss of the networks in the composite, every row at its weight (not divided by a stage's scale)."""
+        row_scale, self.row_scale = self.row_scale, 1.0
+        try:
+            with torch.no_grad():
+                return float(total_loss(self.residuals()))
+        finally:
+            self.row_scale = row_scale
+
+    def reset_stages(self) -> None:
+        if not len(self.stages):
+            return
+        first = self.stage_lambda_raw[0, 0]
+        if first == first:  # σ as the first network left it, when stage 2 began
+            with torch.no_grad():
+                self.lam_raw.copy_(first)
+        for stage in self.stages:
+            stage.net.end()
+        self.stage_lambda_raw.fill_(float("nan"))
+
+    def reinitialize(self, seed: int) -> None:
+        super().reinitialize(seed)
+        self.reset_stages()
+
+    def probe_copy(self) -> LogGridProfile:
+        """A copy whose later stages begin at the first of the frequencies, untried (the same rows and step time)."""
+        probe = super().probe_copy()
+        probe.stage_trial = replace(self.stage_trial, frequencies=self.stage_trial.frequencies[:1])
+        return probe
+
+    def stage_figures(self, refined: float | None) -> list[dict]:
+        """What each network stage bought: the first network alone, then each later stage begun (kept or dropped)
+        added to the kept ones before it, with σ as its phase left it (as it is now, for one still training):
+        σ against the refined σ, the residual R/e on the network's grid, the parameters it added, its frequency."""
+        begun = [stage for stage in self.stages if stage.net.begun]
+        found = self.stage_lambda_raw[: len(begun), 0].tolist()
+        ended = [e if e == e else self.lam_raw.item() for e in self.stage_lambda_raw[: len(begun), 1].tolist()]
+        rows = [(self.w, [], found[0] if begun else self.lam_raw.item(), True)]
+        rows += [(stage, [s for s in begun[:i] if s.net.kept] + [stage], ended[i], bool(stage.net.kept))
+                 for i, stage in enumerate(begun)]  # fmt: skip
+        figures, now = [], self.lam_raw.detach().clone()
+        name = self.equation.scalar_name
+        try:
+            for number, (module, members, raw, kept) in enumerate(rows, start=1):
+                with torch.no_grad():
+                    self.lam_raw.fill_(raw)
+                    w = input_jet(partial(self.network_w, members=members), self.s, 1, "ntp").derivatives()
+                    residual = self.network_residual(*self.q_and_slope(self.s, w=w))
+                figures.append(
+                    {
+                        "stage": number,
+                        "kept": kept,
+                        name: self.lam.item(),
+                        f"{name}_error": abs(self.lam.item() - refined) if refined is not None else None,
+                        "residual_max": float(residual.abs().max()),
+                        "parameters": sum(p.numel() for p in module.parameters()),
+                        "frequency": None if module is self.w else float(module.net.frequency),
+                    }
+                )
+        finally:
+            with torch.no_grad():
+                self.lam_raw.copy_(now)
+        return figures
+
     def scalars(self) -> dict[str, Tensor]:
         return {self.equation.scalar_name: self.lam}
 
     # --- the result: Newton from the network ---------------------------------------------------------------
     def q_values(self, s: Tensor) -> Tensor:
         """u = e w at points s (N, 1), by a plain forward pass."""
-        return self.envelope(s, self.lam)[0] * self.w(s)
+        return self.envelope(s, self.lam)[0] * self.network_w(s)
 
     def network_q(self, s: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -372,6 +517,8 @@ class LogGridProfile(Problem):
         if reference is not None:
             kind, value = reference
             out[f"{name}_{kind}"], out[f"{name}_vs_{kind}"] = value, abs(out[name] - value)
+        if len(self.stages):
+            out["network_stages"] = self.stage_figures(fine.lam if converged else None)
         return out
 
     def profile_solves(self) -> tuple[ProfileSolve, ProfileSolve]:
@@ -490,7 +637,10 @@ class LogGridProfile(Problem):
 def study_phases(problem: LogGridProfile, cfg: DictConfig) -> LogGridProfile:
     """In a PINN study (headline=network) the network is taken to its own limit: Levenberg-Marquardt after L-BFGS.
     Otherwise Newton takes over from L-BFGS's network as soon as the family scan accepts it; a Levenberg-Marquardt
-    phase would only add its acceptance checks (a family scan each) to the runs whose network is in no basin."""
+    phase would only add its acceptance checks (a family scan each) to the runs whose network is in no basin.
+    Later network stages (equation.stages) come last, each begun as optim.stage says."""
     if cfg.headline == "network":
-        problem.phases = (*LogGridProfile.phases, "lm")
+        problem.phases = (*LogGridProfile.phases, "lm", *STAGE_PHASES[: problem.cfg.stages - 1])
+    stage = cfg.optim.stage
+    problem.stage_trial = StageTrial(stage.damping, tuple(stage.frequencies), stage.trial_steps)
     return problem
