@@ -29,6 +29,7 @@ COMMANDS = {
     "burgers_k1_study": ["equation=burgers", "profile=1", "experiment=pinn_study"],  # later stages, untried
     "ccf_p0": ["equation=ccf", "profile=0"],
     "ccf_p1": ["equation=ccf", "profile=1"],
+    "ccf_p0_study": ["equation=ccf", "profile=0", "experiment=pinn_study", "optim.lm.steps=300"],  # the LM phase
     "sir": ["equation=sir"],
     "decay": ["equation=decay"],
 }
