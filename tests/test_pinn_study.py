@@ -238,7 +238,7 @@ def test_a_log_grid_stage_that_raises_the_loss_is_dropped_and_the_network_is_as_
         problem.lam_raw.add_(0.5)  # as if the stage's phase had moved σ
         assert not torch.equal(problem.network_w(s), first_w)
     said = problem.end_phase("stage2")
-    assert said.startswith("stage 2 dropped: the networks' loss") and not stage.active and stage.begun
+    assert said.startswith("stage 2 dropped: the network's residual") and not stage.active and stage.begun
     with torch.no_grad():
         assert torch.equal(problem.network_w(s), first_w) and torch.equal(problem.lam_raw, before)
 

@@ -35,7 +35,6 @@ from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
 from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile
 from blowup.solvers.log_stability import LogGridStability
-from blowup.solvers.losses import total_loss
 from blowup.solvers.stages import StageTrial, begin_stage
 
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
@@ -369,34 +368,31 @@ class LogGridProfile(Problem):
         self.stage_lambda_raw[number - 2, 0] = self.lam_raw.detach()
 
     def end_phase(self, phase: str) -> str | None:
-        """A later stage stays in the composite only if it lowered the loss the networks are trained on (every row
-        at its weight): one that did not is dropped, and σ goes back to where the networks before it left it."""
+        """A later stage stays in the composite only if it lowered the network's residual on its points
+        (`residual_max_network`, what the tolerance judges): one that did not is dropped, and σ goes back to where
+        the networks before it left it. (The loss is no judge: a stage that trades the residual's peak for its
+        sum moved σ away from the refined σ on a network already at round-off in it.)"""
         if phase not in STAGE_PHASES or not self.stages[STAGE_PHASES.index(phase)].net.active:
             return None
         number = STAGE_PHASES.index(phase) + 2
         stage, before = self.stages[number - 2].net, self.stage_lambda_raw[number - 2, 0].clone()
         ended = self.lam_raw.detach().clone()
         self.stage_lambda_raw[number - 2, 1] = ended
-        with_it = self.network_loss()
+        with_it = self.network_residual_max()
         stage.drop()
         with torch.no_grad():
             self.lam_raw.copy_(before)
-        without = self.network_loss()
+        without = self.network_residual_max()
         if with_it < without:
             stage.kept.fill_(True)
             with torch.no_grad():
                 self.lam_raw.copy_(ended)
             return None
-        return f"stage {number} dropped: the networks' loss {with_it:.3g} with it, {without:.3g} without"
+        return f"stage {number} dropped: the network's residual {with_it:.3g} with it, {without:.3g} without"
 
-    def network_loss(self) -> float:
-        """The loss of the networks in the composite, every row at its weight (not divided by a stage's scale)."""
-        row_scale, self.row_scale = self.row_scale, 1.0
-        try:
-            with torch.no_grad():
-                return float(total_loss(self.residuals()))
-        finally:
-            self.row_scale = row_scale
+    def network_residual_max(self) -> float:
+        """max |R| of the networks in the composite on their points (`residual_max_network`)."""
+        return float(np.abs(self.equation.residual(self.network_q(self.grid.s), self.lam.item(), self.grid)).max())
 
     def reset_stages(self) -> None:
         if not len(self.stages):
@@ -494,7 +490,6 @@ class LogGridProfile(Problem):
     def evaluate(self) -> dict:
         scan, coarse, fine = self.newton_solves()
         name = self.equation.scalar_name
-        network_residual = self.equation.residual(self.network_q(self.grid.s), self.lam.item(), self.grid)
         converged = coarse.converged and fine.converged
         lowest = scan.lowest
         out = {
@@ -509,7 +504,7 @@ class LogGridProfile(Problem):
             # the network's σ against the refined one, the reference it is measured against (a PINN study's figure)
             f"{name}_error_network": abs(self.lam.item() - fine.lam) if converged else None,
             "residual_max": fine.offgrid_residual_max(self.eval_points) if converged else float("nan"),
-            "residual_max_network": float(np.abs(network_residual).max()),
+            "residual_max_network": self.network_residual_max(),
             "newton_converged": converged,
             "newton_steps": coarse.steps + (fine.steps if coarse.converged else 0),
         }
