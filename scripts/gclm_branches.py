@@ -23,6 +23,7 @@ and published values) and results/gclm_branches.png. One run at a time, threads=
     python3 scripts/gclm_branches.py                 # every case (~30 min on one core; unstable2 1 h or more)
     python3 scripts/gclm_branches.py --only fundamental
     python3 scripts/gclm_branches.py --only unstable2 --work /tmp/gclm_work   # kept: rerun to resume its legs
+    python3 scripts/gclm_branches.py --plot          # redraw the figure (with gclm_unstable_clustered.py's CSVs)
     python3 scripts/gclm_branches.py --only unstable2 --work /tmp/gclm_work --collect   # what they hold so far
 """
 
@@ -201,6 +202,8 @@ def plot(path: Path) -> None:
         ("gclm_unstable1_down.csv", "C1-", None),
         ("gclm_unstable2_up.csv", "C3-", "CCF's 2nd unstable, continued (new)"),
         ("gclm_unstable2_down.csv", "C3-", None),
+        ("gclm_unstable1_clustered.csv", "C1:", "CCF's 1st unstable, clustered grids (gclm_unstable_clustered.py)"),
+        ("gclm_unstable2_clustered.csv", "C3:", "CCF's 2nd unstable, clustered grids"),
     ]:
         file = ROOT / "results" / csv
         if file.is_file():
@@ -223,7 +226,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(CASES), default=list(CASES))
     parser.add_argument("--work", type=Path, help="keep runs and branches here (<case>, <case>_<leg>); rerun to resume")
     parser.add_argument("--collect", action="store_true", help="with --work: write what its legs hold, run nothing")
+    parser.add_argument("--plot", action="store_true", help="only redraw the figure from the CSVs in results/")
     args = parser.parse_args()
+    if args.plot:
+        plot(ROOT / "results" / "gclm_branches.png")
+        return
     if args.collect and args.work is None:
         parser.error("--collect needs --work")
     work = args.work or Path(tempfile.mkdtemp(prefix="gclm_branches_"))

@@ -256,3 +256,5 @@ def test_a_log_grid_study_fits_a_later_stage_and_reports_what_each_stage_bought(
     reported = second if second["kept"] else first
     assert summary["lambda_network"] == pytest.approx(reported["lambda"], abs=1e-15)
     assert summary["lambda_error_network"] == pytest.approx(reported["lambda_error"], abs=1e-15)
+    assert summary["residual_max_network"] == reported["residual_max"]  # the figure the keep rule compares
+    assert second["kept"] == (second["residual_max"] < first["residual_max"])

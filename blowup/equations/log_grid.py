@@ -418,7 +418,8 @@ class LogGridProfile(Problem):
     def stage_figures(self, refined: float | None) -> list[dict]:
         """What each network stage bought: the first network alone, then each later stage begun (kept or dropped)
         added to the kept ones before it, with σ as its phase left it (as it is now, for one still training):
-        σ against the refined σ, the residual R/e on the network's grid, the parameters it added, its frequency."""
+        σ against the refined σ, the residual on the network's points (as `residual_max_network`, which the keep
+        rule compares), the parameters it added, its frequency."""
         begun = [stage for stage in self.stages if stage.net.begun]
         found = self.stage_lambda_raw[: len(begun), 0].tolist()
         ended = [e if e == e else self.lam_raw.item() for e in self.stage_lambda_raw[: len(begun), 1].tolist()]
@@ -431,15 +432,16 @@ class LogGridProfile(Problem):
             for number, (module, members, raw, kept) in enumerate(rows, start=1):
                 with torch.no_grad():
                     self.lam_raw.fill_(raw)
-                    w = input_jet(partial(self.network_w, members=members), self.s, 1, "ntp").derivatives()
-                    residual = self.network_residual(*self.q_and_slope(self.s, w=w))
+                    s = torch.tensor(self.grid.s, dtype=self.s.dtype, device=self.s.device).view(-1, 1)
+                    q = (self.envelope(s, self.lam)[0] * self.network_w(s, members)).flatten().cpu().double().numpy()
+                residual = self.equation.residual(q, self.lam.item(), self.grid)
                 figures.append(
                     {
                         "stage": number,
                         "kept": kept,
                         name: self.lam.item(),
                         f"{name}_error": abs(self.lam.item() - refined) if refined is not None else None,
-                        "residual_max": float(residual.abs().max()),
+                        "residual_max": float(np.abs(residual).max()),  # as residual_max_network
                         "parameters": sum(p.numel() for p in module.parameters()),
                         "frequency": None if module is self.w else float(module.net.frequency),
                     }
