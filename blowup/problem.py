@@ -267,3 +267,65 @@ def typed_equation_config(cfg: DictConfig, schema: type):
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         raise ConfigError(f"equation.{key}: {str(err).splitlines()[0]}") from None
+
+
+class LaterStages:
+    """What a problem with later network stages (Wang & Lai) shares, whatever its equation: the stage a phase trains,
+    σ's raw parameter as each stage found and left it (`stage_lambda_raw`), the keep rule at a stage's end, the return
+    to the first network, and which networks each stage's figures are of. Mixed in before `Problem`; the problem has
+    `stages` (modules whose `.net` is a `StageNetwork`), `lam_raw`, and says what a kept stage must have lowered
+    (`stage_measure`, smaller is better) and how its drop is said (`stage_dropped`, formatted with_it and without)."""
+
+    stage_dropped = "{with_it:.3g} with it, {without:.3g} without"
+
+    def stage_measure(self) -> float:
+        raise NotImplementedError
+
+    @staticmethod
+    def stage_number(phase: str) -> int:
+        """1 for the first network's phases, n for phase "stage<n>"."""
+        return STAGE_PHASES.index(phase) + 2 if phase in STAGE_PHASES else 1
+
+    def end_phase(self, phase: str) -> str | None:
+        """A later stage stays in the composite only if it lowered `stage_measure`: one that did not is dropped, and
+        σ goes back to where the networks before it left it."""
+        number = self.stage_number(phase)
+        if number == 1 or not self.stages[number - 2].net.active:
+            return None
+        stage, before = self.stages[number - 2].net, self.stage_lambda_raw[number - 2, 0].clone()
+        ended = self.lam_raw.detach().clone()
+        self.stage_lambda_raw[number - 2, 1] = ended
+        with_it = self.stage_measure()
+        stage.drop()
+        with torch.no_grad():
+            self.lam_raw.copy_(before)
+        without = self.stage_measure()
+        if with_it < without:
+            stage.kept.fill_(True)
+            with torch.no_grad():
+                self.lam_raw.copy_(ended)
+            return None
+        return f"stage {number} dropped: " + self.stage_dropped.format(with_it=with_it, without=without)
+
+    def reset_stages(self) -> None:
+        if not len(self.stages):
+            return
+        first = self.stage_lambda_raw[0, 0]
+        if first == first:  # σ as the first network left it, when stage 2 began
+            with torch.no_grad():
+                self.lam_raw.copy_(first)
+        for stage in self.stages:
+            stage.net.end()
+        self.stage_lambda_raw.fill_(float("nan"))
+
+    def stage_rows(self) -> list[tuple[nn.Module, list[nn.Module], float, bool]]:
+        """(module, the later stages in the composite it stands for, σ's raw value then, kept) for the first network
+        alone and each later stage begun (kept or dropped) added to the kept ones before it, with σ as its phase left
+        it (as it is now, for one still training)."""
+        begun = [stage for stage in self.stages if stage.net.begun]
+        found = self.stage_lambda_raw[: len(begun), 0].tolist()
+        ended = [e if e == e else self.lam_raw.item() for e in self.stage_lambda_raw[: len(begun), 1].tolist()]
+        rows = [(self.first_network, [], found[0] if begun else self.lam_raw.item(), True)]
+        rows += [(stage, [s for s in begun[:i] if s.net.kept] + [stage], ended[i], bool(stage.net.kept))
+                 for i, stage in enumerate(begun)]  # fmt: skip
+        return rows

@@ -21,7 +21,7 @@ from blowup.engine.derivatives import check_derivative_memory, input_jet
 from blowup.engine.jet import Jet
 from blowup.engine.models import MLP, ModelConfig, StageNetwork
 from blowup.errors import ConfigError, require_all
-from blowup.problem import MAX_STAGES, STAGE_PHASES, ExactMode, Problem, Symmetry, typed_equation_config
+from blowup.problem import MAX_STAGES, STAGE_PHASES, ExactMode, LaterStages, Problem, Symmetry, typed_equation_config
 from blowup.solvers.chebyshev_branch import ChebyshevBranch
 from blowup.solvers.newton import MAX_DEGREE, Linearization, ProfileSpec, Refinement, refine
 from blowup.solvers.spectrum import CollocationStability
@@ -313,7 +313,7 @@ class BurgersProfile(nn.Module):
         return line + (x - self.x0) * (self.x1 - x) * (1 / half**2) * h
 
 
-class Burgers(Problem):
+class Burgers(LaterStages, Problem):
     plot_name = "profile.png"
     judges_results = True  # the Newton estimates say when the network is in reach of round-off
     profile_axis = "profile k (Burgers: derivatives to order 2k+4)"
@@ -401,7 +401,7 @@ class Burgers(Problem):
         holds a later stage back: its order-(2k+4) Taylor rows far from X = 0 are stiff against any feature that
         fits the residual, and a stage near λ_k needs only the narrow one (the README has the measurements)."""
         super().start_phase(phase)
-        stage = STAGE_PHASES.index(phase) + 2 if phase in STAGE_PHASES else 1
+        stage = self.stage_number(phase)
         self.x_local.copy_(self.local_grid(self.cfg.stage_local_radius if stage > 1 else self.local_radius))
         for number, module in enumerate([self.u, *self.stages], start=1):
             module.requires_grad_(number == stage)
@@ -427,30 +427,16 @@ class Burgers(Problem):
         begin_stage(self, self.stages[stage - 2].net, scale, stage, self.stage_trial)
         self.stage_lambda_raw[stage - 2, 0] = self.lam_raw.detach()
 
-    def end_phase(self, phase: str) -> str | None:
-        """A later stage stays in the composite only if it lowered the network's own error estimates (the larger of
-        their ratios to the tolerance): one that bought nothing, or left the network worse, is dropped, and λ goes
-        back to where the stages before it left it."""
-        if phase not in STAGE_PHASES or not self.stages[STAGE_PHASES.index(phase)].net.active:
-            return None
-        number = STAGE_PHASES.index(phase) + 2
-        stage, (before, _) = self.stages[number - 2].net, self.stage_lambda_raw[number - 2].clone()
-        ended = self.lam_raw.detach().clone()
-        self.stage_lambda_raw[number - 2, 1] = ended
-        with_it = self.network_margin()
-        stage.drop()
-        with torch.no_grad():
-            self.lam_raw.copy_(before)
-        without = self.network_margin()
-        if with_it < without:
-            stage.kept.fill_(True)
-            with torch.no_grad():
-                self.lam_raw.copy_(ended)
-            return None
-        return (
-            f"stage {number} dropped: the network's error estimates at {with_it:.3g} x the tolerance with it, "
-            f"{without:.3g} x without"
-        )
+    stage_dropped = "the network's error estimates at {with_it:.3g} x the tolerance with it, {without:.3g} x without"
+
+    @property
+    def first_network(self) -> nn.Module:
+        return self.u
+
+    def stage_measure(self) -> float:
+        """A later stage is kept only if it lowered the network's own error estimates (`network_margin`): one that
+        bought nothing, or left the network worse, is dropped."""
+        return self.network_margin()
 
     def network_margin(self) -> float:
         """The network's own error estimates as a multiple of the tolerance, the larger of the two (≤ 1: accepted)."""
@@ -482,14 +468,8 @@ class Burgers(Problem):
         against the exact profile; the parameters it added and the frequency it was begun at."""
         x = self._fine_grid()
         exact_u = torch.from_numpy(exact_profile(x.flatten().cpu().numpy(), self.k))
-        begun = [stage for stage in self.stages if stage.net.begun]
-        found = self.stage_lambda_raw[: len(begun), 0].tolist()
-        ended = [e if e == e else self.lam_raw.item() for e in self.stage_lambda_raw[: len(begun), 1].tolist()]
-        rows = [(self.u, [], found[0] if begun else self.lam_raw.item(), True)]
-        rows += [(stage, [s for s in begun[:i] if s.net.kept] + [stage], ended[i], bool(stage.net.kept))
-                 for i, stage in enumerate(begun)]  # fmt: skip
         figures = []
-        for number, (module, members, raw, kept) in enumerate(rows, start=1):
+        for number, (module, members, raw, kept) in enumerate(self.stage_rows(), start=1):
             lam = self.lam_of(torch.tensor(raw)).item()
             with torch.no_grad():
                 u = self.profile(x, members)
@@ -599,15 +579,6 @@ class Burgers(Problem):
         self.reset_stages()
         with torch.no_grad():
             self.lam_raw.zero_()  # mid-bracket, as at the start
-
-    def reset_stages(self) -> None:
-        begun = self.stage_lambda_raw[:, 0]
-        if len(begun) and begun[0] == begun[0]:  # λ as the first network left it, when stage 2 began
-            with torch.no_grad():
-                self.lam_raw.copy_(begun[0])
-        for stage in self.stages:
-            stage.net.end()
-        self.stage_lambda_raw.fill_(float("nan"))
 
     def reported_linearization(self) -> Linearization:
         """The residual about the reported profile: the network plus the applied Newton corrections."""

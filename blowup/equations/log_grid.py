@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from blowup.engine.derivatives import input_jet, memory_limit_gb
 from blowup.engine.models import MLP, ModelConfig, StageNetwork
 from blowup.errors import ConfigError, require, require_all
-from blowup.problem import MAX_STAGES, STAGE_PHASES, Problem
+from blowup.problem import MAX_STAGES, STAGE_PHASES, LaterStages, Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
 from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile
@@ -149,7 +149,7 @@ class ScaledInput(nn.Module):
         return self.net(s * (1 / self.scale))
 
 
-class LogGridProfile(Problem):
+class LogGridProfile(LaterStages, Problem):
     """The network phase and Newton from it, for an equation on the log grid. A subclass states the equation
     (`equation`, its torch residual and defect for the network, the envelope's far rate), its config's bracket,
     entry and tolerances, and what its solution.csv holds."""
@@ -346,7 +346,7 @@ class LogGridProfile(Problem):
         """In a later stage's phase that stage alone trains (with σ), on rows divided by its scale, so that the
         Levenberg-Marquardt damping means what it means for the first network's; before, the first network."""
         super().start_phase(phase)
-        number = STAGE_PHASES.index(phase) + 2 if phase in STAGE_PHASES else 1
+        number = self.stage_number(phase)
         for index, module in enumerate([self.w, *self.stages], start=1):
             module.requires_grad_(index == number)
         self.row_scale = 1.0
@@ -367,43 +367,21 @@ class LogGridProfile(Problem):
         begin_stage(self, self.stages[number - 2].net, scale, number, self.stage_trial)
         self.stage_lambda_raw[number - 2, 0] = self.lam_raw.detach()
 
-    def end_phase(self, phase: str) -> str | None:
-        """A later stage stays in the composite only if it lowered the network's residual on its points
-        (`residual_max_network`, what the tolerance judges): one that did not is dropped, and σ goes back to where
-        the networks before it left it. (The loss is no judge: a stage that trades the residual's peak for its
-        sum moved σ away from the refined σ on a network already at round-off in it.)"""
-        if phase not in STAGE_PHASES or not self.stages[STAGE_PHASES.index(phase)].net.active:
-            return None
-        number = STAGE_PHASES.index(phase) + 2
-        stage, before = self.stages[number - 2].net, self.stage_lambda_raw[number - 2, 0].clone()
-        ended = self.lam_raw.detach().clone()
-        self.stage_lambda_raw[number - 2, 1] = ended
-        with_it = self.network_residual_max()
-        stage.drop()
-        with torch.no_grad():
-            self.lam_raw.copy_(before)
-        without = self.network_residual_max()
-        if with_it < without:
-            stage.kept.fill_(True)
-            with torch.no_grad():
-                self.lam_raw.copy_(ended)
-            return None
-        return f"stage {number} dropped: the network's residual {with_it:.3g} with it, {without:.3g} without"
+    stage_dropped = "the network's residual {with_it:.3g} with it, {without:.3g} without"
+
+    @property
+    def first_network(self) -> nn.Module:
+        return self.w
+
+    def stage_measure(self) -> float:
+        """A later stage is kept only if it lowered the network's residual on its points (`residual_max_network`,
+        what the tolerance judges). (The loss is no judge: a stage that traded the residual's peak for its sum moved
+        σ away from the refined σ on a network already at round-off in it.)"""
+        return self.network_residual_max()
 
     def network_residual_max(self) -> float:
         """max |R| of the networks in the composite on their points (`residual_max_network`)."""
         return float(np.abs(self.equation.residual(self.network_q(self.grid.s), self.lam.item(), self.grid)).max())
-
-    def reset_stages(self) -> None:
-        if not len(self.stages):
-            return
-        first = self.stage_lambda_raw[0, 0]
-        if first == first:  # σ as the first network left it, when stage 2 began
-            with torch.no_grad():
-                self.lam_raw.copy_(first)
-        for stage in self.stages:
-            stage.net.end()
-        self.stage_lambda_raw.fill_(float("nan"))
 
     def reinitialize(self, seed: int) -> None:
         super().reinitialize(seed)
@@ -416,20 +394,12 @@ class LogGridProfile(Problem):
         return probe
 
     def stage_figures(self, refined: float | None) -> list[dict]:
-        """What each network stage bought: the first network alone, then each later stage begun (kept or dropped)
-        added to the kept ones before it, with σ as its phase left it (as it is now, for one still training):
-        σ against the refined σ, the residual on the network's points (as `residual_max_network`, which the keep
-        rule compares), the parameters it added, its frequency."""
-        begun = [stage for stage in self.stages if stage.net.begun]
-        found = self.stage_lambda_raw[: len(begun), 0].tolist()
-        ended = [e if e == e else self.lam_raw.item() for e in self.stage_lambda_raw[: len(begun), 1].tolist()]
-        rows = [(self.w, [], found[0] if begun else self.lam_raw.item(), True)]
-        rows += [(stage, [s for s in begun[:i] if s.net.kept] + [stage], ended[i], bool(stage.net.kept))
-                 for i, stage in enumerate(begun)]  # fmt: skip
+        """What each network stage bought (`stage_rows`): σ against the refined σ, the residual on the network's
+        points (as `residual_max_network`, which the keep rule compares), the parameters it added, its frequency."""
         figures, now = [], self.lam_raw.detach().clone()
         name = self.equation.scalar_name
         try:
-            for number, (module, members, raw, kept) in enumerate(rows, start=1):
+            for number, (module, members, raw, kept) in enumerate(self.stage_rows(), start=1):
                 with torch.no_grad():
                     self.lam_raw.fill_(raw)
                     s = torch.tensor(self.grid.s, dtype=self.s.dtype, device=self.s.device).view(-1, 1)
