@@ -47,6 +47,19 @@ def test_newton_from_a_rough_start_finds_the_exact_exponent_and_profile(a):
     assert solve.offgrid_residual_max() < 1e-12
 
 
+@pytest.mark.parametrize("a, v", [(0.0, 1.0), (0.5, np.sqrt(3.0))])
+def test_the_closed_form_at_the_networks_normalisation_peaks_at_xi_one(a, v):
+    """The network holds u_s(0) = 0 at s = 0 itself, Newton at its grid point nearest 0: the network's closed form
+    is the one whose |Ω| peaks at ξ = 1 (v = 1 at a = 0, √3 at a = 1/2) whatever the grid's points. Against it,
+    not against Newton's (a translation in s away), is the network's profile measured."""
+    grid = LogGrid.with_spacing(-40.0, 80.0, 0.15)  # gCLM's profile-0 fine grid
+    assert np.abs(grid.s).min() > 0.01  # no point at s = 0: the two normalisations differ
+    _, p = exact_profile(a, grid, peak=0.0)
+    assert np.abs(p - closed_form(a, np.exp(grid.s) / v)[1]).max() < 1e-14
+    _, newtons = exact_profile(a, grid)
+    assert np.abs(newtons - p).max() > 1e-3
+
+
 @pytest.mark.parametrize("smooth", [True, False])
 def test_the_matrix_free_jacobian_and_its_transpose_are_the_dense_ones(smooth):
     """Away from any profile (every term counts), column by column against the dense blocks."""

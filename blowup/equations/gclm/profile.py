@@ -136,10 +136,12 @@ class GCLMEquation:
         }
 
 
-def exact_profile(a: float, grid: LogGrid) -> tuple[float, np.ndarray] | None:
-    """(α, p) in closed form where one is known (a = 0, 1/2), at the scale v Newton's normalisation gives: max |Ω|
-    at the grid point nearest ξ = 1."""
-    xi, centre = np.exp(grid.s), float(np.exp(grid.s[np.argmin(np.abs(grid.s))]))
+def exact_profile(a: float, grid: LogGrid, peak: float | None = None) -> tuple[float, np.ndarray] | None:
+    """(α, p) in closed form where one is known (a = 0, 1/2), on the grid's points, at the scale v that puts max |Ω|
+    at s = `peak`: by default the grid point nearest ξ = 1, as Newton's normalisation does; 0 for the network's,
+    which holds u_s(0) = 0 at s = 0 itself (the two differ by a translation in s, the equation's scaling symmetry)."""
+    xi = np.exp(grid.s)
+    centre = float(np.exp(grid.s[np.argmin(np.abs(grid.s))] if peak is None else peak))
     if a == 0:
         return 1.0, 2 * centre * xi / (xi**2 + centre**2)  # |Ω| largest at ξ = v
     if a == 0.5:
