@@ -402,8 +402,8 @@ class LogGridProfile(LaterStages, Problem):
             for number, (module, members, raw, kept) in enumerate(self.stage_rows(), start=1):
                 with torch.no_grad():
                     self.lam_raw.fill_(raw)
-                    s = torch.tensor(self.grid.s, dtype=self.s.dtype, device=self.s.device).view(-1, 1)
-                    q = (self.envelope(s, self.lam)[0] * self.network_w(s, members)).flatten().cpu().double().numpy()
+                    q = self.envelope(self.s, self.lam)[0] * self.network_w(self.s, members)
+                    q = q.flatten().cpu().double().numpy()
                 residual = self.equation.residual(q, self.lam.item(), self.grid)
                 figures.append(
                     {
