@@ -124,7 +124,8 @@ def main() -> None:
     parser.add_argument("--work", help="keep the last point's two solves here; a rerun with it goes on from them")
     opts = parser.parse_args()
     opts.out = opts.out or str(ROOT / "results" / f"gclm_unstable{opts.profile}_clustered.csv")
-    points, started, work = tuple(opts.points), time.perf_counter(), Path(opts.work) if opts.work else None
+    points, started = tuple(odd(n) for n in opts.points), time.perf_counter()
+    work = Path(opts.work) if opts.work else None
     kept = resume(work, Path(opts.out)) if work is not None else None
     if kept is not None:
         rows, a, step, last_pair = kept

@@ -11,6 +11,7 @@ from blowup.solvers.hilbert import (
     LogGrid,
     MappedLogGrid,
     derivative,
+    derivative_transpose,
     hilbert_over_y,
     hilbert_over_y_transpose,
     interpolate,
@@ -19,7 +20,16 @@ from blowup.solvers.hilbert import (
     shifted_derivative_inverse,
     slope_row,
 )
-from blowup.solvers.log_profile import clustered, load_solve, newton, normalisation_offset, save_solve
+from blowup.solvers.log_profile import (
+    _ProfileSystem,
+    clustered,
+    front,
+    load_solve,
+    newton,
+    normalisation_offset,
+    normalised_start,
+    save_solve,
+)
 from blowup.solvers.log_stability import LogGridStability
 
 # 100x denser within 0.01 of s = -0.2 than far out: a smooth function sees a strongly non-uniform grid
@@ -151,3 +161,97 @@ def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, 
     save_solve(solves[0], tmp_path / "solve.npz")
     loaded, _ = load_solve(tmp_path / "solve.npz", CCF_EQUATION)
     assert loaded.grid == solves[0].grid and np.array_equal(loaded.q, solves[0].q) and loaded.lam == solves[0].lam
+
+
+def _forget_dense_operators():
+    """The module uses the last grid's dense matrices where they are at hand: a test of the matrix-free products
+    must not be handed them."""
+    hilbert._LAST_MATRICES.clear()
+    hilbert._LAST_SHIFTED.clear()
+
+
+def test_the_low_rank_correction_is_the_exact_one():
+    """`compress` factors the correction T - T_σ; its products and their transposes against the kernel summed
+    exactly (row blocks, and the dense matrix), and H through it against the closed forms."""
+    _forget_dense_operators()
+    grid = MappedLogGrid(-40.0, 80.0, 1201, ((0.3, 0.005, 200.0),))
+    v, y = np.random.default_rng(1).standard_normal((2, grid.points))
+    exact, exact_transposed = grid.correction(v), grid.correction_transpose(y)
+    assert np.abs(exact_transposed - grid.correction_matrix().T @ y).max() < 1e-12
+    hilbert.compress(grid)
+    left, right = hilbert._LOW_RANK[grid]
+    assert left.shape[1] == right.shape[0] < grid.points // 2
+    assert np.abs(grid.correction(v) - exact).max() < 1e-12 * np.abs(exact).max()
+    assert np.abs(grid.correction_transpose(y) - exact_transposed).max() < 1e-12 * np.abs(exact_transposed).max()
+    y_grid = np.exp(grid.s)
+    assert np.abs(hilbert_over_y(-y_grid / (1 + y_grid**2), grid) - 1 / (1 + y_grid**2)).max() < 1e-12
+
+
+def test_the_transposes_on_a_mapped_grid_without_dense_matrices_are_the_dense_ones():
+    """What a matrix-free Newton's transposed products are made of: (d/ds)ᵀ, Tᵀ and (I + d/ds)⁻ᵀ (solved for by
+    GMRES), against the dense matrices transposed (the oracle: a dense solve for the last)."""
+    _forget_dense_operators()
+    grid = MappedLogGrid(-40.0, 80.0, 1203, ((0.5, 0.005, 200.0),))
+    y = np.exp(grid.s - np.exp(grid.s)) * np.cos(3 * grid.s)
+    free = derivative_transpose(y, grid), hilbert_over_y_transpose(y, grid), shifted_derivative_inverse(y, grid, -1.0)
+    assert grid not in hilbert._LAST_MATRICES
+    matrix, diff = operator_matrices(grid)
+    dense = diff.T @ y, matrix.T @ y, np.linalg.solve((np.eye(grid.points) + diff).T, y)
+    for found, expected in zip(free, dense, strict=True):
+        assert np.abs(found - expected).max() < 1e-12 * np.abs(expected).max()
+
+
+MAPPED = MappedLogGrid(-40.0, 80.0, 601, ((0.1, 0.05, 20.0),))
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+@pytest.mark.parametrize("equation", [CCF_EQUATION, GCLMEquation(-0.3)], ids=["ccf", "gclm"])
+def test_the_matrix_free_jacobian_on_a_mapped_grid_is_the_dense_one(equation, smooth):
+    """Newton's products with J and Jᵀ on a mapped grid (the correction factored, (I + d/ds)⁻¹ solved for, the
+    normalisation read at s = 0) against the dense Jacobian, on random vectors, away from any profile."""
+    _forget_dense_operators()
+    hilbert.compress(MAPPED)
+    uniform = LogGrid.with_spacing(-40.0, 80.0, 0.2)
+    u = resample(equation.rough(1.3, uniform), uniform, MAPPED) * (1 + 0.1 * np.sin(MAPPED.s))
+    system = _ProfileSystem(equation, MAPPED, smooth)
+    free = system.linearise((u, 1.3))
+    rows, columns = free.jacobian.shape
+    x, z = np.random.default_rng(2).standard_normal((columns, 3)), np.random.default_rng(3).standard_normal((rows, 3))
+    products = np.column_stack([free.jacobian.matvec(column) for column in x.T])
+    transposed = np.column_stack([free.jacobian.rmatvec(column) for column in z.T])
+    assert MAPPED not in hilbert._LAST_MATRICES
+    dense = system.dense_linearise((u, 1.3))
+    assert np.abs(free.residual - dense.residual).max() < 1e-12
+    assert np.abs(products - dense.jacobian @ x).max() < 1e-11 * np.abs(products).max()
+    assert np.abs(transposed - dense.jacobian.T @ z).max() < 1e-11 * np.abs(transposed).max()
+
+
+def test_matrix_free_newton_on_a_mapped_grid_reaches_the_dense_newton_s_profile(stable):
+    """CCF's stable profile re-solved on a grid clustered at its front two ways, from the uniform grid's profile
+    moved off in λ: the preconditioned LSMR steps (the correction factored) and the dense QR steps reach the same
+    profile, and the uniform grid's λ."""
+    _, fine = stable
+    centre, width = front(fine)
+    grid = MappedLogGrid(fine.grid.left, fine.grid.right, 601, ((centre, width, 1 / width),))
+    start = normalised_start(fine, grid)
+    _forget_dense_operators()
+    free = newton(CCF_EQUATION, start, fine.lam + 1e-4, grid, dense=False)
+    dense = newton(CCF_EQUATION, start, fine.lam + 1e-4, grid, dense=True)
+    assert free.converged and dense.converged and free.krylov_iterations and not dense.krylov_iterations
+    assert abs(free.lam - dense.lam) < 1e-13 and abs(free.lam - fine.lam) < 1e-12
+    assert np.abs(free.q - dense.q).max() < 1e-10
+
+
+@pytest.mark.slow  # seconds: every product solves for (I + d/ds)⁻¹ by GMRES
+def test_matrix_free_newton_on_a_mapped_grid_solves_gclm_s_closed_form():
+    """gCLM's residual has (I + d/ds)⁻¹ in it, solved for by GMRES in each product on a mapped grid: from the
+    closed form at a = 1/2 moved off, the matrix-free Newton reaches α = 1/3 and the dense Newton's profile."""
+    equation = GCLMEquation(0.5)
+    alpha, p = exact_profile(0.5, MAPPED)
+    start = p * (1 + 0.01 * np.cos(MAPPED.s) / np.cosh(MAPPED.s / 5))
+    _forget_dense_operators()
+    free = newton(equation, start, alpha + 1e-3, MAPPED, dense=False)
+    dense = newton(equation, start, alpha + 1e-3, MAPPED, dense=True)
+    assert free.converged and dense.converged and free.krylov_iterations and not dense.krylov_iterations
+    assert abs(free.lam - alpha) < 1e-12 and abs(free.lam - dense.lam) < 1e-13
+    assert np.abs(free.q - dense.q).max() < 1e-10

@@ -19,8 +19,9 @@ derivative, and a saw-tooth in q would cost the residual nothing.
 
 A profile with a steep front needs points there and nowhere else: `MappedLogGrid` is uniform in a coordinate
 σ(s) that stretches s around the front, and H on it is the uniform operator in σ plus a correction whose
-kernel is smooth (the two kernels' poles cancel), summed by the trapezoid rule: dense, O(N²), for grids small
-enough that a dense Newton and a dense spectrum are what one wants anyway.
+kernel is smooth (the two kernels' poles cancel), summed by the trapezoid rule: a dense matrix for a dense Newton
+and a dense spectrum, or, for a matrix-free Newton's hundreds of products, factored once at low rank (`compress`:
+its singular values fall geometrically), O(N r) a product.
 """
 
 from __future__ import annotations
@@ -53,8 +54,6 @@ class LogGrid:
     left: float
     right: float
     points: int
-
-    matrix_free = True  # its operators are FFTs (a MappedLogGrid's are dense)
 
     def __post_init__(self):
         if self.points < 3 or self.points % 2 == 0:
@@ -96,14 +95,13 @@ class MappedLogGrid:
     `fronts` ((centre, width, strength), ...): about 1 + strength times denser at a centre than far from it,
     falling off like strength·width/|s - centre| (a front's neighbourhood needs more points than its far field,
     fewer than its core). The map is analytic within `width` of the real s-axis, so functions resolved in σ
-    keep spectral accuracy. Operators on it are dense (`matrix_free` False)."""
+    keep spectral accuracy. Its derivative is an FFT in σ; its H the uniform operator in σ plus a correction with a
+    smooth kernel, dense or factored at low rank (`compress`)."""
 
     left: float
     right: float
     points: int
     fronts: tuple[tuple[float, float, float], ...]
-
-    matrix_free = False
 
     def __post_init__(self):
         if self.points < 3 or self.points % 2 == 0:
@@ -167,10 +165,25 @@ class MappedLogGrid:
         )
 
     def correction(self, q: np.ndarray) -> np.ndarray:
-        """(T - T_σ) q in row blocks, so that memory stays O(N·CORRECTION_BLOCK)."""
+        """(T - T_σ) q: by its low-rank factors where `compress` made them for this grid (a matrix-free Newton's
+        grid, which asks for hundreds of products), else summed exactly in row blocks, so that memory stays
+        O(N·CORRECTION_BLOCK)."""
+        if self in _LOW_RANK:
+            left, right = _LOW_RANK[self]
+            return left @ (right @ q)
         out = np.empty(q.shape)
         for rows in self._blocks():
             out[rows] = self._correction_rows(rows) @ q
+        return out
+
+    def correction_transpose(self, y: np.ndarray) -> np.ndarray:
+        """(T - T_σ)ᵀ y, as `correction`."""
+        if self in _LOW_RANK:
+            left, right = _LOW_RANK[self]
+            return right.T @ (left.T @ y)
+        out = np.zeros(y.shape)
+        for rows in self._blocks():
+            out += self._correction_rows(rows).T @ y[rows]
         return out
 
     def correction_matrix(self) -> np.ndarray:
@@ -178,6 +191,44 @@ class MappedLogGrid:
 
 
 CORRECTION_BLOCK = 512  # rows of the mapped grid's correction kernel held at once
+LOW_RANK_TOLERANCE = 1e-14  # singular values of the correction below this times its largest are dropped
+LOW_RANK_START = 480  # the first rank tried: the kernels of the fronts met so far need about 300 at 1e-12
+LOW_RANK_OVERSAMPLING = 60  # columns sampled beyond the rank kept: a randomized range's error is then that rank's
+
+
+def compress(grid: MappedLogGrid) -> None:
+    """Factor the grid's correction T - T_σ as L R (N x r, r x N), kept for this grid (and the one before it), so
+    that `correction` and `correction_transpose` cost O(N r) a product and the factors O(N r) memory, where the
+    dense correction takes O(N²) of both. Its kernel is smooth in both variables: its singular values fall
+    geometrically, to 1e-12 of the largest within about 300 whatever N and the clustering (a randomized range
+    finder, two passes over the kernel's row blocks, finds them); the rank tried doubles until the smallest kept
+    one is below LOW_RANK_TOLERANCE, so the factors reproduce the correction to about that relative accuracy
+    (grids too small for that to pay, or a kernel that needs half the grid's rank, keep the exact blocks)."""
+    if grid in _LOW_RANK or grid.points <= LOW_RANK_START + LOW_RANK_OVERSAMPLING:
+        return
+    rng, rank = np.random.default_rng(0), LOW_RANK_START
+    while True:
+        sample = rng.standard_normal((grid.points, rank + LOW_RANK_OVERSAMPLING))
+        range_ = np.empty(sample.shape)
+        for rows in grid._blocks():
+            range_[rows] = grid._correction_rows(rows) @ sample
+        basis, _ = np.linalg.qr(range_)
+        projected = np.zeros((basis.shape[1], grid.points))
+        for rows in grid._blocks():
+            projected += basis[rows].T @ grid._correction_rows(rows)
+        u, singular, right = np.linalg.svd(projected, full_matrices=False)
+        kept = int(np.sum(singular > LOW_RANK_TOLERANCE * singular[0]))
+        if kept <= rank:
+            break
+        rank *= 2
+        if rank + LOW_RANK_OVERSAMPLING > grid.points // 2:  # not low-rank here: the exact blocks are as cheap
+            return
+    if len(_LOW_RANK) >= 2:
+        _LOW_RANK.pop(next(iter(_LOW_RANK)))
+    _LOW_RANK[grid] = (basis @ (u[:, :kept] * singular[:kept]), right[:kept])
+
+
+_LOW_RANK: dict[MappedLogGrid, tuple[np.ndarray, np.ndarray]] = {}
 
 AnyLogGrid = LogGrid | MappedLogGrid
 
@@ -192,6 +243,14 @@ def derivative(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
         return derivative(q, grid.uniform) / _along_first_axis(grid.stretch, q)
     k = _along_first_axis(grid.wavenumbers, q)
     return np.real(np.fft.ifft(1j * k * np.fft.fft(q, axis=0), axis=0))
+
+
+def derivative_transpose(y: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
+    """(d/ds)ᵀ y on the grid: -dy/ds on a uniform grid (the spectral derivative is antisymmetric on an odd one);
+    on a mapped grid d/ds = diag(1/s') d/dσ, so its transpose is -d/dσ (y / s')."""
+    if isinstance(grid, MappedLogGrid):
+        return -derivative(y / _along_first_axis(grid.stretch, y), grid.uniform)
+    return -derivative(y, grid)
 
 
 def slope_row(grid: AnyLogGrid, at: float = 0.0) -> np.ndarray:
@@ -238,7 +297,9 @@ def hilbert_over_y_transpose(y: np.ndarray, grid: LogGrid) -> np.ndarray:
     least-squares Krylov method needs them). Its circulant parts are antisymmetric (odd, imaginary multipliers
     on an odd grid); the tail integral's mean and its value at the left end are rank-one terms."""
     if isinstance(grid, MappedLogGrid):
-        return operator_matrices(grid)[0].T @ y
+        if grid in _LAST_MATRICES:
+            return _LAST_MATRICES[grid][0].T @ y
+        return hilbert_over_y_transpose(y, grid.uniform) + grid.correction_transpose(y)
     shape = (-1,) + (1,) * (y.ndim - 1)
     k = grid.wavenumbers
     antiderivative = np.zeros(k.shape, dtype=complex)  # the tail integral's periodic part P, multiplier 1/(ik)
@@ -257,37 +318,52 @@ def shifted_derivative_inverse(q: np.ndarray, grid: AnyLogGrid, sign: float = 1.
     """(I + sign·d/ds)⁻¹ q, spectrally: the transport operator's principal part inverted (sign -1: its transpose;
     on a mapped grid, where d/ds is not antisymmetric, the transpose of (I + d/ds)⁻¹). On a mapped grid the dense
     inverse serves where the grid's dense operators are at hand (a dense Newton's or spectrum's grid) or a matrix
-    is asked for; a vector on any other mapped grid (the 3x grid of a residual between points) is solved for by
-    `_shifted_derivative_solve`: the dense inverse of 3 x 6587 points took 20 GB to build."""
+    is asked for; a vector on any other mapped grid (a matrix-free Newton's, the 3x grid of a residual between
+    points) is solved for by `_shifted_derivative_solve`: the dense inverse of 3 x 6587 points took 20 GB to build."""
     if isinstance(grid, MappedLogGrid):
-        if sign > 0 and q.ndim == 1 and grid not in _LAST_MATRICES:
-            return _shifted_derivative_solve(q, grid)
+        if q.ndim == 1 and grid not in _LAST_MATRICES and grid not in _LAST_SHIFTED:
+            return _shifted_derivative_solve(q, grid, sign)
         inverse, _ = shifted_inverse_matrices(grid)
         return (inverse if sign > 0 else inverse.T) @ q
     return _multiply(q, 1 / (1 + sign * 1j * grid.wavenumbers))
 
 
+def approximate_shifted_inverse(q: np.ndarray, grid: AnyLogGrid, sign: float = 1.0) -> np.ndarray:
+    """An approximate (I + d/ds)⁻¹ (sign -1: its transpose) by one FFT: exact on a uniform grid; on a mapped one
+    (c + d/dσ)⁻¹ s' with c the mean of s' (d/ds = (1/s') d/dσ, s' replaced by its mean where it is not a factor),
+    which differs from the inverse by a smoothing operator. What a Krylov method's preconditioner needs: a fixed
+    linear map, cheap, that removes the derivative's unbounded part."""
+    if not isinstance(grid, MappedLogGrid):
+        return shifted_derivative_inverse(q, grid, sign)
+    stretch = grid.stretch
+    multiplier = 1 / (float(stretch.mean()) + sign * 1j * grid.uniform.wavenumbers)
+    if sign > 0:
+        return _multiply(stretch * q, multiplier)
+    return stretch * _multiply(q, multiplier)
+
+
 SOLVE_TOLERANCE = 1e-14  # relative residual of `_shifted_derivative_solve`'s GMRES
 
 
-def _shifted_derivative_solve(q: np.ndarray, grid: MappedLogGrid) -> np.ndarray:
+def _shifted_derivative_solve(q: np.ndarray, grid: MappedLogGrid, sign: float = 1.0) -> np.ndarray:
     """x = (I + d/ds)⁻¹ q on a mapped grid by GMRES on its action, O(N log N) a product and O(N) memory. With
     d/ds = (1/s'(σ)) d/dσ, the equation times s' reads (s' + d/dσ) x = s' q; with x = P⁻¹ y, P = c + d/dσ (c the
     mean of s', P inverted by one FFT in σ), it becomes y + (s' - c) P⁻¹ y = s' q: the identity plus a smoothing
-    operator, which GMRES solves in a few dozen iterations however strongly the grid clusters."""
+    operator, which GMRES solves in a few dozen iterations however strongly the grid clusters. sign -1 solves
+    the transposed system (I + (d/ds)ᵀ) x = q instead: with x = s' z, (s' - d/dσ) z = q, the same form."""
     stretch = grid.stretch
     mean = float(stretch.mean())
-    multiplier = 1 / (mean + 1j * grid.uniform.wavenumbers)
+    multiplier = 1 / (mean + sign * 1j * grid.uniform.wavenumbers)
 
     def preconditioned(y: np.ndarray) -> np.ndarray:
         return np.real(np.fft.ifft(multiplier * np.fft.fft(y)))
 
     n = grid.points
     operator = LinearOperator((n, n), matvec=lambda y: y + (stretch - mean) * preconditioned(y), dtype=float)
-    y, info = gmres(operator, stretch * q, rtol=SOLVE_TOLERANCE, atol=0.0, restart=400, maxiter=20)
+    y, info = gmres(operator, stretch * q if sign > 0 else q, rtol=SOLVE_TOLERANCE, atol=0.0, restart=400, maxiter=20)
     if info:
         raise RuntimeError(f"(I + d/ds)⁻¹ on a mapped grid of {n} points: GMRES did not converge ({info} iterations)")
-    return preconditioned(y)
+    return preconditioned(y) if sign > 0 else stretch * preconditioned(y)
 
 
 _LAST_MATRICES: dict[AnyLogGrid, tuple[np.ndarray, np.ndarray]] = {}

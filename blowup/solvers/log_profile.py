@@ -47,10 +47,12 @@ from blowup.solvers.gauss_newton import (
 from blowup.solvers.hilbert import (
     LogGrid,
     MappedLogGrid,
+    approximate_shifted_inverse,
+    compress,
+    fast_odd_size,
     interpolate,
     operator_matrices,
     resample,
-    shifted_derivative_inverse,
     slope_row,
 )
 
@@ -64,6 +66,7 @@ CLUSTERED_TERMINATION = Termination(MAX_STEPS, 1e-11, strict=True)
 FAMILY_TOLERANCE = 1e-5  # a non-smooth member on a scanning grid: only the sign of its defect is used
 KRYLOV_TOLERANCE = 1e-12  # LSMR's relative tolerances: far below what a Newton step needs to keep converging
 KRYLOV_ITERATIONS = 500  # several times what a preconditioned solve near a profile takes (results/ccf_scaling.csv)
+DENSE_MAPPED_POINTS = 2401  # a mapped grid's Newton is dense (QR) up to this many points, matrix-free past it
 DIVERGED = 1e3  # Newton gives up once a residual grows this many times past the start's largest (at least 1)
 MIN_SPEED = 1e-3  # the preconditioner's transport speed is kept this far from zero
 STEP_HALVINGS = 3  # following the family, a lost member is tried again at half the step, this many times
@@ -191,16 +194,22 @@ def newton(
     grid: LogGrid,
     smooth: bool = True,
     tolerance: float = RESIDUAL_TOLERANCE,
-    dense: bool = False,
+    dense: bool | None = None,
 ) -> ProfileSolve:
     """Gauss-Newton on (residual, normalisation, smoothness) for u on `grid` and σ, from (u, σ). With
     smooth=False, σ stays fixed and the smoothness row is dropped: the family's non-smooth member at σ.
 
     Full steps, each the least-squares solution of the linearised equations: matrix-free by LSMR
-    (`KrylovLeastSquares`, preconditioned by the transport part), or with dense=True (and on a `MappedLogGrid`,
-    whose operators are dense) by Householder QR (`householder_lstsq`). Both solve the same equations, so they
-    converge to the same point. converged also asks that every equation held to `tolerance` at the start of the last
-    step."""
+    (`KrylovLeastSquares`, preconditioned by the transport part), or with dense=True by Householder QR
+    (`householder_lstsq`). Both solve the same equations, so they converge to the same point. By default a
+    uniform grid's is matrix-free, and a `MappedLogGrid`'s dense up to DENSE_MAPPED_POINTS points and matrix-free
+    past them (its correction to H then factored once, `hilbert.compress`). converged also asks that every equation
+    held to `tolerance` at the start of the last step."""
+    mapped = isinstance(grid, MappedLogGrid)
+    if dense is None:
+        dense = mapped and grid.points <= DENSE_MAPPED_POINTS
+    if mapped and not dense:
+        compress(grid)
     n, system = grid.points, _ProfileSystem(equation, grid, smooth)
     iterations: list[int] = []
 
@@ -213,11 +222,11 @@ def newton(
         iterations.extend(descent.iterations)
         return d, apply(point, d)
 
-    if dense or not grid.matrix_free:
+    if dense:
         linearise, step = system.dense_linearise, full_step(lambda jac: LeastSquares(jac, householder_lstsq), apply)
     else:
         linearise, step = system.linearise, krylov_step
-    termination = NEWTON_TERMINATION if grid.matrix_free else CLUSTERED_TERMINATION
+    termination = CLUSTERED_TERMINATION if mapped else NEWTON_TERMINATION
     outcome = iterate((q, lam), linearise, step, termination)
     q, lam = outcome.point
     converged = outcome.reason == "converged" and bool(np.abs(outcome.linearisation.residual).max() < tolerance)
@@ -264,7 +273,8 @@ class _ProfileSystem:
         """The equations and their Jacobian (a LinearOperator) at (u, σ); None once they diverged."""
         (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
         lin = self.equation.linearise(q, lam, self.grid)
-        rows = [lin.residual, [lin.slope[centre]], [lin.defect] if smooth else []]
+        at_zero = slope_row(self.grid) if isinstance(self.grid, MappedLogGrid) else None  # else lin.slope[centre]
+        rows = [lin.residual, [lin.slope[centre] if at_zero is None else at_zero @ q], [lin.defect] if smooth else []]
         residual = np.concatenate(rows)
         if self.diverged(residual):
             return None
@@ -272,14 +282,18 @@ class _ProfileSystem:
 
         def matvec(x: np.ndarray) -> np.ndarray:
             dr, d_defect, vs = lin.apply(x[:n])
+            normalisation = [vs[centre] if at_zero is None else at_zero @ x[:n]]
             if not smooth:
-                return np.concatenate([dr, [vs[centre]]])
-            return np.concatenate([dr + x[n] * lin.scalar_column, [vs[centre]], [d_defect + lin.defect_scalar * x[n]]])
+                return np.concatenate([dr, normalisation])
+            return np.concatenate([dr + x[n] * lin.scalar_column, normalisation, [d_defect + lin.defect_scalar * x[n]]])
 
         def rmatvec(z: np.ndarray) -> np.ndarray:
             y, at_centre = z[:n], np.zeros(n)
-            at_centre[centre] = z[n]
+            if at_zero is None:
+                at_centre[centre] = z[n]
             v = lin.transpose(y, z[n + 1] if smooth else 0.0, at_centre)
+            if at_zero is not None:
+                v = v + z[n] * at_zero
             if not smooth:
                 return v
             return np.concatenate([v, [lin.scalar_column @ y + lin.defect_scalar * z[n + 1]]])
@@ -291,7 +305,8 @@ class _ProfileSystem:
         """The same equations with the dense Jacobian (`ProfileEquation.dense`): O(N²) memory."""
         (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
         blocks = self.equation.dense(q, lam, self.grid)
-        diff_centre = operator_matrices(self.grid)[1][centre] if self.grid.matrix_free else slope_row(self.grid)
+        mapped = isinstance(self.grid, MappedLogGrid)
+        diff_centre = slope_row(self.grid) if mapped else operator_matrices(self.grid)[1][centre]
         rows = [blocks.residual, [diff_centre @ q]]
         jac = np.zeros((n + 1 + smooth, n + 1 if smooth else n))
         jac[:n, :n], jac[n, :n] = blocks.jacobian, diff_centre
@@ -305,16 +320,17 @@ class _ProfileSystem:
 
 def transport_preconditioner(speed: np.ndarray, grid: LogGrid, unscaled: int = 0) -> LinearOperator:
     """M⁻¹ for M = c (I + d/ds), the transport part of ∂R/∂u, whose derivative is its only unbounded part,
-    inverted exactly by one FFT (and `unscaled` more unknowns passed through). c is kept from zero, where a
-    start far from a profile may take it."""
+    inverted by one FFT (and `unscaled` more unknowns passed through): exactly on a uniform grid, up to a smoothing
+    operator on a mapped one (`approximate_shifted_inverse`). c is kept from zero, where a start far from a
+    profile may take it."""
     speed = np.where(np.abs(speed) < MIN_SPEED, np.copysign(MIN_SPEED, speed), speed)
     n = grid.points
 
     def matvec(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([shifted_derivative_inverse(x[:n] / speed, grid), x[n:]])
+        return np.concatenate([approximate_shifted_inverse(x[:n] / speed, grid), x[n:]])
 
     def rmatvec(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([shifted_derivative_inverse(x[:n], grid, sign=-1.0) / speed, x[n:]])
+        return np.concatenate([approximate_shifted_inverse(x[:n], grid, sign=-1.0) / speed, x[n:]])
 
     return LinearOperator((n + unscaled, n + unscaled), matvec=matvec, rmatvec=rmatvec, dtype=float)
 
@@ -477,13 +493,13 @@ def refine(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
 
 
 def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileSolve:
-    """The same profile on `points` points clustered at its front, started from `solve` resampled: a
-    `MappedLogGrid` over the same interval, centred where the transport speed |c| is least, of width
-    CLUSTER_WIDTH·min |c| and strength its inverse (about 1/width times denser there). A front as steep as
-    CCF's 2nd unstable profile's (min c = 0.03) takes 10^5 uniform points to resolve and a few thousand of
-    these, few enough for a dense Newton and a dense spectrum. smooth=False: the family's member at solve's σ."""
+    """The same profile on `points` points (or the next count FFTs take fast, `fast_odd_size`) clustered at its
+    front, started from `solve` resampled: a `MappedLogGrid` over the same interval, centred where the transport
+    speed |c| is least, of width CLUSTER_WIDTH·min |c| and strength its inverse (about 1/width times denser
+    there). A front as steep as CCF's 2nd unstable profile's (min c = 0.03) takes 10^5 uniform points to resolve
+    and a few thousand of these. smooth=False: the family's member at solve's σ."""
     centre, width = front(solve)
-    grid = MappedLogGrid(solve.grid.left, solve.grid.right, points, ((centre, width, 1 / width),))
+    grid = MappedLogGrid(solve.grid.left, solve.grid.right, fast_odd_size(points), ((centre, width, 1 / width),))
     return newton(solve.equation, normalised_start(solve, grid), solve.lam, grid, smooth=smooth)
 
 

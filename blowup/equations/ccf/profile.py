@@ -35,6 +35,7 @@ from blowup.solvers import log_profile
 from blowup.solvers.hilbert import (
     LogGrid,
     derivative,
+    derivative_transpose,
     hilbert_over_y,
     hilbert_over_y_transpose,
     operator_matrices,
@@ -98,7 +99,7 @@ class _TransportProducts:
         at_left = np.zeros(len(y))
         at_left[0] = defect_weight
         v = -self.lam * y + hilbert_over_y_transpose(self.omega * y + at_left, self.grid) + self.speed * y
-        return v - derivative(self.speed * y + plus_derivative, self.grid)  # d/ds is antisymmetric
+        return v + derivative_transpose(self.speed * y + plus_derivative, self.grid)
 
 
 @dataclass(frozen=True)

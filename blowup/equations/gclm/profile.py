@@ -30,6 +30,7 @@ import numpy as np
 from blowup.solvers.hilbert import (
     LogGrid,
     derivative,
+    derivative_transpose,
     hilbert_over_y,
     hilbert_over_y_transpose,
     operator_matrices,
@@ -66,7 +67,7 @@ class _Products:
         nonlocal_part = hilbert_over_y_transpose(at_left - self.p * y, grid) + shifted_derivative_inverse(
             hilbert_over_y_transpose(self.a * self.slope * y, grid), grid, sign=-1.0
         )
-        return -(1 + self.tp) * y + derivative(self.transport * y - plus_derivative, grid) + nonlocal_part
+        return -(1 + self.tp) * y - derivative_transpose(self.transport * y - plus_derivative, grid) + nonlocal_part
 
 
 @dataclass(frozen=True)
