@@ -114,9 +114,9 @@ def test_stability_past_the_spectrum_limit_runs_on_clustered_grids_or_refuses(cl
     from blowup.training.checkpoints import load_trained
 
     monkeypatch.setattr(log_grid, "SPECTRUM_POINTS", 0)
-    monkeypatch.setattr(log_grid, "CLUSTERED_POINTS", (601, 701))
+    monkeypatch.setattr(log_grid, "CLUSTERED_POINTS", (625, 729))
     stability = load_trained(cli_run).stability()
-    assert isinstance(stability.fine.grid, MappedLogGrid) and stability.fine.grid.points == 701
+    assert isinstance(stability.fine.grid, MappedLogGrid) and stability.fine.grid.points == 729
     counts = stability.analyse().counts
     assert counts["n_unstable"] == 0 and counts["symmetry_modes"]["time"] == pytest.approx(1.0, abs=1e-10)
     assert counts["symmetry_modes"]["translation"] == pytest.approx(1 + counts["lambda"], abs=1e-10)
