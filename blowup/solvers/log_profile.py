@@ -337,7 +337,10 @@ def transport_preconditioner(speed: np.ndarray, grid: LogGrid, unscaled: int = 0
 
 def jacobian_operator(equation: ProfileEquation, q: np.ndarray, lam: float, grid: LogGrid):
     """∂R/∂u at (u, σ) as a LinearOperator (the stability operator is its negative or itself, as the equation
-    says) and the linearisation it came from."""
+    says) and the linearisation it came from. Applied many times (shift-invert Arnoldi): a mapped grid's
+    correction to H is factored first (`compress`)."""
+    if isinstance(grid, MappedLogGrid):
+        compress(grid)
     lin, n = equation.linearise(q, lam, grid), grid.points
     zero = np.zeros(n)
     operator = LinearOperator(
