@@ -179,7 +179,7 @@ def test_the_low_rank_correction_is_the_exact_one():
     exact, exact_transposed = grid.correction(v), grid.correction_transpose(y)
     assert np.abs(exact_transposed - grid.correction_matrix().T @ y).max() < 1e-12
     hilbert.compress(grid)
-    left, right = hilbert._LOW_RANK[grid]
+    left, right, _ = hilbert._LOW_RANK[grid]
     assert left.shape[1] == right.shape[0] < grid.points // 2
     assert np.abs(grid.correction(v) - exact).max() < 1e-12 * np.abs(exact).max()
     assert np.abs(grid.correction_transpose(y) - exact_transposed).max() < 1e-12 * np.abs(exact_transposed).max()
