@@ -30,6 +30,7 @@ COMMANDS = {
     "ccf_p0": ["equation=ccf", "profile=0"],
     "ccf_p1": ["equation=ccf", "profile=1"],
     "ccf_p0_study": ["equation=ccf", "profile=0", "experiment=pinn_study", "optim.lm.steps=300"],  # the LM phase
+    "gclm_p0": ["equation=gclm"],
     "sir": ["equation=sir"],
     "decay": ["equation=decay"],
 }

@@ -72,19 +72,33 @@ def test_derivative_matrices_transpose_and_shifted_inverse():
     assert np.abs(shifted_derivative_inverse(f + slope, CLUSTERED) - f).max() < 1e-10
 
 
-def test_the_shifted_inverse_without_dense_matrices_is_the_dense_inverse():
-    """On a mapped grid whose dense operators are not at hand, (I + d/ds)⁻¹ is solved for (GMRES on its action):
-    against the closed form f + f' -> f and against the dense inverse of I + D (the oracle: a dense solve)."""
+def _forget_dense_operators():
+    """The module uses the last grid's dense matrices where they are at hand: a test of the matrix-free products
+    must not be handed them."""
+    hilbert._LAST_MATRICES.clear()
+    hilbert._LAST_SHIFTED.clear()
+
+
+def test_the_shifted_inverse_and_the_transposes_without_dense_matrices_are_the_dense_ones():
+    """On a mapped grid whose dense operators are not at hand, (I + d/ds)⁻¹ and its transpose are solved for (GMRES
+    on their action): against the closed form f + f' -> f and the dense solves (the oracle); (d/ds)ᵀ and Tᵀ, what
+    a matrix-free Newton's transposed products are made of, against the dense matrices transposed."""
+    _forget_dense_operators()
     grid = MappedLogGrid(-40.0, 80.0, 1203, ((0.5, 0.005, 200.0),))  # clustered 200x, nowhere else in this module
     f, slope = 1 / np.cosh(grid.s), -np.tanh(grid.s) / np.cosh(grid.s)
     g = np.exp(grid.s - np.exp(grid.s))  # decays like e^s at the origin, like a profile's unknown
+    y = g * np.cos(3 * grid.s)
     solved = [shifted_derivative_inverse(v, grid) for v in (f + slope, g)]
+    free = derivative_transpose(y, grid), hilbert_over_y_transpose(y, grid), shifted_derivative_inverse(y, grid, -1.0)
     assert grid not in hilbert._LAST_MATRICES  # no N x N matrix was built for it
     assert np.abs(solved[0] - f).max() < 1e-10
-    _, diff = operator_matrices(grid)
-    dense = np.linalg.solve(np.eye(grid.points) + diff, g)
+    matrix, diff = operator_matrices(grid)
+    shifted = np.eye(grid.points) + diff
+    dense = np.linalg.solve(shifted, g)
     assert np.abs(solved[1] - dense).max() < 1e-13 * np.abs(dense).max()
     assert np.abs(shifted_derivative_inverse(g, grid) - dense).max() < 1e-13 * np.abs(dense).max()  # now dense
+    for found, expected in zip(free, (diff.T @ y, matrix.T @ y, np.linalg.solve(shifted.T, y)), strict=True):
+        assert np.abs(found - expected).max() < 1e-12 * np.abs(expected).max()
 
 
 def test_interpolation_and_resampling_between_uniform_and_clustered_grids():
@@ -163,13 +177,6 @@ def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, 
     assert loaded.grid == solves[0].grid and np.array_equal(loaded.q, solves[0].q) and loaded.lam == solves[0].lam
 
 
-def _forget_dense_operators():
-    """The module uses the last grid's dense matrices where they are at hand: a test of the matrix-free products
-    must not be handed them."""
-    hilbert._LAST_MATRICES.clear()
-    hilbert._LAST_SHIFTED.clear()
-
-
 def test_the_low_rank_correction_is_the_exact_one():
     """`compress` factors the correction T - T_σ; its products and their transposes against the kernel summed
     exactly (row blocks, and the dense matrix), and H through it against the closed forms."""
@@ -185,20 +192,6 @@ def test_the_low_rank_correction_is_the_exact_one():
     assert np.abs(grid.correction_transpose(y) - exact_transposed).max() < 1e-12 * np.abs(exact_transposed).max()
     y_grid = np.exp(grid.s)
     assert np.abs(hilbert_over_y(-y_grid / (1 + y_grid**2), grid) - 1 / (1 + y_grid**2)).max() < 1e-12
-
-
-def test_the_transposes_on_a_mapped_grid_without_dense_matrices_are_the_dense_ones():
-    """What a matrix-free Newton's transposed products are made of: (d/ds)ᵀ, Tᵀ and (I + d/ds)⁻ᵀ (solved for by
-    GMRES), against the dense matrices transposed (the oracle: a dense solve for the last)."""
-    _forget_dense_operators()
-    grid = MappedLogGrid(-40.0, 80.0, 1203, ((0.5, 0.005, 200.0),))
-    y = np.exp(grid.s - np.exp(grid.s)) * np.cos(3 * grid.s)
-    free = derivative_transpose(y, grid), hilbert_over_y_transpose(y, grid), shifted_derivative_inverse(y, grid, -1.0)
-    assert grid not in hilbert._LAST_MATRICES
-    matrix, diff = operator_matrices(grid)
-    dense = diff.T @ y, matrix.T @ y, np.linalg.solve((np.eye(grid.points) + diff).T, y)
-    for found, expected in zip(free, dense, strict=True):
-        assert np.abs(found - expected).max() < 1e-12 * np.abs(expected).max()
 
 
 MAPPED = MappedLogGrid(-40.0, 80.0, 601, ((0.1, 0.05, 20.0),))

@@ -100,7 +100,10 @@ class KrylovLeastSquares:
     The right preconditioner M⁻¹ (a LinearOperator; its `rmatvec` is M⁻ᵀ) changes the iterations, not the
     least-squares solution: J M⁻¹ y = -r has the minimiser d = M⁻¹ y of ||J d + r|| for any invertible M. An M
     whose inverse is cheap and takes J's unbounded part (a derivative) leaves J M⁻¹ the identity plus a compact
-    operator, and the iterations do not grow with the grid. `iterations` holds each solve's count."""
+    operator, and the iterations do not grow with the grid. `iterations` holds each solve's count. LSMR's stop on
+    an estimated condition number (conlim, 1e8 by default) is off: that estimate passes 1e8 on the way through
+    systems whose condition is 1e4 (gCLM's steep 2nd unstable profile on a grid clustered at its front: it stopped
+    LSMR with the step 5e-11 short, and Newton there with α 7e-10 off, where solved through it is 6e-14 from CCF's)."""
 
     def __init__(self, jacobian, preconditioner, tolerance: float, max_iterations: int):
         self.jacobian, self.preconditioner = jacobian, preconditioner
@@ -117,7 +120,7 @@ class KrylovLeastSquares:
         if damping:
             raise ValueError(f"KrylovLeastSquares takes undamped steps only, got damping {damping}")
         y, _, iterations, *_ = lsmr(
-            self.operator, -r, atol=self.tolerance, btol=self.tolerance, maxiter=self.max_iterations
+            self.operator, -r, atol=self.tolerance, btol=self.tolerance, conlim=0, maxiter=self.max_iterations
         )
         self.iterations.append(int(iterations))
         return self.preconditioner.matvec(y)
