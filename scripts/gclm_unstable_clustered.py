@@ -2,18 +2,18 @@
 profile's front.
 
 `blowup continue` on uniform grids (scripts/gclm_branches.py) lost profile 2's branch past a = -0.976 (98415/194481
-points, minutes a point) and profile 1's past a = -0.30 (9601 points: the residual between grid points grew to
-1e-5 as the front steepened). Here the branch is followed by natural steps in a (`--step`, halved where Newton
-fails, at most `--halvings` times, doubled again after a success) on two `MappedLogGrid`s
-(`log_profile.clustered`: `--points`, centred at the front, width a third of the least transport speed,
-re-centred at every point), a dense Newton with the smoothness row each: α on the finer grid, the two grids'
-difference its error estimate, the residual between grid points (3x interpolant), the least transport speed
-c_min, max |Ω| and the exponent at the origin (1: smooth); the grids grow (x1.4, to `--max-points`) where that
-residual passes 1e-9. With `--stability`, the unstable count of `blowup stability`'s analysis on the two grids
-(gCLM's class, odd Ω) and its eigenvalues. The start is CCF's profile (as scripts/ccf_family.py finds it, on a
-uniform grid of spacing `--spacing`) as gCLM's unknown at a = -1, p = Θ' = q + q_s, α = 1 + λ, its maximum moved
-to ξ = 1 (the normalisation). A point of the uniform branch with an error estimate (results/gclm_unstable*_up.csv)
-is visited too, to compare α.
+points, minutes a point) and profile 1's past a = -0.30 (9601 points: the residual between grid points grew to 1e-5
+as the front steepened). Here the branch is followed by natural steps in a (`--step`, halved where Newton fails, at
+most `--halvings` times, doubled again after a success) on two `MappedLogGrid`s (`log_profile.clustered`:
+`--points`, centred at the front, width a third of the least transport speed, re-centred at every point), a Newton
+with the smoothness row each (dense up to 2401 points, matrix-free past them): α on the finer grid, the two grids'
+difference its error estimate, the residual between grid points (3x interpolant), the least transport speed c_min,
+max |Ω| and the exponent at the origin (1: smooth); the grids grow (x1.4, to `--max-points`) where that residual
+passes 1e-9. With `--stability`, the unstable count of `blowup stability`'s analysis on the two grids (gCLM's class,
+odd Ω) and its eigenvalues. The start is CCF's profile (as scripts/ccf_family.py finds it, on a uniform grid of
+spacing `--spacing`) as gCLM's unknown at a = -1, p = Θ' = q + q_s, α = 1 + λ, its maximum moved to ξ = 1 (the
+normalisation). A point of the uniform branch with an error estimate (results/gclm_unstable*_up.csv) is visited too,
+to compare α.
 
     python3 scripts/gclm_unstable_clustered.py [--profile 2] [--to -0.5] [--step 0.01] [--points 1701 2401]
         [--stability] [--out results/gclm_unstable{profile}_clustered.csv] [--work DIR]
