@@ -204,6 +204,7 @@ def plot(path: Path) -> None:
         ("gclm_unstable2_down.csv", "C3-", None),
         ("gclm_unstable1_clustered.csv", "C1:", "CCF's 1st unstable, clustered grids (gclm_unstable_clustered.py)"),
         ("gclm_unstable2_clustered.csv", "C3:", "CCF's 2nd unstable, clustered grids"),
+        ("gclm_unstable2_clustered_walk3.csv", "C3-.", "CCF's 2nd unstable, clustered grids, matrix-free Newton"),
     ]:
         file = ROOT / "results" / csv
         if file.is_file():
