@@ -206,8 +206,8 @@ def compress(grid: MappedLogGrid) -> None:
     that `correction` and `correction_transpose` cost O(N r) a product and the factors O(N r) memory, where the
     dense correction takes O(N²) of both. Its kernel is smooth in both variables: its singular values fall
     geometrically, to 1e-12 of the largest within about 300 whatever N and the clustering (a randomized range
-    finder, two passes over the kernel's row blocks, finds them); the rank tried doubles until the smallest kept
-    one is below LOW_RANK_TOLERANCE, so the factors reproduce the correction to about that relative accuracy
+    finder, two passes over the kernel's row blocks, finds them); the rank tried doubles until the smallest value
+    sampled is below the cut (below), so the factors reproduce the correction to about that relative accuracy
     (grids too small for that to pay, or a kernel that needs half the grid's rank, keep the exact blocks). Below
     about 1e-2·N·ε of the largest the singular values stop falling (measured: 4.5e-15 at 3375 points, 2.2e-14 at
     9261): the kernel's entries carry round-off that grows with N (near the diagonal it is a difference of two
@@ -348,11 +348,15 @@ def approximate_shifted_inverse(q: np.ndarray, grid: AnyLogGrid, sign: float = 1
     linear map, cheap, that removes the derivative's unbounded part."""
     if not isinstance(grid, MappedLogGrid):
         return shifted_derivative_inverse(q, grid, sign)
-    stretch = grid.stretch
-    multiplier = 1 / (float(stretch.mean()) + sign * 1j * grid.uniform.wavenumbers)
     if sign > 0:
-        return _multiply(stretch * q, multiplier)
-    return stretch * _multiply(q, multiplier)
+        return _mean_shifted_inverse(grid.stretch * q, grid, sign)
+    return grid.stretch * _mean_shifted_inverse(q, grid, sign)
+
+
+def _mean_shifted_inverse(y: np.ndarray, grid: MappedLogGrid, sign: float) -> np.ndarray:
+    """(c + sign·d/dσ)⁻¹ y by one FFT in σ, c the mean of s' = ds/dσ: the part of (I + d/ds)⁻¹ on a mapped grid that
+    one FFT inverts (`approximate_shifted_inverse`, and the preconditioner of `_shifted_derivative_solve`)."""
+    return _multiply(y, 1 / (float(grid.stretch.mean()) + sign * 1j * grid.uniform.wavenumbers))
 
 
 SOLVE_TOLERANCE = 1e-14  # relative residual of `_shifted_derivative_solve`'s GMRES
@@ -366,10 +370,9 @@ def _shifted_derivative_solve(q: np.ndarray, grid: MappedLogGrid, sign: float = 
     the transposed system (I + (d/ds)ᵀ) x = q instead: with x = s' z, (s' - d/dσ) z = q, the same form."""
     stretch = grid.stretch
     mean = float(stretch.mean())
-    multiplier = 1 / (mean + sign * 1j * grid.uniform.wavenumbers)
 
     def preconditioned(y: np.ndarray) -> np.ndarray:
-        return np.real(np.fft.ifft(multiplier * np.fft.fft(y)))
+        return _mean_shifted_inverse(y, grid, sign)
 
     n = grid.points
     operator = LinearOperator((n, n), matvec=lambda y: y + (stretch - mean) * preconditioned(y), dtype=float)
