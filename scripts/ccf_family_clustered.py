@@ -3,12 +3,14 @@
 scripts/ccf_family.py follows the family on uniform grids, which its steepening front drives to 1.75·10^6 points
 (an hour a member) by λ = 0.4556, short of where it ends. Here each member is solved on two `MappedLogGrid`s
 (`log_profile.clustered`: `--points` N1 < N2, centred at the member's front, width a third of its least
-transport speed c_min, so they follow the front as it steepens): a few thousand points, a dense Newton each.
+transport speed c_min, so they follow the front as it steepens): a few thousand points, each Newton dense up to
+2401 and matrix-free past them (`log_profile.DENSE_MAPPED_POINTS`), so the grids can grow to 10^4-10^5 points.
 The two grids' smoothness defects differ by the error of the finer's, and its residual between grid points
 (the 3x interpolant) says whether it resolves the member; where that passes 1e-9 the grids grow (x1.4) up to
 `--max-points`.
 
-From profile 2 (found as ccf_family.py finds it) the family is followed down in steps of `--step`, halved where
+From profile 2 (found as ccf_family.py finds it) the family is followed down in steps of `--step` (each Newton
+started on the secant through the last two members where they share a grid: `member_pair`), halved where
 Newton loses a member (at most `--halvings` times; the step stays at its last size, as the members change faster
 towards the end: growing it back cost a failed Newton, minutes, every other member), and below the first of
 `--fine-step-below` it is at most its second. If the defect changes sign between two members, the smooth
@@ -65,29 +67,58 @@ def odd(points: float) -> int:
     return fast_odd_size(int(points))
 
 
-def member_pair(last: tuple[ProfileSolve, ...], at: float, points: tuple[int, int], smooth: bool):
+def member_pair(
+    last: tuple[ProfileSolve, ...], at: float, points: tuple[int, int], smooth: bool, before: ProfileSolve | None = None
+):
     """The member at `at` (or, smooth, the profile near it) on two grids clustered at its front, from `last`: the
-    last member's pair, or at the start one uniform solve. Newton first on the last finer grid, as it is: it
-    resolves the member, and continuation on one grid keeps Newton's start within its basin, where a start
-    interpolated onto another grid is off by the grids' discretisation errors, which near the front were measured
-    to leave Newton's basin (1e-6 from a 1701-point grid, at λ = 0.4603). That grid is replaced only where the
-    front has left it (`recentre`), by one re-centred from the member solved on it, and the coarser grid is the
-    finer's map on fewer points, solved from its own last member while the finer grid stays, else from the
-    finer's member."""
+    last member's pair, or at the start one uniform solve. Newton first on the last finer grid: it resolves the
+    member, and continuation on one grid keeps Newton's start within its basin, where a start interpolated onto
+    another grid is off by the grids' discretisation errors, which near the front were measured to leave Newton's
+    basin (1e-6 from a 1701-point grid, at λ = 0.4603). Its start is the secant through `before` (the member
+    before the last on the same grid) and the last, where there is one: towards the family's end the members change
+    like (λ - λ*)^(1/2), and from the last member alone Newton lost steps of 6e-5. That grid is replaced only where
+    the front has left it (`recentre`), by one re-centred from the member solved on it, and the coarser grid is the
+    finer's map on fewer points, started from its own last member plus the finer member's change while the finer
+    grid stays, else from the finer's member. A lost solve is said (which, and how far its residual got)."""
     finer = last[-1]
-    trial = newton(finer.equation, finer.q, at, finer.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
+    start = finer.q
+    if before is not None and not smooth and same_grid(before.grid, finer.grid) and before.lam != finer.lam:
+        start = finer.q + (at - finer.lam) / (finer.lam - before.lam) * (finer.q - before.q)
+    trial = newton(finer.equation, start, at, finer.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
     if not trial.converged:
-        return None
+        return lost("the step's Newton on the last grid", trial)
     kept = isinstance(trial.grid, MappedLogGrid) and trial.grid.points == points[1] and not recentre(trial)
     if kept:  # to round-off on its grid (the trial was held to TRIAL_TOLERANCE only)
         fine = newton(trial.equation, trial.q, trial.lam, trial.grid, smooth=smooth)
     else:
         fine = clustered(trial, points[1], smooth=smooth)
+    if not fine.converged:
+        return lost("the re-centred finer grid's" if not kept else "the finer grid's", fine)
     coarse_grid = MappedLogGrid(fine.grid.left, fine.grid.right, points[0], fine.grid.fronts)
-    same = kept and len(last) == 2 and last[0].grid.points == points[0] and last[0].grid.fronts == fine.grid.fronts
-    start = last[0].q if same else resample(fine.q, fine.grid, coarse_grid)
+    same = kept and len(last) == 2 and same_grid(last[0].grid, coarse_grid)
+    if same:
+        start = last[0].q + resample(fine.q - finer.q, fine.grid, coarse_grid)
+    else:
+        start = resample(fine.q, fine.grid, coarse_grid)
     coarse = newton(fine.equation, start, at if not smooth else fine.lam, coarse_grid, smooth=smooth)
-    return (coarse, fine) if coarse.converged and fine.converged else None
+    if not coarse.converged:
+        return lost("the coarser grid's", coarse)
+    return coarse, fine
+
+
+def same_grid(one, other) -> bool:
+    return (
+        isinstance(one, MappedLogGrid)
+        and isinstance(other, MappedLogGrid)
+        and (one.points, one.fronts, one.left, one.right) == (other.points, other.fronts, other.left, other.right)
+    )
+
+
+def lost(which: str, solve: ProfileSolve) -> None:
+    residual = np.abs(solve.equation.residual(solve.q, solve.lam, solve.grid)).max()
+    print(f"  lambda {solve.lam:.10g}: {which} Newton lost the member ({solve.steps} steps, residual {residual:.1e}, "
+          f"{solve.grid.points} points)", flush=True)  # fmt: skip
+    return None
 
 
 def renormalised(solve: ProfileSolve) -> ProfileSolve:
@@ -148,10 +179,11 @@ def main() -> None:
     opts = parser.parse_args()
     out, points, work = Path(opts.out), tuple(odd(n) for n in opts.points), Path(opts.work) if opts.work else None
 
-    started, last = time.perf_counter(), None
+    started, last, before = time.perf_counter(), None, None
     if work is not None and (work / "fine.npz").exists() and out.exists():
         try:
             last = tuple(renormalised(load_solve(work / f"{name}.npz", CCF_EQUATION)[0]) for name in ("coarse", "fine"))
+            before = load_solve(work / "before.npz", CCF_EQUATION)[0] if (work / "before.npz").exists() else None
         except ValueError as error:
             print(f"the member kept in {work} is not usable ({error}): starting again from profile 2")
     if last is not None:
@@ -169,7 +201,7 @@ def main() -> None:
         step = min(step, largest)
         found = None
         while found is None and step >= opts.step / 2**opts.halvings:
-            found = member_pair(last, max(last[1].lam - step, opts.to), points, smooth=False)
+            found = member_pair(last, max(last[1].lam - step, opts.to), points, smooth=False, before=before)
             step = step if found is not None else step / 2
         if found is None:
             print(f"Newton lost the family below lambda {last[1].lam:.10g} on these grids (steps down to "
@@ -192,13 +224,13 @@ def main() -> None:
         pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
         if work is not None:
             work.mkdir(parents=True, exist_ok=True)
-            for name, solve in zip(("coarse", "fine"), found):
+            for name, solve in zip(("before", "coarse", "fine"), (last[1], *found)):
                 save_solve(solve, work / f"{name}.npz")
             (work / "step.json").write_text(json.dumps({"step": step}))
         table = pd.DataFrame(rows[1:]).assign(points=lambda t: t.points.str.split("/").str[1].astype(int))
         figure(table, {key: rows[0][key] for key in ("lambda", "exponent_p", "speed_min", "omega_max",
                                                      "offgrid_residual_max")}, out.with_suffix(".png"))  # fmt: skip
-        last = found
+        before, last = last[1], found
     pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
 
 

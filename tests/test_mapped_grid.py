@@ -177,6 +177,20 @@ def test_the_stable_profile_on_clustered_grids_is_the_uniform_grids_one(stable, 
     assert loaded.grid == solves[0].grid and np.array_equal(loaded.q, solves[0].q) and loaded.lam == solves[0].lam
 
 
+def test_a_start_one_small_step_from_the_profile_is_converged(stable):
+    """On a grid clustered to spacings of 2e-3, a start 5e-12 off the profile, oscillating at the grid's scale near
+    the centre, leaves the equations 3e-9 off; Newton's one step, within the step tolerance, solves them to
+    round-off, and the solve is converged (the residual at the start of that step had called it lost)."""
+    _, fine = stable
+    grid = MappedLogGrid(fine.grid.left, fine.grid.right, 601, ((0.0, 0.01, 100.0),))
+    solve = newton(CCF_EQUATION, normalised_start(fine, grid), fine.lam, grid)
+    wiggle = 5e-12 * (-1.0) ** np.arange(grid.points) * np.exp(-((grid.s / 0.02) ** 2))
+    assert np.abs(CCF_EQUATION.residual(solve.q + wiggle, solve.lam, grid)).max() > 1e-9
+    again = newton(CCF_EQUATION, solve.q + wiggle, solve.lam, grid)
+    assert again.steps == 1 and again.converged and abs(again.lam - solve.lam) < 1e-13
+    assert np.abs(CCF_EQUATION.residual(again.q, again.lam, grid)).max() < 1e-12
+
+
 def test_the_low_rank_correction_is_the_exact_one():
     """`compress` factors the correction T - T_σ; its products and their transposes against the kernel summed
     exactly (row blocks, and the dense matrix), and H through it against the closed forms."""

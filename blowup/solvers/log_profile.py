@@ -204,7 +204,9 @@ def newton(
     (`householder_lstsq`). Both solve the same equations, so they converge to the same point. By default a
     uniform grid's is matrix-free, and a `MappedLogGrid`'s dense up to DENSE_MAPPED_POINTS points and matrix-free
     past them (its correction to H then factored once, `hilbert.compress`). converged also asks that every equation
-    held to `tolerance` at the start of the last step."""
+    held to `tolerance` at the start of the last step or at its end: on a grid clustered to spacings of 1e-4 a
+    step within the step tolerance can still move R by 1e-7, so a start resampled from another grid converged in
+    that one step, from 1e-9 to 1e-13, which the start's residual alone had called lost."""
     mapped = isinstance(grid, MappedLogGrid)
     if dense is None:
         dense = mapped and grid.points <= DENSE_MAPPED_POINTS
@@ -229,7 +231,10 @@ def newton(
     termination = CLUSTERED_TERMINATION if mapped else NEWTON_TERMINATION
     outcome = iterate((q, lam), linearise, step, termination)
     q, lam = outcome.point
-    converged = outcome.reason == "converged" and bool(np.abs(outcome.linearisation.residual).max() < tolerance)
+    held = lambda residual: bool(np.abs(residual).max() < tolerance)  # noqa: E731
+    converged = outcome.reason == "converged" and (
+        held(outcome.linearisation.residual) or held(system.equations(outcome.point))
+    )
     return ProfileSolve(lam, q, grid, outcome.steps, converged, iterations, equation)
 
 
@@ -269,13 +274,19 @@ class _ProfileSystem:
             self.bound = DIVERGED * max(1.0, size)
         return not size <= self.bound
 
+    def equations(self, point: tuple[np.ndarray, float], lin=None) -> np.ndarray:
+        """Every equation's residual at (u, σ): R, the normalisation and, if `smooth`, the smoothness defect."""
+        (q, lam), centre = point, self.centre
+        lin = lin if lin is not None else self.equation.linearise(q, lam, self.grid)
+        normalisation = slope_row(self.grid) @ q if isinstance(self.grid, MappedLogGrid) else lin.slope[centre]
+        return np.concatenate([lin.residual, [normalisation], [lin.defect] if self.smooth else []])
+
     def linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
         """The equations and their Jacobian (a LinearOperator) at (u, σ); None once they diverged."""
         (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
         lin = self.equation.linearise(q, lam, self.grid)
         at_zero = slope_row(self.grid) if isinstance(self.grid, MappedLogGrid) else None  # else lin.slope[centre]
-        rows = [lin.residual, [lin.slope[centre] if at_zero is None else at_zero @ q], [lin.defect] if smooth else []]
-        residual = np.concatenate(rows)
+        residual = self.equations(point, lin)
         if self.diverged(residual):
             return None
         self.preconditioner = transport_preconditioner(lin.speed, self.grid, unscaled=smooth)
