@@ -10,7 +10,7 @@ The two grids' smoothness defects differ by the error of the finer's, and its re
 `--max-points`.
 
 From profile 2 (found as ccf_family.py finds it) the family is followed down in steps of `--step` (each Newton
-started on the secant through the last two members where they share a grid: `member_pair`), halved where
+started on the family's tangent at the last member: `member_pair`), halved where
 Newton loses a member (at most `--halvings` times; the step stays at its last size, as the members change faster
 towards the end: growing it back cost a failed Newton, minutes, every other member), and below the first of
 `--fine-step-below` it is at most its second. If the defect changes sign between two members, the smooth
@@ -46,6 +46,7 @@ from blowup.solvers.hilbert import MappedLogGrid, fast_odd_size, resample  # noq
 from blowup.solvers.log_profile import (  # noqa: E402
     ProfileSolve,
     clustered,
+    family_tangent,
     front,
     load_solve,
     newton,
@@ -67,23 +68,22 @@ def odd(points: float) -> int:
     return fast_odd_size(int(points))
 
 
-def member_pair(
-    last: tuple[ProfileSolve, ...], at: float, points: tuple[int, int], smooth: bool, before: ProfileSolve | None = None
-):
+def member_pair(last: tuple[ProfileSolve, ...], at: float, points: tuple[int, int], smooth: bool):
     """The member at `at` (or, smooth, the profile near it) on two grids clustered at its front, from `last`: the
     last member's pair, or at the start one uniform solve. Newton first on the last finer grid: it resolves the
     member, and continuation on one grid keeps Newton's start within its basin, where a start interpolated onto
     another grid is off by the grids' discretisation errors, which near the front were measured to leave Newton's
-    basin (1e-6 from a 1701-point grid, at λ = 0.4603). Its start is the secant through `before` (the member
-    before the last on the same grid) and the last, where there is one: towards the family's end the members change
-    like (λ - λ*)^(1/2), and from the last member alone Newton lost steps of 6e-5. That grid is replaced only where
-    the front has left it (`recentre`), by one re-centred from the member solved on it, and the coarser grid is the
-    finer's map on fewer points, started from its own last member plus the finer member's change while the finer
-    grid stays, else from the finer's member. A lost solve is said (which, and how far its residual got)."""
+    basin (1e-6 from a 1701-point grid, at λ = 0.4603). Its start is on the family's tangent at the last member
+    (`family_tangent`): from the member alone Newton lost every step below λ = 0.45514 down to 6e-5, where
+    pseudo-arclength continuation found no fold (scripts/ccf_family_fold.py). Not the secant through the last two
+    members: over steps of 1e-3 it moved the front's steep step linearly where the front had moved by a third of its
+    width, and Newton converged from it to a spurious solution of that grid (c_min 0.003, max |Ω| 92, residual
+    between points 0.05, where the member has 0.010, 25.7, 3e-9). That grid is replaced only where the front has left it
+    (`recentre`), by one re-centred from the member solved on it, and the coarser grid is the finer's map on fewer
+    points, started from its own last member plus the finer member's change while the finer grid stays, else from
+    the finer's member. A lost solve is said (which, and how far its residual got)."""
     finer = last[-1]
-    start = finer.q
-    if before is not None and not smooth and same_grid(before.grid, finer.grid) and before.lam != finer.lam:
-        start = finer.q + (at - finer.lam) / (finer.lam - before.lam) * (finer.q - before.q)
+    start = finer.q if smooth or finer.lam == at else finer.q + (at - finer.lam) * family_tangent(finer)
     trial = newton(finer.equation, start, at, finer.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
     if not trial.converged:
         return lost("the step's Newton on the last grid", trial)
@@ -179,11 +179,10 @@ def main() -> None:
     opts = parser.parse_args()
     out, points, work = Path(opts.out), tuple(odd(n) for n in opts.points), Path(opts.work) if opts.work else None
 
-    started, last, before = time.perf_counter(), None, None
+    started, last = time.perf_counter(), None
     if work is not None and (work / "fine.npz").exists() and out.exists():
         try:
             last = tuple(renormalised(load_solve(work / f"{name}.npz", CCF_EQUATION)[0]) for name in ("coarse", "fine"))
-            before = load_solve(work / "before.npz", CCF_EQUATION)[0] if (work / "before.npz").exists() else None
         except ValueError as error:
             print(f"the member kept in {work} is not usable ({error}): starting again from profile 2")
     if last is not None:
@@ -201,7 +200,7 @@ def main() -> None:
         step = min(step, largest)
         found = None
         while found is None and step >= opts.step / 2**opts.halvings:
-            found = member_pair(last, max(last[1].lam - step, opts.to), points, smooth=False, before=before)
+            found = member_pair(last, max(last[1].lam - step, opts.to), points, smooth=False)
             step = step if found is not None else step / 2
         if found is None:
             print(f"Newton lost the family below lambda {last[1].lam:.10g} on these grids (steps down to "
@@ -224,13 +223,13 @@ def main() -> None:
         pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
         if work is not None:
             work.mkdir(parents=True, exist_ok=True)
-            for name, solve in zip(("before", "coarse", "fine"), (last[1], *found)):
+            for name, solve in zip(("coarse", "fine"), found):
                 save_solve(solve, work / f"{name}.npz")
             (work / "step.json").write_text(json.dumps({"step": step}))
         table = pd.DataFrame(rows[1:]).assign(points=lambda t: t.points.str.split("/").str[1].astype(int))
         figure(table, {key: rows[0][key] for key in ("lambda", "exponent_p", "speed_min", "omega_max",
                                                      "offgrid_residual_max")}, out.with_suffix(".png"))  # fmt: skip
-        before, last = last[1], found
+        last = found
     pd.DataFrame(rows).to_csv(out, index=False, float_format="%.12g")
 
 

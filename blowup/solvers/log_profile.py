@@ -71,6 +71,7 @@ DIVERGED = 1e3  # Newton gives up once a residual grows this many times past the
 MIN_SPEED = 1e-3  # the preconditioner's transport speed is kept this far from zero
 STEP_HALVINGS = 3  # following the family, a lost member is tried again at half the step, this many times
 CLUSTER_WIDTH = 1 / 3  # a clustered grid's width at the front: this times the least transport speed there
+PEAK_WIDTH = 1 / 2  # ... or, where narrower, this times the profile's own steepest scale, max |u| / max |u_s|
 ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins σ to round-off
 
 
@@ -236,6 +237,21 @@ def newton(
         held(outcome.linearisation.residual) or held(system.equations(outcome.point))
     )
     return ProfileSolve(lam, q, grid, outcome.steps, converged, iterations, equation)
+
+
+def family_tangent(solve: ProfileSolve) -> np.ndarray:
+    """du/dσ along the non-smooth family at `solve` (its member at σ, on its grid): J_u du = -∂R/∂σ with the
+    normalisation held, solved as Newton's steps are (LSMR, the transport preconditioner). A start u + Δσ du/dσ
+    for the member at σ + Δσ is off by O(Δσ²) where u alone is off by O(Δσ): near the end of CCF's family below
+    profile 2, Newton from u alone lost every step down to 6e-5 in λ, where pseudo-arclength continuation (which
+    starts on the tangent) went on without a fold (scripts/ccf_family_fold.py)."""
+    if isinstance(solve.grid, MappedLogGrid):
+        compress(solve.grid)
+    system = _ProfileSystem(solve.equation, solve.grid, smooth=False)
+    lin = system.linearise((solve.q, solve.lam))
+    column = solve.equation.linearise(solve.q, solve.lam, solve.grid).scalar_column
+    descent = KrylovLeastSquares(lin.jacobian, system.preconditioner, KRYLOV_TOLERANCE, KRYLOV_ITERATIONS)
+    return descent.solve(np.concatenate([column, [0.0]]))
 
 
 def householder_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -509,9 +525,9 @@ def refine(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
 def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileSolve:
     """The same profile on `points` points (or the next count FFTs take fast, `fast_odd_size`) clustered at its
     front, started from `solve` resampled: a `MappedLogGrid` over the same interval, centred where the transport
-    speed |c| is least, of width CLUSTER_WIDTH·min |c| and strength its inverse (about 1/width times denser
-    there). A front as steep as CCF's 2nd unstable profile's (min c = 0.03) takes 10^5 uniform points to resolve
-    and a few thousand of these. smooth=False: the family's member at solve's σ."""
+    speed |c| is least, of width CLUSTER_WIDTH·min |c| (or narrower, `front`) and strength its inverse (about
+    1/width times denser there). A front as steep as CCF's 2nd unstable profile's (min c = 0.03) takes 10^5
+    uniform points to resolve and a few thousand of these. smooth=False: the family's member at solve's σ."""
     centre, width = front(solve)
     grid = MappedLogGrid(solve.grid.left, solve.grid.right, fast_odd_size(points), ((centre, width, 1 / width),))
     return newton(solve.equation, normalised_start(solve, grid), solve.lam, grid, smooth=smooth)
@@ -519,10 +535,15 @@ def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileS
 
 def front(solve: ProfileSolve) -> tuple[float, float]:
     """Where a profile's transport speed |c| is least, and the width a grid clustered there takes:
-    CLUSTER_WIDTH·min |c|."""
-    speed = np.abs(solve.equation.linearise(solve.q, solve.lam, solve.grid).speed)
+    CLUSTER_WIDTH·min |c|, or PEAK_WIDTH·max |u| / max |u_s| where that is narrower. The first is a front's width
+    (CCF's, whose steepest scale is 9-10 times wider); the second a peak's that sits where c is least without c
+    vanishing (gCLM's first unstable branch near a = -0.1: max |u| 88 over a width 0.011, c_min 0.30, so the first
+    width was 10 times the peak's and 13125 points left its residual between points at 7e-7)."""
+    lin = solve.equation.linearise(solve.q, solve.lam, solve.grid)
+    speed = np.abs(lin.speed)
     least = int(np.argmin(speed))
-    return float(solve.grid.s[least]), CLUSTER_WIDTH * float(speed[least])
+    peak = PEAK_WIDTH * float(np.abs(solve.q).max() / np.abs(lin.slope).max())
+    return float(solve.grid.s[least]), min(CLUSTER_WIDTH * float(speed[least]), peak)
 
 
 def normalised_start(solve: ProfileSolve, grid: LogGrid) -> np.ndarray:
