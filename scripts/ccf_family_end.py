@@ -17,6 +17,8 @@ decide and what they do not.
     python3 scripts/ccf_family_end.py [--family results/ccf_family.csv] [--out results/ccf_family_end.csv]
     python3 scripts/ccf_family_end.py --family results/ccf_family_clustered.csv \
         --out results/ccf_family_end_clustered.csv
+    python3 scripts/ccf_family_end.py --family results/ccf_family_fold.csv --spacing 5e-5 \
+        --out results/ccf_family_end_fold.csv
 """
 
 from __future__ import annotations
@@ -87,16 +89,31 @@ def speed_limit(lam: np.ndarray, speed: np.ndarray) -> float:
     return float(fit.x[0])
 
 
+def thinned(family: pd.DataFrame, spacing: float) -> pd.DataFrame:
+    """The members (sorted by λ) at least `spacing` apart, the lowest kept: a pseudo-arclength walk's points lie
+    1e-5 apart, and a fit to its last few would extrapolate over 10 times their span."""
+    kept, last = [], -np.inf
+    for index, lam in family["lambda"].items():
+        if lam >= last + spacing:
+            kept.append(index)
+            last = lam
+    return family.loc[kept]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", default=str(ROOT / "results" / "ccf_family.csv"))
     parser.add_argument("--out", default=str(ROOT / "results" / "ccf_family_end.csv"))
+    parser.add_argument(
+        "--spacing", type=float, default=0.0, help="members at least this far apart in λ, from the last"
+    )
     opts = parser.parse_args()
     if not Path(opts.family).is_file():
         parser.error(f"--family {opts.family}: no such file (scripts/ccf_family.py writes it)")
     family = pd.read_csv(opts.family)
-    if "kind" in family:  # scripts/ccf_family_clustered.py's CSV: its non-smooth members only
-        family = family[family.kind == "member"]
+    if "kind" in family:  # ccf_family_clustered.py's or ccf_family_fold.py's CSV: its non-smooth members only
+        family = family[family.kind.isin(["member", "point"])]
+    family = thinned(family.sort_values("lambda"), opts.spacing)
     rows = [row for members in (3, 4, 5) for row in end_estimates(family, members)]
     table = pd.DataFrame(rows)
     table.to_csv(opts.out, index=False, float_format="%.6g")

@@ -71,7 +71,7 @@ DIVERGED = 1e3  # Newton gives up once a residual grows this many times past the
 MIN_SPEED = 1e-3  # the preconditioner's transport speed is kept this far from zero
 STEP_HALVINGS = 3  # following the family, a lost member is tried again at half the step, this many times
 CLUSTER_WIDTH = 1 / 3  # a clustered grid's width at the front: this times the least transport speed there
-PEAK_WIDTH = 1 / 2  # ... or, where narrower, this times the profile's own steepest scale, max |u| / max |u_s|
+PEAK_WIDTH = 2.0  # ... or, where narrower, this times the profile's own steepest scale, max |u| / max |u_s|
 ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins σ to round-off
 
 
@@ -537,8 +537,9 @@ def front(solve: ProfileSolve) -> tuple[float, float]:
     """Where a profile's transport speed |c| is least, and the width a grid clustered there takes:
     CLUSTER_WIDTH·min |c|, or PEAK_WIDTH·max |u| / max |u_s| where that is narrower. The first is a front's width
     (CCF's, whose steepest scale is 9-10 times wider); the second a peak's that sits where c is least without c
-    vanishing (gCLM's first unstable branch near a = -0.1: max |u| 88 over a width 0.011, c_min 0.30, so the first
-    width was 10 times the peak's and 13125 points left its residual between points at 7e-7)."""
+    vanishing (gCLM's first unstable branch near a = -0.1: max |u| 88 over a scale 0.011, c_min 0.30: 13125 points
+    clustered to the first width, 0.107, left the residual between points at 7e-7, to 0.022 at 3.9e-10 with α
+    unchanged to 2e-13; to 0.0055 Newton no longer met its step tolerance, the map's round-off)."""
     lin = solve.equation.linearise(solve.q, solve.lam, solve.grid)
     speed = np.abs(lin.speed)
     least = int(np.argmin(speed))
