@@ -26,11 +26,10 @@ class ParameterBranch:
     ):
         self.equation_at, self.grid, self.fine, self.eval_points = equation_at, grid, fine, eval_points
         self.scalar_name = scalar_name
-        self.size, self.centre = grid.points + 1, int(np.argmin(np.abs(grid.s)))
+        self.size = grid.points + 1
 
     def residual(self, x: np.ndarray, mu: float) -> np.ndarray:
-        lin = self.equation_at(mu).linearise(x[:-1], x[-1], self.grid)
-        return np.concatenate([lin.residual, [lin.slope[self.centre], lin.defect]])
+        return _ProfileSystem(self.equation_at(mu), self.grid, smooth=True).equations((x[:-1], x[-1]))
 
     def linearise(self, x: np.ndarray, mu: float):
         system = _ProfileSystem(self.equation_at(mu), self.grid, smooth=True)
