@@ -221,12 +221,17 @@ def main() -> None:
     out = Path(opts.out)
     members = pd.read_csv(opts.members) if opts.members else None
     if opts.plot:
+        if not out.is_file():
+            parser.error(f"--out {out}: no such file (a walk writes it)")
         figure(pd.read_csv(out), members, out.with_suffix(".png"))
         return
     if opts.work is None:
         parser.error("--work DIR (ccf_family_clustered.py's, with its kept member) is needed to walk")
     rows: list[dict] = []
-    kept, _ = load_solve(Path(opts.work) / "fine.npz", CCF_EQUATION)
+    try:
+        kept, _ = load_solve(Path(opts.work) / "fine.npz", CCF_EQUATION)
+    except ValueError as error:
+        parser.error(f"--work {opts.work}: {error}")
     for points in opts.points:
         walk(kept, points, opts, rows, out)
         figure(pd.DataFrame(rows), members, out.with_suffix(".png"))
