@@ -79,6 +79,13 @@ class Spectrum:
         pass a genuine mode fail the exact one too), and a count would only say how many modes failed them."""
         return float("nan") if self.counts.get("symmetry_modes_missing") else float(self.counts["n_unstable"])
 
+    def unstable_counts(self) -> dict[str, float]:
+        """`unstable_count` in total and per parity class (n_unstable_even, n_unstable_odd, those analysed): NaN
+        together, where the spectrum fails its own check."""
+        total = self.unstable_count()
+        classes = [key for key in ("n_unstable_even", "n_unstable_odd") if key in self.counts]
+        return {"n_unstable": total, **{key: float(self.counts[key]) if total == total else total for key in classes}}
+
 
 class Stability(ABC):
     """An equation's linear stability analysis about one trained profile (Problem.stability())."""

@@ -73,9 +73,11 @@ def row(a: float, pair, started: float, stability: bool) -> dict:
     if stability:
         spectrum = LogGridStability(coarse, fine).analyse()
         counts = {
-            "n_unstable": spectrum.unstable_count(),  # NaN where the time mode was not found: not a count
+            **spectrum.unstable_counts(),  # NaN where a symmetry mode was not found: not a count
             "unstable_nu": " ".join(f"{nu:.10f}" for nu, _ in spectrum.counts["unstable_modes"]),
+            "unstable_parities": " ".join(spectrum.counts["unstable_parities"]),
             "time_mode": spectrum.counts["symmetry_modes"].get("time", float("nan")),
+            "translation_mode": spectrum.counts["symmetry_modes"].get("translation", float("nan")),
         }
     return {
         "a": a,

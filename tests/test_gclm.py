@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from blowup.config import validate
-from blowup.equations.ccf.profile import CCF_EQUATION
+from blowup.equations.ccf.profile import CCF_EQUATION, solve_profile
 from blowup.equations.ccf.profile import find_profile as ccf_find_profile
 from blowup.equations.ccf.profile import rough_profile as ccf_rough_profile
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.errors import ConfigError
 from blowup.solvers import log_profile
-from blowup.solvers.hilbert import LogGrid
+from blowup.solvers.hilbert import LogGrid, MappedLogGrid
 from blowup.solvers.log_stability import LogGridStability
 
 GRID = LogGrid.with_spacing(-40.0, 60.0, 0.1)
@@ -129,6 +129,41 @@ def test_the_time_mode_is_found_on_the_default_grids_at_a_half():
     spectrum = LogGridStability(*solves).analyse()
     assert spectrum.counts["symmetry_modes"]["time"] == pytest.approx(1.0, abs=1e-6)
     assert spectrum.counts["n_unstable"] == 0
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [LogGrid.with_spacing(-40.0, 80.0, 0.15), MappedLogGrid(-40.0, 80.0, 801, ((1.0, 0.5, 3.0),))],
+    ids=["uniform", "mapped"],
+)
+def test_space_translation_is_an_even_eigenfunction_with_nu_alpha(grid):
+    """Moving the a = 1/2 closed form gives the even φ = Ω', χ = ξΩ' = -p_s, with ν = α = 1/3, under the even
+    class's operator: every term of it is exercised (the induced velocity V enters with a ≠ 0)."""
+    alpha, p = closed_form(0.5, np.exp(grid.s))
+    (even,) = GCLMEquation(0.5).other_classes(alpha)
+    xi = np.exp(grid.s)
+    chi = -(16 / 3) * xi * (1 - 3 * xi**2) / (1 + xi**2) ** 3  # -ξ p'(ξ), p = (16/3) ξ/(ξ² + 1)²
+    operator = even.operator(p, alpha, grid)
+    assert np.abs(operator @ chi - alpha * chi).max() < 1e-10 * np.abs(chi).max()
+    assert np.abs(operator @ chi - 1.01 * alpha * chi).max() > 1e-4 * np.abs(chi).max()
+
+
+@pytest.mark.slow
+def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
+    """At a = -1 even perturbations of Ω are CCF's odd perturbations of θ (χ = -f_s): on the stable profile the same
+    analysis finds the same modes, translation (ν = α = 1 + λ) and time, and no unstable one in either class."""
+    grids = [LogGrid.with_spacing(-40.0, 80.0, h) for h in (0.25, 0.2)]
+    equation = GCLMEquation(-1.0)
+    solves = [log_profile.newton(equation, equation.rough(2.25, grid), 2.25, grid) for grid in grids]
+    spectrum = LogGridStability(*solves).analyse()
+    ccf = LogGridStability(*(solve_profile(1.25, grid) for grid in grids)).analyse()
+    counts = spectrum.counts
+    assert spectrum.unstable_counts() == {"n_unstable": 0.0, "n_unstable_even": 0.0, "n_unstable_odd": 0.0}
+    assert [(m.symmetry, m.parity) for m in spectrum.modes] == [("translation", "even"), ("time", "odd")]
+    assert [(m.symmetry, m.parity) for m in ccf.modes] == [("translation", "odd"), ("time", "even")]
+    assert abs(spectrum.modes[0].nu - ccf.modes[0].nu) < 1e-10 and abs(spectrum.modes[0].nu - solves[1].lam) < 1e-10
+    assert counts["resolved_above_by_class"]["even"] == pytest.approx(ccf.counts["resolved_above_by_class"]["odd"])
+    assert counts["grid_artefacts_up_to"] == pytest.approx(ccf.counts["grid_artefacts_up_to"], abs=1e-8)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,15 @@ import pytest
 
 from blowup.solvers.hilbert import (
     LogGrid,
+    MappedLogGrid,
     derivative,
     fast_odd_size,
     hilbert_over_y,
     hilbert_over_y_transpose,
     interpolate,
     operator_matrices,
+    quadrature_weights,
+    running_integral,
     shifted_derivative_inverse,
 )
 
@@ -59,6 +62,16 @@ def test_matrices_agree_with_the_operators_and_derivative_is_spectral():
     assert np.abs(derivative(f, grid) - diff @ f).max() < 1e-14
     fine_f, fine = interpolate(f, grid, 3 * grid.points)
     assert np.abs(fine_f - 1 / np.cosh(fine.s)).max() < 1e-9
+
+
+@pytest.mark.parametrize("grid", [GRID, MappedLogGrid(-40.0, 80.0, 801, ((1.0, 0.5, 3.0),))], ids=["uniform", "mapped"])
+def test_running_integral_and_quadrature_against_closed_forms(grid):
+    """∫_left^s sech² = tanh s - tanh(left), ∫ sech² = 2, on a uniform grid and on one clustered at s = 1."""
+    f = 1 / np.cosh(grid.s) ** 2
+    assert np.abs(running_integral(f, grid) - (np.tanh(grid.s) - np.tanh(grid.left))).max() < 1e-13
+    assert abs(quadrature_weights(grid) @ f - 2) < 1e-14
+    assert abs(quadrature_weights(grid) @ (grid.s * np.exp(-(grid.s**2))) - 0.0) < 1e-14
+    assert abs(quadrature_weights(grid) @ (grid.s**2 * np.exp(-(grid.s**2))) - np.sqrt(np.pi) / 2) < 1e-13
 
 
 def test_even_number_of_points_is_refused():

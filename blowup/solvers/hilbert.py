@@ -279,15 +279,34 @@ def slope_row(grid: AnyLogGrid, at: float = 0.0) -> np.ndarray:
     return row * float(grid._density(np.asarray(at))) if mapped else row
 
 
-def tail_integral(q: np.ndarray, grid: LogGrid) -> np.ndarray:
-    """∫_r^right q(t) dt at every grid point r, spectrally (q small at both ends)."""
+def _integrals(q: np.ndarray, grid: LogGrid) -> tuple[np.ndarray, np.ndarray]:
+    """∫_left^r q(t) dt at every grid point r, and ∫_left^right q, spectrally (q small at both ends)."""
     k = _along_first_axis(grid.wavenumbers, q)
     coefficients = np.fft.fft(q, axis=0)
     mean = coefficients[0].real / grid.points
     nonzero = k != 0
     periodic = np.real(np.fft.ifft(np.where(nonzero, coefficients / np.where(nonzero, 1j * k, 1), 0), axis=0))
-    below = mean * (grid.s - grid.left).reshape(k.shape) + periodic - periodic[:1]  # ∫_left^r
-    return mean * (grid.right - grid.left) - below
+    return mean * (grid.s - grid.left).reshape(k.shape) + periodic - periodic[:1], mean * (grid.right - grid.left)
+
+
+def tail_integral(q: np.ndarray, grid: LogGrid) -> np.ndarray:
+    """∫_r^right q(t) dt at every grid point r, spectrally (q small at both ends)."""
+    below, total = _integrals(q, grid)
+    return total - below
+
+
+def running_integral(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:
+    """∫_left^r q(t) dt at every grid point r, along the first axis (on a mapped grid, of q ds/dσ in σ)."""
+    if isinstance(grid, MappedLogGrid):
+        return running_integral(q * _along_first_axis(grid.stretch, q), grid.uniform)
+    return _integrals(q, grid)[0]
+
+
+def quadrature_weights(grid: AnyLogGrid) -> np.ndarray:
+    """w with w @ q = ∫ q ds over the grid (the trapezoid rule in s, or in σ: spectral for q small at both ends)."""
+    if isinstance(grid, MappedLogGrid):
+        return grid.stretch * grid.uniform.spacing
+    return np.full(grid.points, grid.spacing)
 
 
 def hilbert_over_y(q: np.ndarray, grid: AnyLogGrid) -> np.ndarray:

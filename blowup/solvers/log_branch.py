@@ -42,16 +42,16 @@ class ParameterBranch:
     def report(self, x: np.ndarray, mu: float, stability: bool = False) -> dict[str, float]:
         """The point's measures on the coarse grid, σ on the fine grid, and its error estimate and off-grid
         residual (NaN where the fine solve did not converge); with `stability`, its unstable count (both grids'
-        spectra, `blowup.solvers.log_stability`; NaN where they fail their own check, `Spectrum.unstable_count`)."""
+        spectra, `blowup.solvers.log_stability`, in total and per perturbation class; NaN where they fail their own
+        check, `Spectrum.unstable_count`)."""
         equation = self.equation_at(mu)
         name = equation.scalar_name
         out = equation.measures(x[:-1], x[-1], self.grid)
         coarse = ProfileSolve(x[-1], x[:-1], self.grid, 0, True, equation=equation)
         fine = refine(coarse, self.fine)
         if stability:
-            out["n_unstable"] = (
-                LogGridStability(coarse, fine).analyse().unstable_count() if fine.converged else (float("nan"))
-            )
+            spectrum = LogGridStability(coarse, fine).analyse() if fine.converged else None
+            out |= spectrum.unstable_counts() if spectrum else {"n_unstable": float("nan")}
         out[f"{name}_coarse"] = out[name]
         out[name] = fine.lam if fine.converged else float("nan")
         out[f"{name}_error_estimate"] = abs(fine.lam - x[-1]) if fine.converged else float("nan")

@@ -83,8 +83,8 @@ class PerturbationClass:
     """Perturbations of one parity about a profile: L's dense matrix there (`operator(u, σ, grid)`), the symmetry
     modes the class holds, L's largest local rate (its grid artefacts reach it) and the Re ν above which a smooth
     eigenfunction is told from a non-smooth one (`resolved_above`). An equation's own class comes from its
-    Newton Jacobian (`own_class`); an equation may state others (`ProfileEquation.other_classes`, CCF's odd
-    perturbations of an even profile)."""
+    Newton Jacobian (`own_class`); an equation may state others (`ProfileEquation.other_classes`: CCF's odd
+    perturbations of its even θ, gCLM's even ones of its odd Ω, the same perturbations at a = -1)."""
 
     parity: str
     operator: Callable[[np.ndarray, float, LogGrid], np.ndarray]
@@ -92,6 +92,13 @@ class PerturbationClass:
     local_rate: Callable[[np.ndarray, float, LogGrid], np.ndarray]
     resolved_above: float
     own: bool = False  # the profile's own class: past DENSE_POINTS its spectrum is the shift-invert one
+
+
+def second_rate_bound(origin_speed: float) -> float:
+    """`resolved_above` for a class whose eigenfunctions near the origin are A e^s + B e^((2 - ν/c₀)s) (CCF's odd
+    perturbations of θ, gCLM's even ones of Ω): the non-smooth part decays faster than e^s below ν = c₀, where the
+    rate test cannot see it, and is told from e^s from Re ν = (1 + 4 SMOOTH_RATE) c₀ up."""
+    return (1 + 4 * SMOOTH_RATE) * origin_speed
 
 
 def own_class(equation: ProfileEquation, lam: float) -> PerturbationClass:

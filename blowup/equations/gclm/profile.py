@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blowup.problem import Symmetry
 from blowup.solvers.hilbert import (
     LogGrid,
     derivative,
@@ -34,10 +35,13 @@ from blowup.solvers.hilbert import (
     hilbert_over_y,
     hilbert_over_y_transpose,
     operator_matrices,
+    quadrature_weights,
+    running_integral,
     shifted_derivative_inverse,
     shifted_inverse_matrices,
 )
 from blowup.solvers.log_profile import DenseBlocks
+from blowup.solvers.log_stability import PerturbationClass, second_rate_bound
 
 
 class _Products:
@@ -85,8 +89,42 @@ class GCLMEquation:
     def local_rate(self, p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
         return -(1 + hilbert_over_y(p, grid))  # ∂G/∂p = -(1 + Tp) - c d/ds + nonlocal
 
-    def other_classes(self, alpha: float) -> list:
-        return []  # even perturbations of Ω (CCF's odd ones of θ at a = -1): not written for gCLM
+    def other_classes(self, alpha: float) -> list[PerturbationClass]:
+        """Even perturbations φ of the odd Ω (CCF's odd ones of θ at a = -1), sampled as χ(s) = ξφ(ξ) at ξ = e^s:
+        odd, so χ ~ e^s at a smooth origin, like the profile's own class. With V the velocity φ induces,
+        V = -|D|⁻¹φ (the one that decays, as u = -Hθ does for CCF; translating the profile moves it with it),
+
+            L χ = (c - 1 - Tp) χ - c χ_s + a p_s V - p Tχ,   V = (2/π) ∫ t χ(t) dt + ∫_-∞^s Tχ,
+
+        from ξ·(linearised G) (ξφ' = χ_s - χ, ξHφ = Tχ, V(0) = (1/π) ∫ log|y| φ(y) dy, V_s = Tχ). Integrating
+        the linearised equation over the line gives ν m = (α - 1) m for the mass m = ∫φ = 2∫χ ds: every mode but
+        one at ν = α - 1 has m = 0, which the formulas above assume (H(χ/ξ) = Hχ/ξ holds only then), so L acts
+        on m = 0, and the discarded direction gets ν = -1. Space translation, φ = Ω' (χ = -p_s), is the symmetry
+        mode, ν = α. Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s), as for CCF's odd class."""
+
+        def operator(p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
+            hilbert, diff = operator_matrices(grid)
+            lin = self.linearise(p, alpha, grid)
+            weights = quadrature_weights(grid)
+            velocity = running_integral(hilbert, grid)  # V's columns: (2/π) ∫ t χ dt added below
+            velocity += (2 / np.pi) * (grid.s * weights)[None, :]
+            jacobian = self.a * lin.slope[:, None] * velocity
+            jacobian -= lin.transport[:, None] * diff
+            jacobian -= p[:, None] * hilbert
+            jacobian[np.diag_indices(len(p))] += lin.transport - 1 - lin.tp
+            unit = weights / np.linalg.norm(weights)  # L restricted to m = 0: P L P - (I - P), P = I - unit unitᵀ
+            jacobian -= np.outer(unit, unit @ jacobian)
+            jacobian -= np.outer(jacobian @ unit, unit)
+            jacobian -= np.outer(unit, unit)
+            return jacobian
+
+        def local_rate(p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
+            lin = self.linearise(p, alpha, grid)
+            return lin.transport - 1 - lin.tp
+
+        translation = [Symmetry("translation", alpha, "even")]
+        bound = second_rate_bound(self.origin_speed(alpha))
+        return [PerturbationClass("even", operator, translation, local_rate, bound)]
 
     def linearise(self, p: np.ndarray, alpha: float, grid: LogGrid) -> _Products:
         return _Products(p, alpha, self.a, grid)
