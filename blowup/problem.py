@@ -80,11 +80,14 @@ class Spectrum:
         return float("nan") if self.counts.get("symmetry_modes_missing") else float(self.counts["n_unstable"])
 
     def unstable_counts(self) -> dict[str, float]:
-        """`unstable_count` in total and per parity class (n_unstable_even, n_unstable_odd, those analysed): NaN
-        together, where the spectrum fails its own check."""
+        """`unstable_count` in total and per parity class analysed (n_unstable_even, n_unstable_odd): a class's NaN
+        where its own symmetry mode is missing (`untrusted_classes`, where the analysis names them), else every
+        count NaN with the total."""
         total = self.unstable_count()
-        classes = [key for key in ("n_unstable_even", "n_unstable_odd") if key in self.counts]
-        return {"n_unstable": total, **{key: float(self.counts[key]) if total == total else total for key in classes}}
+        untrusted = self.counts.get("untrusted_classes", ["even", "odd"] if total != total else [])
+        parities = [parity for parity in ("even", "odd") if f"n_unstable_{parity}" in self.counts]
+        per_class = {p: float("nan") if p in untrusted else float(self.counts[f"n_unstable_{p}"]) for p in parities}
+        return {"n_unstable": total, **{f"n_unstable_{p}": count for p, count in per_class.items()}}
 
 
 class Stability(ABC):

@@ -95,7 +95,7 @@ def regrid(branch: Branch, point: Point, points: int) -> tuple[Branch, Point] | 
     moved = branch_on(grid, branch.settings.step)
     x = resample(point.x, old, grid, shift=normalisation_offset(point.x, old))
     tangent = np.concatenate([resample(point.tangent[:-1], old, grid), point.tangent[-1:]])
-    tangent /= np.sqrt(moved._inner(tangent, tangent))
+    tangent /= np.sqrt(moved.inner(tangent, tangent))
     start = Point(x, point.mu, tangent)
     found, _ = moved.correct(start, np.concatenate([x, [point.mu]]), tangent, 0.0)
     if found is None:

@@ -11,7 +11,7 @@ from blowup.equations.ccf.profile import rough_profile as ccf_rough_profile
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.errors import ConfigError
 from blowup.solvers import log_profile
-from blowup.solvers.hilbert import LogGrid, MappedLogGrid
+from blowup.solvers.hilbert import LogGrid, MappedLogGrid, derivative
 from blowup.solvers.log_stability import LogGridStability
 
 GRID = LogGrid.with_spacing(-40.0, 60.0, 0.1)
@@ -164,6 +164,32 @@ def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
     assert abs(spectrum.modes[0].nu - ccf.modes[0].nu) < 1e-10 and abs(spectrum.modes[0].nu - solves[1].lam) < 1e-10
     assert counts["resolved_above_by_class"]["even"] == pytest.approx(ccf.counts["resolved_above_by_class"]["odd"])
     assert counts["grid_artefacts_up_to"] == pytest.approx(ccf.counts["grid_artefacts_up_to"], abs=1e-8)
+
+
+@pytest.mark.slow
+def test_a_class_missing_its_symmetry_mode_has_no_count_and_leaves_the_other_class_alone():
+    """At a = -0.1 the translation mode ν = α lies inside the even class's continuum (Re ν < 2c₀): the exact pair
+    holds on the grid, but dense eigenvalues need not come near it. Found, it is reported; missed, the even count
+    is NaN (and the total), never a number, while the odd class's count, whose time mode is found, stands."""
+    grids = [LogGrid.with_spacing(-40.0, 80.0, h) for h in (0.2, 0.15)]
+    solves = []
+    for grid in grids:
+        alpha, p = exact_profile(0.0, grid)
+        for a in (-0.05, -0.1):  # continued from the exact a = 0 member
+            solve = log_profile.newton(GCLMEquation(a), p, alpha, grid)
+            alpha, p = solve.lam, solve.q
+        solves.append(solve)
+    fine = solves[1]
+    (even,) = fine.equation.other_classes(fine.lam)
+    chi = derivative(fine.q, fine.grid)
+    exact_pair = even.operator(fine.q, fine.lam, fine.grid) @ chi - fine.lam * chi
+    assert np.abs(exact_pair).max() < 1e-9 * np.abs(chi).max()
+    spectrum = LogGridStability(*solves).analyse()
+    counts = spectrum.unstable_counts()
+    assert counts["n_unstable_odd"] == 0 and spectrum.counts["symmetry_modes"]["time"] == pytest.approx(1, abs=1e-10)
+    if "translation" not in spectrum.counts["symmetry_modes"]:
+        assert np.isnan(counts["n_unstable_even"]) and np.isnan(counts["n_unstable"])
+        assert spectrum.counts["untrusted_classes"] == ["even"]
 
 
 @pytest.fixture(scope="module")

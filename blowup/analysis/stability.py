@@ -94,8 +94,9 @@ def show(run_dir: Path, spectrum: Spectrum, console: Console) -> None:
     missing = spectrum.counts.get("symmetry_modes_missing")
     if missing:
         console.print(
-            f"[bold red]not a count:[/] the symmetry mode(s) {', '.join(missing)} every profile has were not found, so "
-            "the grids do not resolve the eigenfunctions (stability.json: n_unstable_trusted false)"
+            f"[bold red]not a count:[/] the symmetry mode(s) {', '.join(missing)} every profile has were not found: "
+            "the grids do not resolve the eigenfunctions, or the mode lies in the continuum of non-smooth ones, where "
+            "dense eigenvalues miss it (stability.json: n_unstable_trusted false, untrusted_classes)"
         )
 
 

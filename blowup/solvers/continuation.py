@@ -81,7 +81,9 @@ class Branch:
     def __init__(self, system: BranchSystem, settings: Settings):
         self.system, self.settings, self.n = system, settings, system.size
 
-    def _inner(self, a: np.ndarray, b: np.ndarray) -> float:
+    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
+        """⟨a, b⟩ = a_x·b_x / n + a_μ b_μ, what steps and tangents are measured in: a step's length does not grow
+        with the number of unknowns."""
         return float(a[:-1] @ b[:-1] / self.n + a[-1] * b[-1])
 
     def _extended(self, x: np.ndarray, mu: float, row: np.ndarray):
@@ -124,7 +126,7 @@ class Branch:
         rhs = np.zeros(operator.shape[0])
         rhs[-1] = 1.0
         t = -self._solve(operator, pre, rhs)
-        return t / np.sqrt(self._inner(t, t))
+        return t / np.sqrt(self.inner(t, t))
 
     def correct(self, start: Point, guess: np.ndarray, row: np.ndarray, target: float) -> tuple[Point | None, int]:
         """Gauss-Newton on F = 0 and ⟨row, z - start⟩ = target from `guess`: the point and its step count (None
@@ -133,7 +135,7 @@ class Branch:
         origin = np.concatenate([start.x, [start.mu]])
         for step in range(1, s.corrector_steps + 1):
             residual, operator, pre = self._extended(z[:-1], z[-1], row)
-            constraint = self._inner(row, z - origin) - target
+            constraint = self.inner(row, z - origin) - target
             full = np.concatenate([residual, [constraint]])
             size = float(np.abs(full).max())
             bound = 1e3 * max(1.0, size) if bound is None else bound
@@ -166,7 +168,7 @@ class Branch:
         origin = np.concatenate([point.x, [point.mu]])
         change = value - origin[component]
         guess = origin + point.tangent * (change / point.tangent[component])
-        found, steps = self.correct(point, guess, row, self._inner(row, guess - origin))
+        found, steps = self.correct(point, guess, row, self.inner(row, guess - origin))
         if found is None:
             return None
         found.tangent = self.tangent(found.x, found.mu, point.tangent)

@@ -249,9 +249,8 @@ def family_tangent(solve: ProfileSolve) -> np.ndarray:
         compress(solve.grid)
     system = _ProfileSystem(solve.equation, solve.grid, smooth=False)
     lin = system.linearise((solve.q, solve.lam))
-    column = solve.equation.linearise(solve.q, solve.lam, solve.grid).scalar_column
     descent = KrylovLeastSquares(lin.jacobian, system.preconditioner, KRYLOV_TOLERANCE, KRYLOV_ITERATIONS)
-    return descent.solve(np.concatenate([column, [0.0]]))
+    return descent.solve(np.concatenate([system.products.scalar_column, [0.0]]))
 
 
 def householder_lstsq(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -280,7 +279,8 @@ class _ProfileSystem:
         self.equation, self.grid, self.smooth = equation, grid, smooth
         self.n, self.centre = grid.points, int(np.argmin(np.abs(grid.s)))
         self.bound: float | None = None  # DIVERGED times the first point's largest residual (at least 1)
-        self.preconditioner: LinearOperator | None = None  # the last linearisation's
+        self.preconditioner: LinearOperator | None = None  # the last linearisation's ...
+        self.products: Linearised | None = None  # ... and its products (their ∂R/∂σ column: `family_tangent`)
 
     def diverged(self, residual: np.ndarray) -> bool:
         """Residuals not finite, or grown DIVERGED-fold past the start's: Newton has left every basin, and more
@@ -300,7 +300,7 @@ class _ProfileSystem:
     def linearise(self, point: tuple[np.ndarray, float]) -> Linearisation | None:
         """The equations and their Jacobian (a LinearOperator) at (u, σ); None once they diverged."""
         (q, lam), n, centre, smooth = point, self.n, self.centre, self.smooth
-        lin = self.equation.linearise(q, lam, self.grid)
+        lin = self.products = self.equation.linearise(q, lam, self.grid)
         at_zero = slope_row(self.grid) if isinstance(self.grid, MappedLogGrid) else None  # else lin.slope[centre]
         residual = self.equations(point, lin)
         if self.diverged(residual):

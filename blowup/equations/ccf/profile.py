@@ -41,7 +41,7 @@ from blowup.solvers.hilbert import (
     operator_matrices,
 )
 from blowup.solvers.log_profile import DenseBlocks, FamilyScan, ProfileSolve, refine, transport_preconditioner
-from blowup.solvers.log_stability import PerturbationClass, second_rate_bound
+from blowup.solvers.log_stability import PerturbationClass, second_rate_class
 
 __all__ = [
     "CCF_EQUATION",
@@ -120,7 +120,7 @@ class CCFEquation:
         """Odd perturbations φ of the even profile, sampled as f(s) = φ(e^s) (odd, so f ~ e^s at a smooth origin):
         the linearised F = -λΘ + ((1+λ)y + HΘ)Θ' is -λf + c f_s + Ω Tf (Ω = Θ' = q + q_s; H takes the odd φ
         through T as it takes Ω), L = minus that. Space translation, φ = Θ', is its symmetry mode, ν = 1 + λ.
-        Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s) (`second_rate_bound`)."""
+        Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s) (`second_rate_class`)."""
 
         def operator(q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
             hilbert, diff = operator_matrices(grid)
@@ -131,7 +131,7 @@ class CCFEquation:
             return np.full(len(q), lam)
 
         translation = [Symmetry("translation", 1 + lam, "odd")]
-        return [PerturbationClass("odd", operator, translation, local_rate, second_rate_bound(self.origin_speed(lam)))]
+        return [second_rate_class("odd", operator, translation, local_rate, self.origin_speed(lam))]
 
     def linearise(self, q: np.ndarray, lam: float, grid: LogGrid) -> _TransportProducts:
         return _TransportProducts(q, lam, grid)

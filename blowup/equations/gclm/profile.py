@@ -41,7 +41,7 @@ from blowup.solvers.hilbert import (
     shifted_inverse_matrices,
 )
 from blowup.solvers.log_profile import DenseBlocks
-from blowup.solvers.log_stability import PerturbationClass, second_rate_bound
+from blowup.solvers.log_stability import PerturbationClass, second_rate_class
 
 
 class _Products:
@@ -123,8 +123,7 @@ class GCLMEquation:
             return lin.transport - 1 - lin.tp
 
         translation = [Symmetry("translation", alpha, "even")]
-        bound = second_rate_bound(self.origin_speed(alpha))
-        return [PerturbationClass("even", operator, translation, local_rate, bound)]
+        return [second_rate_class("even", operator, translation, local_rate, self.origin_speed(alpha))]
 
     def linearise(self, p: np.ndarray, alpha: float, grid: LogGrid) -> _Products:
         return _Products(p, alpha, self.a, grid)
