@@ -44,10 +44,12 @@ from ccf_family import ccf_profile, figure  # noqa: E402
 from blowup.equations.ccf.profile import CCF_EQUATION, family_measures  # noqa: E402
 from blowup.solvers.hilbert import MappedLogGrid, fast_odd_size, resample  # noqa: E402
 from blowup.solvers.log_profile import (  # noqa: E402
+    GRID_GROWTH,
+    RESOLVED,
     ProfileSolve,
     clustered,
     family_tangent,
-    front,
+    front_moved,
     load_solve,
     newton,
     normalisation_offset,
@@ -57,9 +59,6 @@ from blowup.solvers.log_profile import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL_TOLERANCE = 1e-8  # the step's first Newton, on the last member's grid, as scripts/ccf_family.py's
-RESOLVED = 1e-9  # the finer grid's residual between its points must be below this, else both grids grow
-GROWTH = 1.4
-RENARROW = 0.7  # a front this much narrower than its grid's cluster gets a grid of its own
 
 
 def odd(points: float) -> int:
@@ -78,16 +77,16 @@ def member_pair(last: tuple[ProfileSolve, ...], at: float, points: tuple[int, in
     pseudo-arclength continuation found no fold (scripts/ccf_family_fold.py). Not the secant through the last two
     members: over steps of 1e-3 it moved the front's steep step linearly where the front had moved by a third of its
     width, and Newton converged from it to a spurious solution of that grid (c_min 0.003, max |Ω| 92, residual
-    between points 0.05, where the member has 0.010, 25.7, 3e-9). That grid is replaced only where the front has left it
-    (`recentre`), by one re-centred from the member solved on it, and the coarser grid is the finer's map on fewer
-    points, started from its own last member plus the finer member's change while the finer grid stays, else from
-    the finer's member. A lost solve is said (which, and how far its residual got)."""
+    between points 0.05, where the member has 0.010, 25.7, 3e-9). That grid is replaced only where the front has
+    left it (`log_profile.front_moved`), by one re-centred from the member solved on it, and the coarser grid is the
+    finer's map on fewer points, started from its own last member plus the finer member's change while the finer
+    grid stays, else from the finer's member. A lost solve is said (which, and how far its residual got)."""
     finer = last[-1]
     start = finer.q if smooth or finer.lam == at else finer.q + (at - finer.lam) * family_tangent(finer)
     trial = newton(finer.equation, start, at, finer.grid, smooth=smooth, tolerance=TRIAL_TOLERANCE)
     if not trial.converged:
         return lost("the step's Newton on the last grid", trial)
-    kept = isinstance(trial.grid, MappedLogGrid) and trial.grid.points == points[1] and not recentre(trial)
+    kept = isinstance(trial.grid, MappedLogGrid) and trial.grid.points == points[1] and not front_moved(trial)
     if kept:  # to round-off on its grid (the trial was held to TRIAL_TOLERANCE only)
         fine = newton(trial.equation, trial.q, trial.lam, trial.grid, smooth=smooth)
     else:
@@ -131,14 +130,6 @@ def renormalised(solve: ProfileSolve) -> ProfileSolve:
     if not again.converged:
         raise ValueError(f"the kept member at lambda {solve.lam:.10g} did not solve again once renormalised")
     return again
-
-
-def recentre(solve: ProfileSolve) -> bool:
-    """Whether the front has left `solve`'s clustered grid: its least transport speed is more than half the
-    cluster's width from the centre, or the front has narrowed to under RENARROW of the cluster's width."""
-    centre, width, _ = solve.grid.fronts[0]
-    now_at, now_width = front(solve)
-    return abs(now_at - centre) > width / 2 or now_width < RENARROW * width
 
 
 def row(pair, kind: str, started: float) -> dict:
@@ -208,7 +199,7 @@ def main() -> None:
                   "here")  # fmt: skip
             break
         if found[1].offgrid_residual_max() > RESOLVED and points[1] < opts.max_points:
-            points = (odd(points[0] * GROWTH), odd(points[1] * GROWTH))
+            points = (odd(points[0] * GRID_GROWTH), odd(points[1] * GRID_GROWTH))
             print(f"grids grow to {points}", flush=True)
             continue
         rows.append(row(found, "member", started))

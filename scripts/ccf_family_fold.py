@@ -10,7 +10,7 @@ the smoothness defect's sign changes located by regula falsi on the arclength), 
 ccf_family_clustered.py's `--work`.
 
 The front steepens along the way, so the grid follows it: where the least transport speed has moved more than half
-the cluster's width from its centre or narrowed below 0.7 of it (`ccf_family_clustered.recentre`), or every
+the cluster's width from its centre or narrowed below 0.7 of it (`log_profile.front_moved`), or every
 `--check-every` points the residual between grid points (the 3x interpolant) has passed 1e-9, the point is moved
 onto a grid re-centred at its front (`log_profile.front`) by the corrector on the extended system (its tangent
 resampled: regular at a fold, where a Newton at fixed λ is not), on grids growing x1.4 while that residual stays
@@ -36,16 +36,20 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ccf_family_clustered import GROWTH, RESOLVED, odd, recentre  # noqa: E402
+from ccf_family_clustered import odd  # noqa: E402
 
 from blowup.equations.ccf.profile import CCF_EQUATION  # noqa: E402
 from blowup.solvers.continuation import Branch, Point, Settings, first_tangent, follow  # noqa: E402
 from blowup.solvers.hilbert import LogGrid, MappedLogGrid, resample  # noqa: E402
+from blowup.solvers.log_branch import onto  # noqa: E402
 from blowup.solvers.log_profile import (  # noqa: E402
+    GRID_GROWTH,
+    RESOLVED,
     ProfileSolve,
     _ProfileSystem,
+    clustered_grid,
     compress,
-    front,
+    front_moved,
     load_solve,
     normalisation_offset,
 )
@@ -77,6 +81,10 @@ class FamilyBranch:
     def solve(self, point: Point) -> ProfileSolve:
         return ProfileSolve(point.mu, point.x, self.grid, 0, True, equation=CCF_EQUATION)
 
+    def resampled(self, x: np.ndarray, grid: LogGrid, normalise: bool = True) -> np.ndarray:
+        """q on another grid (moved to the normalisation's origin where `normalise`)."""
+        return resample(x, self.grid, grid, shift=normalisation_offset(x, self.grid) if normalise else 0.0)
+
 
 SETTINGS = dict(step_tolerance=1e-11, corrector_steps=15)  # a clustered grid's steps stall at 1e-12 .. 1e-11
 
@@ -87,21 +95,9 @@ def branch_on(grid: LogGrid, step: float) -> Branch:
 
 
 def regrid(branch: Branch, point: Point, points: int) -> tuple[Branch, Point] | None:
-    """The point moved onto a grid of `points` clustered at its front: the corrector on F = 0 and
-    ⟨t, z - z₀⟩ = 0 from it resampled (t its tangent resampled), regular through a fold."""
-    old = branch.system.grid
-    centre, width = front(branch.system.solve(point))
-    grid = MappedLogGrid(old.left, old.right, odd(points), ((centre, width, 1 / width),))
-    moved = branch_on(grid, branch.settings.step)
-    x = resample(point.x, old, grid, shift=normalisation_offset(point.x, old))
-    tangent = np.concatenate([resample(point.tangent[:-1], old, grid), point.tangent[-1:]])
-    tangent /= np.sqrt(moved.inner(tangent, tangent))
-    start = Point(x, point.mu, tangent)
-    found, _ = moved.correct(start, np.concatenate([x, [point.mu]]), tangent, 0.0)
-    if found is None:
-        return None
-    found.tangent = moved.tangent(found.x, found.mu, tangent)
-    return moved, found
+    """The point moved onto a grid of `points` clustered at its front (`log_branch.onto`: the corrector on F = 0
+    and ⟨t, z - z₀⟩ = 0 from it resampled, t its tangent resampled, regular through a fold)."""
+    return onto(branch, point, FamilyBranch(clustered_grid(branch.system.solve(point), points)))
 
 
 def walk(solve: ProfileSolve, points: int, opts, rows: list[dict], out: Path) -> None:
@@ -152,9 +148,9 @@ def walk(solve: ProfileSolve, points: int, opts, rows: list[dict], out: Path) ->
         offgrid = solve.offgrid_residual_max() if checked % opts.check_every == 0 else np.nan
         save(row("point", point, offgrid))
         for _ in range(4):  # re-centred, then grown while the residual between points stays above RESOLVED
-            if not (recentre(solve) or offgrid > RESOLVED):
+            if not (front_moved(solve) or offgrid > RESOLVED):
                 break
-            points = min(odd(points * GROWTH), opts.max_points) if offgrid > RESOLVED else points
+            points = min(odd(points * GRID_GROWTH), opts.max_points) if offgrid > RESOLVED else points
             moved = regrid(branch, point, points)
             if moved is None:
                 print(f"the point at lambda {point.mu:.10g} did not move onto {points} points: stopped", flush=True)

@@ -35,11 +35,18 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ccf_family import ccf_profile  # noqa: E402
-from ccf_family_clustered import GROWTH, RESOLVED, odd, pair_figures  # noqa: E402
+from ccf_family_clustered import odd, pair_figures  # noqa: E402
 
 from blowup.equations.gclm.profile import GCLMEquation  # noqa: E402
 from blowup.solvers.hilbert import derivative  # noqa: E402
-from blowup.solvers.log_profile import ProfileSolve, clustered, load_solve, save_solve  # noqa: E402
+from blowup.solvers.log_profile import (  # noqa: E402
+    GRID_GROWTH,
+    RESOLVED,
+    ProfileSolve,
+    clustered,
+    load_solve,
+    save_solve,
+)
 from blowup.solvers.log_stability import LogGridStability  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +159,7 @@ def main() -> None:
             step /= 2
             continue
         if pair[1].offgrid_residual_max() > RESOLVED and points[1] < opts.max_points:
-            points = (odd(points[0] * GROWTH), odd(points[1] * GROWTH))
+            points = (odd(points[0] * GRID_GROWTH), odd(points[1] * GRID_GROWTH))
             print(f"grids grow to {points}", flush=True)
             continue
         a, last_pair, step = target, pair, min(2 * step, opts.step)

@@ -11,6 +11,7 @@ import pytest
 from scipy.optimize import brentq
 from scipy.sparse.linalg import aslinearoperator
 
+from blowup.analysis import continuation as continuation_cli
 from blowup.analysis.continuation import STATE, _load_state, _save_state, _walk
 from blowup.equations.burgers import build, exact_profile, residual
 from blowup.errors import ConfigError
@@ -107,12 +108,36 @@ def test_continue_from_clm_meets_the_exact_member_at_one_half_and_resumes(gclm_r
 
 
 @pytest.mark.slow
+def test_continue_on_clustered_grids_meets_the_exact_member_and_resumes_on_its_grid(gclm_run, run_blowup, tmp_path):
+    """--clustered: the run's profile re-solved on points clustered at its front, followed there (the grid re-centred
+    as the front moves), to the exact α = 1/3 at a = 1/2; stopped and resumed, on the grid the state names."""
+    out = tmp_path / "branch"
+    args = ["continue", str(gclm_run), "--param", "equation.a", "--to", "0.5", "--clustered", "625", "--out", str(out)]
+    first = run_blowup(*args, "--max-points", "3")
+    assert first.returncode == 3 and "max_points" in first.stdout
+    with np.load(out / "state.npz") as state:
+        saved = (int(state["points"]), float(state["fronts"][0][0]))
+    again = run_blowup(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming" in again.stdout
+    branch = pd.read_csv(out / "branch.csv")
+    assert branch.a.iloc[0] == 0 and branch.a.iloc[-1] == 0.5 and np.all(np.diff(branch.a) > 0)
+    assert abs(branch.alpha.iloc[0] - 1) < 1e-12 and abs(branch.alpha.iloc[-1] - 1 / 3) < 1e-12
+    assert (branch.alpha_error_estimate < 1e-10).all() and (branch.residual_max < 1e-10).all()
+    assert (branch.grid_points == 625).all()
+    resumed_from = branch.iloc[3]  # the first point found after the resume, on the saved grid or one moved from it
+    assert resumed_from.grid_points == saved[0]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, named",
     [
         (["--param", "equation.b", "--to", "1"], "equation.a"),
         (["--param", "equation.a", "--to", "1", "--event", "alpha"], "--event"),
         (["--param", "equation.a", "--to", "0"], "--to"),  # the run is there already
+        (["--param", "equation.a", "--to", "1", "--clustered", "1"], "--clustered"),
+        (["--param", "equation.a", "--to", "1", "--clustered", "9001"], "--max-grid-points"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(gclm_run, run_blowup, extra, named):
@@ -137,14 +162,15 @@ def test_a_point_at_a_fixed_unknown_instead_of_a_fixed_parameter():
 def test_a_damaged_branch_state_is_not_resumed_from(tmp_path, damage):
     """A state.npz cut short (a kill mid-write on a filesystem without atomic rename) or overwritten starts the
     branch again from its run instead of crashing `blowup continue`; an intact one gives back what was saved."""
-    point = Point(np.linspace(0.0, 1.0, 7), 0.25, np.full(8, 0.5))
-    _save_state(tmp_path, point, 0.05, 3)
-    resumed, step, index = _load_state(tmp_path)
+    point, system = Point(np.linspace(0.0, 1.0, 7), 0.25, np.full(8, 0.5)), SimpleNamespace(size=7)
+    _save_state(tmp_path, system, point, 0.05, 3)
+    _, resumed, step, index = _load_state(tmp_path, system)
     assert np.array_equal(resumed.x, point.x) and resumed.mu == 0.25 and step == 0.05 and index == 3
+    assert _load_state(tmp_path, SimpleNamespace(size=9)) is None  # another system's state
     state = tmp_path / STATE
     data = state.read_bytes()
     state.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"\x00\xff not a state \x00" * 8)
-    assert _load_state(tmp_path) is None
+    assert _load_state(tmp_path, system) is None
 
 
 def burgers_branch(k: int, degree: int) -> ChebyshevBranch:
@@ -212,22 +238,29 @@ def test_continue_a_burgers_run_in_its_boundary_value(burgers_run, run_blowup, t
     assert len(wrong.stderr.strip().splitlines()) == 1
 
 
-def test_a_point_whose_spectra_fail_their_check_is_no_change_in_the_unstable_count(tmp_path):
+def test_a_point_whose_spectra_fail_their_check_is_no_change_in_the_unstable_count(tmp_path, monkeypatch):
     """n_unstable NaN (the spectra missed a symmetry mode: `Spectrum.unstable_count`) is not a count: counts 1, NaN,
     1, 0 along a branch are one event, 1 -> 0, where the 0 is, not 1 -> NaN -> 1."""
-    counts = iter([1.0, float("nan"), 1.0, 0.0])
+    counts, mus = iter([1.0, float("nan"), 1.0, 0.0]), iter([0.1, 0.2, 0.3])
 
     class Counted:
+        scalar_name = "lambda"
+
         def report(self, x, mu, stability):
             return {"lambda": mu, "lambda_error_estimate": 0.0, "residual_max": 0.0, "n_unstable": next(counts)}
 
-    def walk_of(mus):
-        for mu in mus:
-            yield Point(np.zeros(2), mu, np.array([0.0, 0.0, 1.0])), [], 0.1
-        return "reached"
+        def measures(self, x, mu):
+            return {}
 
-    system, args = Counted(), SimpleNamespace(stability=True, param="equation.a")
+    def one_point(branch, point, target, max_points, crossings, quantities, step):  # `follow`, a point at a time
+        mu = next(mus)
+        yield Point(np.zeros(2), mu, np.array([0.0, 0.0, 1.0])), [], 0.1
+        return "reached" if mu == target else "max_points"
+
+    monkeypatch.setattr(continuation_cli, "follow", one_point)
+    system, args = Counted(), SimpleNamespace(stability=True, param="equation.a", to=0.3, max_points=10)
     pd.DataFrame([system.report(None, 0.0, True) | {"a": 0.0}]).to_csv(tmp_path / "branch.csv", index=False)
-    assert _walk(tmp_path, args, system, walk_of([0.1, 0.2, 0.3]), 0, "a", "lambda") == "reached"
+    start = Point(np.zeros(2), 0.0, np.array([0.0, 0.0, 1.0]))
+    assert _walk(tmp_path, args, SimpleNamespace(system=system), start, 0.1, 0, "a", []) == "reached"
     events = pd.read_csv(tmp_path / "events.csv")
     assert list(events.event) == ["n_unstable 1 -> 0"] and events.parameter[0] == 0.3

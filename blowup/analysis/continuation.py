@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ import pandas as pd
 
 from blowup.errors import ConfigError
 from blowup.solvers.continuation import Branch, Event, Point, Settings, first_tangent, follow
+from blowup.solvers.hilbert import MappedLogGrid
+from blowup.solvers.log_branch import clustered_start, follow_front
 from blowup.training.checkpoints import load_trained
 
 STATE = "state.npz"
@@ -48,21 +51,44 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-points", type=int, default=200, help="points at most (each a few Newton solves)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--stability", action="store_true", help="the unstable count at every point (spectra: slow)")
+    parser.add_argument(
+        "--clustered",
+        type=int,
+        metavar="N",
+        help="follow on N points clustered at the profile's front (log-grid equations), re-centred as it moves and "
+        "grown where the residual between grid points passes 1e-9",
+    )
+    parser.add_argument("--max-grid-points", type=int, default=6615, help="with --clustered: the grids grow to this")
     return parser.parse_args(argv)
 
 
-def _save_state(out: Path, point: Point, step: float, index: int) -> None:
+def _save_state(out: Path, system, point: Point, step: float, index: int) -> None:
+    """The point, the step and the count, and the grid they are on where it is clustered (`--clustered`)."""
     temporary = out / (STATE + ".tmp.npz")
-    np.savez(temporary, x=point.x, mu=point.mu, tangent=point.tangent, step=step, index=index)
+    grid = getattr(system, "grid", None)
+    fronts = np.array(grid.fronts) if isinstance(grid, MappedLogGrid) else np.zeros((0, 3))
+    points = grid.points if isinstance(grid, MappedLogGrid) else 0
+    np.savez(temporary, x=point.x, mu=point.mu, tangent=point.tangent, step=step, index=index, fronts=fronts,
+             points=points)  # fmt: skip
     os.replace(temporary, out / STATE)
 
 
-def _load_state(out: Path) -> tuple[Point, float, int] | None:
+def _load_state(out: Path, system) -> tuple[object, Point, float, int] | None:
+    """The system (on the saved clustered grid, where there is one), the point, the step and the count; None where
+    there is no state, or one that does not fit the system (damaged, or another grid's)."""
     try:
         with np.load(out / STATE) as state:
-            return Point(state["x"], float(state["mu"]), state["tangent"]), float(state["step"]), int(state["index"])
+            point = Point(state["x"], float(state["mu"]), state["tangent"])
+            step, index = float(state["step"]), int(state["index"])
+            fronts = tuple(tuple(float(v) for v in row) for row in state["fronts"]) if "fronts" in state else ()
+            points = int(state["points"]) if "points" in state else 0
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # no state (or a damaged one): start again from the run
+    if fronts:
+        system = system.on(MappedLogGrid(system.grid.left, system.grid.right, points, fronts))
+    if len(point.x) != system.size or len(point.tangent) != system.size + 1:
+        return None
+    return system, point, step, index
 
 
 def _append(path: Path, row: dict) -> None:
@@ -98,8 +124,12 @@ def main(argv: list[str]) -> int:
         crossings = [parse_event(text) for text in args.event]
         if args.step <= 0 or args.max_step < args.step or args.max_points < 1:
             raise ConfigError("--step, --max-step, --max-points are invalid: allowed 0 < step <= max-step, points >= 1")
+        if args.clustered is not None and not 3 <= args.clustered <= args.max_grid_points:
+            raise ConfigError("--clustered, --max-grid-points are invalid: allowed 3 <= clustered <= max-grid-points")
         problem = load_trained(args.run)
         system, x, mu = problem.continuation(args.param)
+        if args.clustered is not None and not hasattr(system, "on"):
+            raise ConfigError("--clustered is invalid for this equation: allowed only on the log grid (gclm)")
     except ConfigError as err:
         print(f"blowup: error: {err}", file=sys.stderr)
         return 2
@@ -112,17 +142,16 @@ def main(argv: list[str]) -> int:
     out = args.out or args.run / f"branch_{args.param.replace('.', '_')}"
     out.mkdir(parents=True, exist_ok=True)
     key, scalar = args.param.split(".")[-1], system.scalar_name
-    branch = Branch(system, Settings(step=args.step, max_step=args.max_step))
-
-    def figures(point: Point) -> dict[str, float]:
-        return system.measures(point.x, point.mu)
-
-    start, step, index = _begin(out, args, branch, x, mu, key)
+    settings = Settings(step=args.step, max_step=args.max_step)
+    try:
+        branch, start, step, index = _begin(out, args, system, settings, x, mu, key)
+    except ValueError as err:  # the run's profile on the clustered grids
+        print(f"blowup: error: --clustered {args.clustered}: {err}", file=sys.stderr)
+        return 2
     reason = "reached"  # a finished branch, run again, only writes its outputs again
     if start.mu != args.to:
-        walk = follow(branch, start, args.to, args.max_points - index, crossings, figures, step)
         try:
-            reason = _walk(out, args, system, walk, index, key, scalar)
+            reason = _walk(out, args, branch, start, step, index, key, crossings)
         except KeyboardInterrupt:
             print(f"interrupted: the same command resumes from {out}", file=sys.stderr)
             return 130
@@ -130,34 +159,49 @@ def main(argv: list[str]) -> int:
 
 
 def _row(system, point: Point, step: float, key: str, stability: bool) -> dict:
-    """branch.csv's row for a point: the parameter, the point's report, the step that reached it and dμ/ds."""
+    """branch.csv's row for a point: the parameter, the point's report, the step that reached it and dμ/ds (and,
+    on a clustered grid, its size and where it is centred)."""
     report = system.report(point.x, point.mu, stability)
-    return {key: point.mu, **report, "arclength_step": step, "dparam_ds": point.tangent[-1]}
+    row = {key: point.mu, **report, "arclength_step": step, "dparam_ds": point.tangent[-1]}
+    grid = getattr(system, "grid", None)
+    if isinstance(grid, MappedLogGrid):
+        row |= {"grid_points": grid.points, "grid_centre": grid.fronts[0][0], "grid_width": grid.fronts[0][1]}
+    return row
 
 
-def _begin(out: Path, args, branch: Branch, x: np.ndarray, mu: float, key: str) -> tuple[Point, float, int]:
-    """The point to go on from, the step and the points so far: the saved state's, else the run's solution
-    (branch.csv and events.csv started afresh with it)."""
-    resumed = _load_state(out)
+def _begin(out: Path, args, system, settings: Settings, x: np.ndarray, mu: float, key: str):
+    """The branch, the point to go on from, the step and the points so far: the saved state's (on its grid), else
+    the run's solution (on --clustered points at its front where asked; branch.csv and events.csv started afresh
+    with it)."""
+    resumed = _load_state(out, system)
     if resumed is not None:
-        start, step, index = resumed
+        system, start, step, index = resumed
         print(f"resuming {out} at {args.param} = {start.mu:.12g} (point {index})")
-        return start, step, index
+        return Branch(system, settings), start, step, index
     for name in ("branch.csv", "events.csv"):
         (out / name).unlink(missing_ok=True)
+    if args.clustered is not None:
+        system, x = clustered_start(system, x, mu, args.clustered)
+    branch = Branch(system, settings)
     start = Point(x, mu, first_tangent(branch, x, mu, np.sign(args.to - mu)))
-    _append(out / "branch.csv", _row(branch.system, start, 0.0, key, args.stability))
-    _save_state(out, start, args.step, 0)
-    return start, args.step, 0
+    _append(out / "branch.csv", _row(system, start, 0.0, key, args.stability))
+    _save_state(out, system, start, args.step, 0)
+    return branch, start, args.step, 0
 
 
-def _walk(out: Path, args, system, walk, index: int, key: str, scalar: str) -> str:
-    """Every point `follow` yields, written as it comes (row, events, state); the reason the walk ended."""
+def _walk(out: Path, args, branch: Branch, point: Point, step: float, index: int, key: str, crossings) -> str:
+    """The branch followed a point at a time (`follow`), each written as it comes (row, events, state), on a
+    clustered grid moved after each where its front has moved or its residual between points has grown
+    (`follow_front`); the reason the walk ended."""
     counted = pd.read_csv(out / "branch.csv").get("n_unstable", pd.Series(dtype=float)).dropna()
     previous = counted.iloc[-1] if args.stability and len(counted) else None  # the last point with a count
-    while True:
+    scalar = branch.system.scalar_name
+    while index < args.max_points:
+        system = branch.system
+        figures = partial(_figures, system)
+        steps = follow(branch, point, args.to, 1, crossings, figures, step)
         try:
-            point, events, step = next(walk)
+            point, events, step = next(steps)
         except StopIteration as stop:
             return stop.value
         index += 1
@@ -171,11 +215,37 @@ def _walk(out: Path, args, system, walk, index: int, key: str, scalar: str) -> s
         for event in events:
             _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})
             print(f"event {event.name} at {args.param} = {event.mu:.15g}")
-        _save_state(out, point, step, index)
         print(
             f"{index:4d}  {args.param} = {point.mu:.10g}  {scalar} = {row[scalar]:.13g}  "
             f"(estimate {row[f'{scalar}_error_estimate']:.1e}, residual {row['residual_max']:.1e})"
         )
+        ended = _ended(steps)
+        if isinstance(getattr(system, "grid", None), MappedLogGrid) and ended != "reached":
+            try:
+                branch, point, moved = follow_front(branch, point, row["residual_max"], args.max_grid_points)
+            except ValueError as err:
+                print(f"lost at {args.param} = {point.mu:.12g}: {err}")
+                _save_state(out, system, point, step, index)
+                return "lost"
+            if moved:
+                print(f"      grid {moved}")
+        _save_state(out, branch.system, point, step, index)
+        if ended == "reached":
+            return "reached"
+    return "max_points"
+
+
+def _figures(system, point: Point) -> dict[str, float]:
+    return system.measures(point.x, point.mu)
+
+
+def _ended(steps) -> str | None:
+    """What a one-point `follow` returns after its point: "reached" where that point is the target."""
+    try:
+        next(steps)
+    except StopIteration as stop:
+        return stop.value
+    return None
 
 
 def _finish(out: Path, args, key: str, scalar: str, mu: float, reason: str) -> int:

@@ -73,6 +73,9 @@ STEP_HALVINGS = 3  # following the family, a lost member is tried again at half 
 CLUSTER_WIDTH = 1 / 3  # a clustered grid's width at the front: this times the least transport speed there
 PEAK_WIDTH = 2.0  # ... or, where narrower, this times the profile's own steepest scale, max |u| / max |u_s|
 ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pins σ to round-off
+RESOLVED = 1e-9  # following a profile on clustered grids: the residual between grid points kept below this ...
+GRID_GROWTH = 1.4  # ... by grids growing this much (a clustered pair's finer one is as much larger)
+RENARROW = 0.7  # a front this much narrower than its grid's cluster gets a grid of its own
 
 
 class Linearised(Protocol):
@@ -528,8 +531,7 @@ def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileS
     speed |c| is least, of width CLUSTER_WIDTH·min |c| (or narrower, `front`) and strength its inverse (about
     1/width times denser there). A front as steep as CCF's 2nd unstable profile's (min c = 0.03) takes 10^5
     uniform points to resolve and a few thousand of these. smooth=False: the family's member at solve's σ."""
-    centre, width = front(solve)
-    grid = MappedLogGrid(solve.grid.left, solve.grid.right, fast_odd_size(points), ((centre, width, 1 / width),))
+    grid = clustered_grid(solve, points)
     return newton(solve.equation, normalised_start(solve, grid), solve.lam, grid, smooth=smooth)
 
 
@@ -545,6 +547,20 @@ def front(solve: ProfileSolve) -> tuple[float, float]:
     least = int(np.argmin(speed))
     peak = PEAK_WIDTH * float(np.abs(solve.q).max() / np.abs(lin.slope).max())
     return float(solve.grid.s[least]), min(CLUSTER_WIDTH * float(speed[least]), peak)
+
+
+def clustered_grid(solve: ProfileSolve, points: int) -> MappedLogGrid:
+    """A grid of `points` (the next count FFTs take fast) over solve's interval, clustered at its `front`."""
+    centre, width = front(solve)
+    return MappedLogGrid(solve.grid.left, solve.grid.right, fast_odd_size(points), ((centre, width, 1 / width),))
+
+
+def front_moved(solve: ProfileSolve) -> bool:
+    """Whether the front has left `solve`'s clustered grid: its least transport speed is more than half the
+    cluster's width from the centre, or the front has narrowed to under RENARROW of the cluster's width."""
+    centre, width, _ = solve.grid.fronts[0]
+    now_at, now_width = front(solve)
+    return abs(now_at - centre) > width / 2 or now_width < RENARROW * width
 
 
 def normalised_start(solve: ProfileSolve, grid: LogGrid) -> np.ndarray:
