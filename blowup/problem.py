@@ -82,12 +82,16 @@ class Spectrum:
     def unstable_counts(self) -> dict[str, float]:
         """`unstable_count` in total and per parity class analysed (n_unstable_even, n_unstable_odd): a class's NaN
         where its own symmetry mode is missing (`untrusted_classes`, where the analysis names them), else every
-        count NaN with the total."""
+        count NaN with the total; and how many of them lie where more may be missed (n_unstable_in_continuum)."""
         total = self.unstable_count()
         untrusted = self.counts.get("untrusted_classes", ["even", "odd"] if total != total else [])
         parities = [parity for parity in ("even", "odd") if f"n_unstable_{parity}" in self.counts]
         per_class = {p: float("nan") if p in untrusted else float(self.counts[f"n_unstable_{p}"]) for p in parities}
-        return {"n_unstable": total, **{f"n_unstable_{p}": count for p, count in per_class.items()}}
+        counts = {"n_unstable": total, **{f"n_unstable_{p}": count for p, count in per_class.items()}}
+        if "n_unstable_in_continuum" in self.counts:  # found where others may be missed (`log_stability`)
+            found = float(self.counts["n_unstable_in_continuum"])
+            counts["n_unstable_in_continuum"] = total if total != total else found
+        return counts
 
 
 class Stability(ABC):

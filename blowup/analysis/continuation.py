@@ -193,8 +193,11 @@ def _walk(out: Path, args, branch: Branch, point: Point, step: float, index: int
     """The branch followed a point at a time (`follow`), each written as it comes (row, events, state), on a
     clustered grid moved after each where its front has moved or its residual between points has grown
     (`follow_front`); the reason the walk ended."""
-    counted = pd.read_csv(out / "branch.csv").get("n_unstable", pd.Series(dtype=float)).dropna()
-    previous = counted.iloc[-1] if args.stability and len(counted) else None  # the last point with a count
+    rows = pd.read_csv(out / "branch.csv")
+    counted = rows[rows["n_unstable"].notna()] if "n_unstable" in rows else rows.iloc[:0]
+    last = counted.iloc[-1] if args.stability and len(counted) else None  # the last point with a count
+    previous = None if last is None else float(last["n_unstable"])
+    previous_in_continuum = 0.0 if last is None else float(last.get("n_unstable_in_continuum", 0.0))
     scalar = branch.system.scalar_name
     while index < args.max_points:
         system = branch.system
@@ -207,10 +210,14 @@ def _walk(out: Path, args, branch: Branch, point: Point, step: float, index: int
         index += 1
         row = _row(system, point, step, key, args.stability)
         count = row.get("n_unstable", float("nan"))  # NaN: the spectra failed their own check, no count
+        in_continuum = row.get("n_unstable_in_continuum", 0.0)
         if previous is not None and np.isfinite(count) and count != previous:
-            # located to the step: every spectrum is the costly part of a point
-            events.append(Event(f"n_unstable {previous:g} -> {count:g}", point.mu, count))
-        previous = count if np.isfinite(count) else previous
+            # located to the step: every spectrum is the costly part of a point. A mode found below its class's
+            # continuum edge on either side may have been there, unseen, on the other: said in the name
+            unseen = " (found in the continuum: may be detection)" if in_continuum or previous_in_continuum else ""
+            events.append(Event(f"n_unstable {previous:g} -> {count:g}{unseen}", point.mu, count))
+        if np.isfinite(count):
+            previous, previous_in_continuum = count, in_continuum
         _append(out / "branch.csv", row)
         for event in events:
             _append(out / "events.csv", {"event": event.name, "parameter": event.mu, "value": event.value})

@@ -96,6 +96,7 @@ class PerturbationClass:
     local_rate: Callable[[np.ndarray, float, LogGrid], np.ndarray]
     rough_rate: Callable[[float], float]
     resolved_above: float
+    continuum_edge: float  # below this Re ν the non-smooth eigenfunctions decay (rough_rate > 0): see `_modes`
     own: bool = False  # the profile's own class: past DENSE_POINTS its spectrum is the shift-invert one
 
     def rate_tolerance(self, nu: float) -> float:
@@ -115,7 +116,11 @@ def second_rate_class(
     gCLM's even ones of Ω): the non-smooth part decays faster than e^s below ν = c₀, where the rate test cannot
     see it, and is told from e^s from Re ν = (1 + 4 FINEST_RATE) c₀ up."""
     bound = (1 + 4 * FINEST_RATE) * origin_speed
-    return PerturbationClass(parity, operator, symmetries, local_rate, lambda nu: 2 - nu / origin_speed, bound)
+
+    def rough(nu: float) -> float:
+        return 2 - nu / origin_speed
+
+    return PerturbationClass(parity, operator, symmetries, local_rate, rough, bound, 2 * origin_speed)
 
 
 def own_class(equation: ProfileEquation, lam: float) -> PerturbationClass:
@@ -124,8 +129,12 @@ def own_class(equation: ProfileEquation, lam: float) -> PerturbationClass:
 
     origin_speed = equation.origin_speed(lam)
     bound = 4 * FINEST_RATE * origin_speed
+
+    def rough(nu: float) -> float:
+        return 1 - nu / origin_speed
+
     return PerturbationClass(
-        equation.parity, operator, SYMMETRIES, equation.local_rate, lambda nu: 1 - nu / origin_speed, bound, own=True
+        equation.parity, operator, SYMMETRIES, equation.local_rate, rough, bound, origin_speed, own=True
     )
 
 
@@ -147,6 +156,7 @@ class LogGridStability(Stability):
             found, dropped, reach = self._modes(perturbations, lam)
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
         bounds = {c.parity: c.resolved_above for c in analysed}
+        edges = {c.parity: c.continuum_edge for c in analysed}
         unstable = [m for m in modes if m.nu.real - m.error > bounds[m.parity] and m.symmetry is None]
         in_continuum = [m for m in modes if m.nu.real <= bounds[m.parity] and m.symmetry is None]
         modes.sort(key=lambda m: -m.nu.real)
@@ -158,6 +168,8 @@ class LogGridStability(Stability):
             "unstable_parities": [m.parity for m in unstable],
             "resolved_above": bounds[equation.parity],  # at or below this Re ν smooth and non-smooth eigenfunctions
             "resolved_above_by_class": bounds,  # look alike: eigenvalues there that pass the same tests are
+            "complete_above_by_class": edges,  # below: the continuum, where a genuine mode may be missed, and ...
+            "n_unstable_in_continuum": sum(m.nu.real < edges[m.parity] for m in unstable),  # ... these were found
             "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],  # candidates, not counted
             "grid_artefacts_up_to": artefacts,  # L's largest local rate: discarded there
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
@@ -174,7 +186,12 @@ class LogGridStability(Stability):
 
     def _modes(self, perturbations: PerturbationClass, lam: float) -> tuple[list[Mode], int, float]:
         """One class's modes (eigenvalues with Re ν > 0 on both grids whose eigenfunctions are smooth and decay),
-        how many were discarded, and how far its grid artefacts reach."""
+        how many were discarded, and how far its grid artefacts reach. Below the class's `continuum_edge` every ν
+        is an eigenvalue of L on decaying functions, with a non-smooth eigenfunction: the dense matrix is far from
+        normal there, and its eigenvalues need not come near a genuine mode although the mode holds on the grid to
+        round-off (measured: gCLM's translation at a = -0.1; an even mode of gCLM's first unstable branch found at
+        a = -0.6 ... -0.41 and not at -0.7 or -0.31). A mode found there passes every test and is genuine; the
+        count there is a lower bound, complete only above the edge."""
         (coarse_nu, _, coarse_reach), (nu, vectors, fine_reach) = (
             _spectrum(solve, lam, perturbations) for solve in (self.coarse, self.fine)
         )
@@ -221,11 +238,13 @@ def _spectrum(solve: ProfileSolve, lam: float, perturbations: PerturbationClass)
 def _summary(counts: dict, parities: list[str]) -> str:
     """The console's line: counted right of where smooth and non-smooth eigenfunctions are told apart."""
     bounds = ", ".join(f"{parity} Re ν > {counts['resolved_above_by_class'][parity]:.4f}" for parity in parities)
+    edges = ", ".join(f"{parity} {counts['complete_above_by_class'][parity]:.4f}" for parity in parities)
     left = f"; {', '.join(counts['classes_not_analysed'])} class not analysed" if counts["classes_not_analysed"] else ""
     per_class = ", ".join(f"{counts['n_unstable_' + parity]} {parity}" for parity in parities)
     return (
         f"unstable (symmetries excluded) with {bounds}: {counts['n_unstable']} "
-        f"({per_class}){left}; at or below that a smooth "
+        f"({per_class}){left}, of which {counts['n_unstable_in_continuum']} below the continuum's edge ({edges}), "
+        f"where more may be missed; at or below the first bound a smooth "
         f"eigenfunction is not told from a non-smooth one: {len(counts['candidates_in_continuum'])} candidates "
         f"there, not counted; {counts['n_reported']} converged, {counts['n_discarded']} discarded; "
         f"{counts['wall_time_s']:.1f} s"
