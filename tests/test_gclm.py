@@ -158,7 +158,12 @@ def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
     spectrum = LogGridStability(*solves).analyse()
     ccf = LogGridStability(*(solve_profile(1.25, grid) for grid in grids)).analyse()
     counts = spectrum.counts
-    assert spectrum.unstable_counts() == {"n_unstable": 0.0, "n_unstable_even": 0.0, "n_unstable_odd": 0.0}
+    assert spectrum.unstable_counts() == {
+        "n_unstable": 0.0,
+        "n_unstable_even": 0.0,
+        "n_unstable_odd": 0.0,
+        "n_unstable_in_continuum": 0.0,
+    }
     assert [(m.symmetry, m.parity) for m in spectrum.modes] == [("translation", "even"), ("time", "odd")]
     assert [(m.symmetry, m.parity) for m in ccf.modes] == [("translation", "odd"), ("time", "even")]
     assert abs(spectrum.modes[0].nu - ccf.modes[0].nu) < 1e-10 and abs(spectrum.modes[0].nu - solves[1].lam) < 1e-10

@@ -40,6 +40,8 @@ SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s with
 FINEST_RATE = 2.5e-3  # of the non-smooth rate's distance from 1 where less, down to this: the fitted rates of genuine
 # modes lie within 5e-4 of 1 on the grids tried (the worst, gCLM's time mode at a = 1/2, inside the continuum)
 ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
+NOISE_FLOOR = 1e-9  # a dense eigenvector's entries below this (relative) are round-off: measured, gCLM's even mode
+MIN_FIT_POINTS = 5  # of CCF's profile 2 at a = -1 flat at 1e-11 towards the origin (fitted rate 0.81, above it 1.0004)
 GRIDS_AGREE = 1e-4  # the same eigenvalue on both grids, relative to max(1, |ν|): artefacts move by O(1) between
 # grids, a resolved mode by its error, which on coarse default grids can exceed 1e-6
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
@@ -76,6 +78,9 @@ def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray, tolerance: flo
     s, size = solve.grid.s, np.abs(vector) + 1e-300
     near = (s > solve.grid.left + 15) & (s < solve.grid.left + 28)
     far = (s > solve.grid.right - 40) & (s < solve.grid.right - 20)
+    above_noise = near & (size > NOISE_FLOOR * size.max())
+    if above_noise.sum() >= MIN_FIT_POINTS:
+        near = above_noise
     toward_origin = np.polyfit(s[near], np.log(size[near]), 1)[0]
     far_out = np.polyfit(s[far], np.log(size[far]), 1)[0]
     return abs(toward_origin - 1) <= tolerance and (far_out < 0 or size[far].max() <= ROUND_OFF * size.max())

@@ -1,0 +1,116 @@
+"""Modes the dense spectrum misses inside the continuum, found by the residual of L - ν on smooth functions.
+
+Below a class's continuum edge (`log_stability.PerturbationClass.continuum_edge`) every ν is an eigenvalue of L on
+decaying functions, with an eigenfunction A e^s + B e^(κs) near the origin (κ ≠ 1: not smooth). The dense matrix is
+far from normal there, and its eigenvalues need not come near a genuine (smooth, B = 0) mode: gCLM's translation at
+a = -0.1 satisfies L χ = α χ on the grid to 3e-13 and no eigenvalue comes within 0.01 of α. Asking for smoothness
+directly separates them: for real ν,
+
+    σ(ν) = the least singular value of [L - ν; (d/ds - 1) on the points with s < S_CUT]
+
+(the second block says χ ~ A e^s towards the origin, which a non-smooth part e^(κs) violates by (κ - 1) e^(κs)) is
+of the grid's round-off at a genuine mode and orders of magnitude larger elsewhere. Here σ is scanned over a range
+of ν, each local minimum refined (bounded Brent on log σ) and written with its depth against the scan's median.
+Real ν only (a complex pair would need a scan in the plane).
+
+    python3 scripts/smooth_space_residual.py --work DIR --nu 0.55 0.75 [--steps 21] [--parity even] --out X.csv
+    python3 scripts/smooth_space_residual.py --a -0.1 --nu 0.9 1.35 --out X.csv   # the fundamental branch at a
+
+--work: a walk's kept point (scripts/gclm_unstable_clustered.py --work); --a: the fundamental branch's member at a,
+continued from the exact a = 0 member on the uniform grid of spacing 0.2 over [-40, 80].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import svdvals
+from scipy.optimize import minimize_scalar
+
+from blowup.equations.gclm.profile import GCLMEquation, exact_profile
+from blowup.solvers import log_profile
+from blowup.solvers.hilbert import LogGrid, operator_matrices
+from blowup.solvers.log_profile import ProfileSolve, load_solve
+from blowup.solvers.log_stability import own_class
+
+S_CUT = -8.0  # χ ~ A e^s asked for where s < S_CUT (the profile's own scales lie above it)
+
+
+def smooth_residual(operator: np.ndarray, solve: ProfileSolve, nu: float) -> float:
+    n = solve.grid.points
+    identity = np.eye(n)
+    smooth_rows = (operator_matrices(solve.grid)[1] - identity)[solve.grid.s < S_CUT]
+    return float(svdvals(np.vstack([operator - nu * identity, smooth_rows]))[-1])
+
+
+def fundamental(a: float) -> ProfileSolve:
+    grid = LogGrid.with_spacing(-40.0, 80.0, 0.2)
+    alpha, p = exact_profile(0.0, grid)
+    for step in np.linspace(0.0, a, max(2, int(abs(a) / 0.05) + 1))[1:]:
+        solve = log_profile.newton(GCLMEquation(float(step)), p, alpha, grid)
+        alpha, p = solve.lam, solve.q
+    return solve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--work", help="a walk's --work: its walk.json (a) and fine.npz")
+    source.add_argument("--a", type=float, help="the fundamental branch's member at this a")
+    parser.add_argument("--nu", type=float, nargs=2, required=True, help="the range of real ν scanned")
+    parser.add_argument("--steps", type=int, default=21)
+    parser.add_argument("--parity", choices=("odd", "even"), default="even", help="gCLM's class (odd: Ω's own)")
+    parser.add_argument("--out", required=True)
+    opts = parser.parse_args()
+    if opts.work:
+        work = Path(opts.work)
+        try:
+            a = float(json.loads((work / "walk.json").read_text())["a"])
+            solve, _ = load_solve(work / "fine.npz", GCLMEquation(a))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.error(f"--work {work} holds no kept point ({error})")
+    else:
+        a, solve = opts.a, fundamental(opts.a)
+    equation = solve.equation
+    classes = {c.parity: c for c in [own_class(equation, solve.lam), *equation.other_classes(solve.lam)]}
+    chosen = classes[opts.parity]
+    operator = chosen.operator(solve.q, solve.lam, solve.grid)
+    started = time.perf_counter()
+    nus = np.linspace(*opts.nu, opts.steps)
+    sigma = np.array([smooth_residual(operator, solve, nu) for nu in nus])
+    background = float(np.median(sigma))
+    rows = []
+    for i in range(1, len(nus) - 1):
+        if sigma[i] < sigma[i - 1] and sigma[i] <= sigma[i + 1]:
+            found = minimize_scalar(
+                lambda nu: np.log(smooth_residual(operator, solve, nu)),
+                bounds=(nus[i - 1], nus[i + 1]),
+                method="bounded",
+                options={"xatol": 1e-11, "maxiter": 40},
+            )
+            rows.append(
+                {"nu": found.x, "sigma_min": float(np.exp(found.fun)), "depth": float(np.exp(found.fun)) / background}
+            )
+    base = {
+        "a": a,
+        "alpha": solve.lam,
+        "points": solve.grid.points,
+        "parity": opts.parity,
+        "resolved_above": chosen.resolved_above,
+        "continuum_edge": chosen.continuum_edge,
+        "scan": f"{opts.nu[0]:g}..{opts.nu[1]:g} ({opts.steps})",
+        "background": background,
+    }
+    table = pd.DataFrame([base | row for row in rows] or [base])
+    table["seconds"] = time.perf_counter() - started
+    table.to_csv(opts.out, index=False, float_format="%.15g")
+    print(table.to_string())
+
+
+if __name__ == "__main__":
+    main()
