@@ -15,14 +15,16 @@ analysis (both classes, both grids of the pair). The count is trusted only where
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from blowup.equations.gclm.profile import GCLMEquation
-from blowup.solvers.log_profile import clustered, load_solve
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gclm_unstable_clustered import kept_point  # noqa: E402
+
+from blowup.solvers.log_profile import clustered
 from blowup.solvers.log_stability import LogGridStability
 
 
@@ -62,12 +64,10 @@ def main() -> None:
     opts = parser.parse_args()
     if len(opts.pairs) % 2:
         parser.error("--pairs takes point counts two by two (coarse fine)")
-    work = Path(opts.work)
     try:
-        a = float(json.loads((work / "walk.json").read_text())["a"])
-        kept, _ = load_solve(work / "fine.npz", GCLMEquation(a))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        parser.error(f"--work {work} holds no kept point ({error})")
+        a, kept = kept_point(Path(opts.work))
+    except ValueError as error:
+        parser.error(f"--work: {error}")
     rows = []
     for points in zip(opts.pairs[::2], opts.pairs[1::2]):
         rows.append({"a": a, "kept_alpha": kept.lam, "kept_points": kept.grid.points} | analyse(kept, points))

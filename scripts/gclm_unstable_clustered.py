@@ -105,6 +105,15 @@ def keep(work: Path, pair, a: float, step: float) -> None:
     (work / "walk.json").write_text(json.dumps({"a": a, "step": step}))
 
 
+def kept_point(work: Path) -> tuple[float, ProfileSolve]:
+    """The a and the finer solve a walk kept in `work` (`keep`); ValueError, with the reason, where none is usable."""
+    try:
+        a = float(json.loads((work / "walk.json").read_text())["a"])
+    except (OSError, ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{work} holds no kept point ({error})") from None
+    return a, load_solve(work / "fine.npz", GCLMEquation(a))[0]
+
+
 def resume(work: Path, out: Path):
     """(rows, a, step, pair) as `keep` left them with the CSV's rows, or None (nothing kept, or not usable: said)."""
     if not ((work / "walk.json").exists() and out.exists()):

@@ -23,19 +23,22 @@ continued from the exact a = 0 member on the uniform grid of spacing 0.2 over [-
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gclm_unstable_clustered import kept_point  # noqa: E402
 from scipy.linalg import svdvals
 from scipy.optimize import minimize_scalar
 
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.solvers import log_profile
 from blowup.solvers.hilbert import LogGrid, operator_matrices
-from blowup.solvers.log_profile import ProfileSolve, load_solve
+from blowup.solvers.log_profile import ProfileSolve
 from blowup.solvers.log_stability import own_class
 
 S_CUT = -8.0  # χ ~ A e^s asked for where s < S_CUT (the profile's own scales lie above it)
@@ -68,12 +71,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     opts = parser.parse_args()
     if opts.work:
-        work = Path(opts.work)
         try:
-            a = float(json.loads((work / "walk.json").read_text())["a"])
-            solve, _ = load_solve(work / "fine.npz", GCLMEquation(a))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            parser.error(f"--work {work} holds no kept point ({error})")
+            a, solve = kept_point(Path(opts.work))
+        except ValueError as error:
+            parser.error(f"--work: {error}")
     else:
         a, solve = opts.a, fundamental(opts.a)
     equation = solve.equation
