@@ -60,6 +60,7 @@ class Mode:
     exact: float | None = None
     exact_index: int | None = None
     eigenfunction_error: float | None = None
+    found_by: str = "eigenvalues"  # or "scan": a smooth eigenfunction found where the eigenvalues missed it
 
 
 @dataclass
@@ -82,7 +83,8 @@ class Spectrum:
     def unstable_counts(self) -> dict[str, float]:
         """`unstable_count` in total and per parity class analysed (n_unstable_even, n_unstable_odd): a class's NaN
         where its own symmetry mode is missing (`untrusted_classes`, where the analysis names them), else every
-        count NaN with the total; and how many of them lie where more may be missed (n_unstable_in_continuum)."""
+        count NaN with the total; how many of them lie where more may be missed (n_unstable_in_continuum), and how
+        many modes, symmetries included, a scan found where the eigenvalues missed them (n_found_by_scan)."""
         total = self.unstable_count()
         untrusted = self.counts.get("untrusted_classes", ["even", "odd"] if total != total else [])
         parities = [parity for parity in ("even", "odd") if f"n_unstable_{parity}" in self.counts]
@@ -91,6 +93,7 @@ class Spectrum:
         if "n_unstable_in_continuum" in self.counts:  # found where others may be missed (`log_stability`)
             found = float(self.counts["n_unstable_in_continuum"])
             counts["n_unstable_in_continuum"] = total if total != total else found
+            counts["n_found_by_scan"] = float(self.counts["n_found_by_scan"])  # modes the eigenvalues missed
         return counts
 
 

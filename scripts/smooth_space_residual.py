@@ -3,15 +3,11 @@
 Below a class's continuum edge (`log_stability.PerturbationClass.continuum_edge`) every ν is an eigenvalue of L on
 decaying functions, with an eigenfunction A e^s + B e^(κs) near the origin (κ ≠ 1: not smooth). The dense matrix is
 far from normal there, and its eigenvalues need not come near a genuine (smooth, B = 0) mode: gCLM's translation at
-a = -0.1 satisfies L χ = α χ on the grid to 3e-13 and no eigenvalue comes within 0.01 of α. Asking for smoothness
-directly separates them: for real ν,
-
-    σ(ν) = the least singular value of [L - ν; (d/ds - 1) on the points with s < S_CUT]
-
-(the second block says χ ~ A e^s towards the origin, which a non-smooth part e^(κs) violates by (κ - 1) e^(κs)) is
-of the grid's round-off at a genuine mode and orders of magnitude larger elsewhere. Here σ is scanned over a range
-of ν, each local minimum refined (bounded Brent on log σ) and written with its depth against the scan's median.
-Real ν only (a complex pair would need a scan in the plane).
+a = -0.1 satisfies L χ = α χ on the grid to 3e-13 and no eigenvalue comes within 0.01 of α. `blowup stability`
+therefore scans the stretch between a class's resolved bound and its edge with `log_stability.SmoothResidual`, the
+least singular value σ(ν) of L - ν with smoothness rows appended; this script scans any range with it and writes
+every local minimum (refined by bounded Brent on log σ) with its depth against the scan's median, for a walk's kept
+point or a member of the fundamental branch. Real ν only (a complex pair would need a scan in the plane).
 
     python3 scripts/smooth_space_residual.py --work DIR --nu 0.55 0.75 [--steps 21] [--parity even] --out X.csv
     python3 scripts/smooth_space_residual.py --a -0.1 --nu 0.9 1.35 --out X.csv   # the fundamental branch at a
@@ -32,27 +28,16 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gclm_unstable_clustered import kept_point  # noqa: E402
-from scipy.linalg import svdvals
-from scipy.optimize import minimize_scalar
 
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.solvers import log_profile
-from blowup.solvers.hilbert import LogGrid, operator_matrices
+from blowup.solvers.hilbert import LogGrid
 from blowup.solvers.log_profile import ProfileSolve
-from blowup.solvers.log_stability import own_class
-
-S_CUT = -8.0  # χ ~ A e^s asked for where s < S_CUT (the profile's own scales lie above it)
+from blowup.solvers.log_stability import SmoothResidual, own_class
 
 
-def smooth_residual(operator: np.ndarray, solve: ProfileSolve, nu: float) -> float:
-    n = solve.grid.points
-    identity = np.eye(n)
-    smooth_rows = (operator_matrices(solve.grid)[1] - identity)[solve.grid.s < S_CUT]
-    return float(svdvals(np.vstack([operator - nu * identity, smooth_rows]))[-1])
-
-
-def fundamental(a: float) -> ProfileSolve:
-    grid = LogGrid.with_spacing(-40.0, 80.0, 0.2)
+def fundamental(a: float, spacing: float = 0.2) -> ProfileSolve:
+    grid = LogGrid.with_spacing(-40.0, 80.0, spacing)
     alpha, p = exact_profile(0.0, grid)
     for step in np.linspace(0.0, a, max(2, int(abs(a) / 0.05) + 1))[1:]:
         solve = log_profile.newton(GCLMEquation(float(step)), p, alpha, grid)
@@ -67,6 +52,7 @@ def main() -> None:
     source.add_argument("--a", type=float, help="the fundamental branch's member at this a")
     parser.add_argument("--nu", type=float, nargs=2, required=True, help="the range of real ν scanned")
     parser.add_argument("--steps", type=int, default=21)
+    parser.add_argument("--spacing", type=float, default=0.2, help="with --a: the uniform grid's spacing")
     parser.add_argument("--parity", choices=("odd", "even"), default="even", help="gCLM's class (odd: Ω's own)")
     parser.add_argument("--out", required=True)
     opts = parser.parse_args()
@@ -76,27 +62,22 @@ def main() -> None:
         except ValueError as error:
             parser.error(f"--work: {error}")
     else:
-        a, solve = opts.a, fundamental(opts.a)
+        a, solve = opts.a, fundamental(opts.a, opts.spacing)
     equation = solve.equation
     classes = {c.parity: c for c in [own_class(equation, solve.lam), *equation.other_classes(solve.lam)]}
     chosen = classes[opts.parity]
-    operator = chosen.operator(solve.q, solve.lam, solve.grid)
     started = time.perf_counter()
+    residual = SmoothResidual(chosen.operator(solve.q, solve.lam, solve.grid), solve.grid)
+    setup, started = time.perf_counter() - started, time.perf_counter()
     nus = np.linspace(*opts.nu, opts.steps)
-    sigma = np.array([smooth_residual(operator, solve, nu) for nu in nus])
+    sigma = np.array([residual.least(nu)[0] for nu in nus])
+    per_nu = (time.perf_counter() - started) / len(nus)
     background = float(np.median(sigma))
     rows = []
     for i in range(1, len(nus) - 1):
         if sigma[i] < sigma[i - 1] and sigma[i] <= sigma[i + 1]:
-            found = minimize_scalar(
-                lambda nu: np.log(smooth_residual(operator, solve, nu)),
-                bounds=(nus[i - 1], nus[i + 1]),
-                method="bounded",
-                options={"xatol": 1e-11, "maxiter": 40},
-            )
-            rows.append(
-                {"nu": found.x, "sigma_min": float(np.exp(found.fun)), "depth": float(np.exp(found.fun)) / background}
-            )
+            nu, least = residual.minimum(nus[i - 1], nus[i + 1])
+            rows.append({"nu": nu, "sigma_min": least, "depth": least / background})
     base = {
         "a": a,
         "alpha": solve.lam,
@@ -106,6 +87,8 @@ def main() -> None:
         "continuum_edge": chosen.continuum_edge,
         "scan": f"{opts.nu[0]:g}..{opts.nu[1]:g} ({opts.steps})",
         "background": background,
+        "setup_seconds": setup,  # the operator and its Hessenberg form
+        "seconds_per_nu": per_nu,
     }
     table = pd.DataFrame([base | row for row in rows] or [base])
     table["seconds"] = time.perf_counter() - started

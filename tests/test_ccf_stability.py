@@ -1,8 +1,11 @@
 """Stability of the stable CCF profile (solvers.log_stability): the time-translation mode against its formula."""
 
+import json
+
 import numpy as np
 import pytest
 
+from blowup.analysis.stability import write
 from blowup.equations.ccf.profile import jacobian_in_q, refine, solve_profile
 from blowup.solvers import log_stability as ccf_stability
 from blowup.solvers.hilbert import LogGrid, derivative
@@ -47,13 +50,18 @@ def test_the_stable_profile_has_no_unstable_mode_in_either_class(stable):
 
 
 @pytest.mark.slow
-def test_the_first_unstable_profile_has_one_unstable_mode(first_unstable_ccf_profile):
+def test_the_first_unstable_profile_has_one_unstable_mode(first_unstable_ccf_profile, tmp_path):
     """One smooth, grid-converged, real mode besides the time mode, inside the range where the grid also has
-    transport artefacts, which the tests discard."""
+    transport artefacts, which the tests discard; the scan of both continua finds nothing the eigenvalues missed.
+    Written as `blowup stability` writes it, stability.json holds the same counts."""
     _, coarse, fine = first_unstable_ccf_profile
     spectrum = CCFStability(coarse, fine).analyse()
     modes, counts = spectrum.modes, spectrum.counts
     assert counts["n_unstable"] == counts["n_unstable_even"] == 1 and counts["n_unstable_odd"] == 0
+    assert set(counts["scanned_by_class"]) == {"even", "odd"} and counts["n_found_by_scan"] == 0
+    write(spectrum, tmp_path)
+    written = json.loads((tmp_path / "stability.json").read_text())
+    assert written["n_unstable"] == 1 and written["n_unstable_in_continuum"] == 0 and written["n_unstable_trusted"]
     assert counts["symmetry_modes"] == {
         "time": pytest.approx(1.0, abs=1e-10),
         "translation": pytest.approx(1 + fine.lam, abs=1e-10),
@@ -92,7 +100,7 @@ def test_the_first_unstable_profile_matrix_free_gives_the_dense_mode(first_unsta
     """Past DENSE_POINTS (set to 0 here) the analysis takes the nearest eigenvalues by shift-invert: the same one
     unstable mode and the time mode as the dense spectrum."""
     _, coarse, fine = first_unstable_ccf_profile
-    dense = CCFStability(coarse, fine).analyse().counts
+    dense = CCFStability(coarse, fine, scan=False).analyse().counts  # the scan is the dense path's alone
     monkeypatch.setattr(ccf_stability, "DENSE_POINTS", 0)
     counts = CCFStability(coarse, fine).analyse().counts
     assert counts["n_unstable"] == dense["n_unstable"] == 1

@@ -3,6 +3,7 @@ at a = 0 and 1/2 and against CCF (its member a = -1)."""
 
 import numpy as np
 import pytest
+from scipy.linalg import svdvals
 
 from blowup.config import validate
 from blowup.equations.ccf.profile import CCF_EQUATION, solve_profile
@@ -12,7 +13,7 @@ from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.errors import ConfigError
 from blowup.solvers import log_profile
 from blowup.solvers.hilbert import LogGrid, MappedLogGrid, derivative
-from blowup.solvers.log_stability import LogGridStability
+from blowup.solvers.log_stability import SMOOTH_CUT, LogGridStability, SmoothResidual, own_class
 
 GRID = LogGrid.with_spacing(-40.0, 60.0, 0.1)
 
@@ -163,6 +164,7 @@ def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
         "n_unstable_even": 0.0,
         "n_unstable_odd": 0.0,
         "n_unstable_in_continuum": 0.0,
+        "n_found_by_scan": 0.0,
     }
     assert [(m.symmetry, m.parity) for m in spectrum.modes] == [("translation", "even"), ("time", "odd")]
     assert [(m.symmetry, m.parity) for m in ccf.modes] == [("translation", "odd"), ("time", "even")]
@@ -172,10 +174,11 @@ def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
 
 
 @pytest.mark.slow
-def test_a_class_missing_its_symmetry_mode_has_no_count_and_leaves_the_other_class_alone():
+def test_the_scan_finds_the_translation_mode_the_eigenvalues_miss():
     """At a = -0.1 the translation mode ν = α lies inside the even class's continuum (Re ν < 2c₀): the exact pair
-    holds on the grid, but dense eigenvalues need not come near it. Found, it is reported; missed, the even count
-    is NaN (and the total), never a number, while the odd class's count, whose time mode is found, stands."""
+    holds on the grid, but no dense eigenvalue comes near it. Without the scan of smooth eigenfunctions the even
+    count (and the total) is NaN, never a number, while the odd class's, whose time mode is found, stands; with it
+    the mode is found at α within its error bar and every count is one."""
     grids = [LogGrid.with_spacing(-40.0, 80.0, h) for h in (0.2, 0.15)]
     solves = []
     for grid in grids:
@@ -189,12 +192,46 @@ def test_a_class_missing_its_symmetry_mode_has_no_count_and_leaves_the_other_cla
     chi = derivative(fine.q, fine.grid)
     exact_pair = even.operator(fine.q, fine.lam, fine.grid) @ chi - fine.lam * chi
     assert np.abs(exact_pair).max() < 1e-9 * np.abs(chi).max()
-    spectrum = LogGridStability(*solves).analyse()
-    counts = spectrum.unstable_counts()
-    assert counts["n_unstable_odd"] == 0 and spectrum.counts["symmetry_modes"]["time"] == pytest.approx(1, abs=1e-10)
-    if "translation" not in spectrum.counts["symmetry_modes"]:
-        assert np.isnan(counts["n_unstable_even"]) and np.isnan(counts["n_unstable"])
-        assert spectrum.counts["untrusted_classes"] == ["even"]
+    eigenvalues_only = LogGridStability(*solves, scan=False).analyse()
+    counts = eigenvalues_only.unstable_counts()
+    assert counts["n_unstable_odd"] == 0 and eigenvalues_only.counts["symmetry_modes"]["time"] == pytest.approx(1)
+    assert "translation" not in eigenvalues_only.counts["symmetry_modes"]
+    assert np.isnan(counts["n_unstable_even"]) and np.isnan(counts["n_unstable"])
+    assert eigenvalues_only.counts["untrusted_classes"] == ["even"]
+    scanned = LogGridStability(*solves).analyse()
+    (translation,) = [m for m in scanned.modes if m.symmetry == "translation"]
+    assert translation.found_by == "scan" and translation.parity == "even"
+    assert abs(translation.nu - fine.lam) <= max(translation.error, 1e-7)
+    assert scanned.unstable_counts() == {
+        "n_unstable": 0.0,
+        "n_unstable_even": 0.0,
+        "n_unstable_odd": 0.0,
+        "n_unstable_in_continuum": 0.0,
+        "n_found_by_scan": 1.0,
+    }
+    assert scanned.counts["scanned_by_class"]["even"] == [even.resolved_above, even.continuum_edge]
+
+
+def test_the_smooth_residual_is_the_least_singular_value_of_the_stacked_matrix():
+    """`SmoothResidual` (Hessenberg form, Givens rotations, a triangular-pentagonal QR and inverse iteration) against
+    the dense SVD of [L - ν; (d/ds - 1) on its rows], on the a = 1/2 closed form's own class: the same σ at every ν,
+    its vector attains it, and σ falls to the grid's round-off at the time mode ν = 1 alone."""
+    grid = LogGrid.with_spacing(-40.0, 80.0, 0.2)
+    alpha, p = closed_form(0.5, np.exp(grid.s))
+    operator = own_class(GCLMEquation(0.5), alpha).operator(p, alpha, grid)
+    residual = SmoothResidual(operator, grid)
+    assert np.all(grid.s[residual.rows] < SMOOTH_CUT) and len(residual.rows) > 10
+    identity = np.eye(grid.points)
+    smooth_rows = (derivative(identity, grid) - identity)[residual.rows]
+    for nu in (0.7, 0.95, 1.0, 1.2):
+        dense = svdvals(np.vstack([operator - nu * identity, smooth_rows]))[-1]
+        sigma, chi = residual.least(nu)
+        assert sigma == pytest.approx(dense, rel=1e-6, abs=1e-13)
+        stacked = np.concatenate([operator @ chi - nu * chi, smooth_rows @ chi])
+        assert np.linalg.norm(stacked) == pytest.approx(sigma, rel=1e-6, abs=1e-13)
+        assert (sigma < 1e-8) == (nu == 1.0) and (sigma > 1e-6) == (nu != 1.0)
+    nu, least = residual.minimum(0.9, 1.1)
+    assert abs(nu - 1) < 1e-7 and least < 1e-8
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,7 @@ def table(modes: list[Mode]) -> pd.DataFrame:
             "exact": [m.exact for m in modes],
             "exact_index": [m.exact_index for m in modes],
             "eigenfunction_error": [m.eigenfunction_error for m in modes],
+            "found_by": [m.found_by for m in modes],
         }
     )
 

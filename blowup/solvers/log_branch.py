@@ -120,11 +120,12 @@ def follow_front(branch: Branch, point: Point, residual: float, max_points: int)
     second case (at most `max_points`); else as it was. With what was done ("" for nothing). ValueError where
     the point does not move."""
     system = branch.system
+    solve = system.solve(point.x, point.mu)
     grow = residual > RESOLVED and system.grid.points < max_points
-    if not (grow or front_moved(system.solve(point.x, point.mu))):
+    if not (grow or front_moved(solve)):
         return branch, point, ""
     points = min(int(GRID_GROWTH * system.grid.points), max_points) if grow else system.grid.points
-    grid = clustered_grid(system.solve(point.x, point.mu), points)
+    grid = clustered_grid(solve, points)
     moved = onto(branch, point, system.on(grid))
     if moved is None:
         raise ValueError(f"the point did not move onto {grid.points} points clustered at its front")

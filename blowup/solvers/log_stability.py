@@ -19,6 +19,11 @@ within SMOOTH_RATE, or within a quarter of its distance from the non-smooth rate
 rates close in as ν falls, and below Re ν = 4·FINEST_RATE·c₀ (`resolved_above`) e^s is not told from
 e^((1 - ν/c₀)s): eigenvalues there that pass are listed as candidates, not counted.
 
+Below a class's continuum edge the dense eigenvalues can miss a genuine mode altogether (the matrix is far from
+normal there), so that stretch of the real axis is also scanned for smooth eigenfunctions directly
+(`SmoothResidual`): the least singular value of L - ν with smoothness rows appended dips to round-off at a
+genuine mode and nowhere else. Complex modes below the edge are not scanned for.
+
 Symmetry modes of the self-similar ansatz: time translation ν = 1 and the scaling family ν = 0, both in the
 profile's class (space translation and, for CCF, adding a constant to θ lie outside it).
 """
@@ -30,10 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import hessenberg, lapack, solve_triangular
+from scipy.optimize import minimize_scalar
 from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
 from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
-from blowup.solvers.hilbert import LogGrid
+from blowup.solvers.hilbert import AnyLogGrid, LogGrid, derivative_transpose
 from blowup.solvers.log_profile import ProfileEquation, ProfileSolve, jacobian_operator, transport_preconditioner
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate, or within a quarter
@@ -51,6 +58,15 @@ NEAREST = 12
 INNER_TOLERANCE = 1e-12  # each shift-invert product's GMRES solve
 INNER_RESTART = 200
 SYMMETRIES = [Symmetry("time", 1.0, None), Symmetry("scaling", 0.0, None)]  # those inside the profile's class
+SMOOTH_CUT = -12.0  # `SmoothResidual` asks χ ~ A e^s where s < SMOOTH_CUT: a smooth eigenfunction's next term
+# departs from it by e^(2s) there (the scan's mode sat 8e-8 off gCLM's translation with the cut at -8, ~e^-16) ...
+SMOOTH_ROWS = 40  # ... on this many points spread over that part of the grid
+SCAN_STEPS = 30  # the stretch scanned, sampled at this many steps (and one beyond each end) ...
+SCAN_DEPTH = 1e-4  # ... where a local minimum of σ this far below the samples' median is a mode (measured: genuine
+# modes 1e-7 ... 1e-6 of it), if the coarse grid has it too, at most CONFIRM_DEPTH of its σ a step either side: the
+CONFIRM_DEPTH = 1e-2  # coarser grid resolves the mode less (gCLM's even mode at a = -0.307: 1.6e-11 against 3.6e-8
+# a step away on 1701 points, 2.6e-14 on 2401), a spurious dip is shallow there or not there
+INVERSE_STEPS = 60  # inverse iterations for σ's singular vector at most
 
 
 def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +100,63 @@ def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray, tolerance: flo
     toward_origin = np.polyfit(s[near], np.log(size[near]), 1)[0]
     far_out = np.polyfit(s[far], np.log(size[far]), 1)[0]
     return abs(toward_origin - 1) <= tolerance and (far_out < 0 or size[far].max() <= ROUND_OFF * size.max())
+
+
+class SmoothResidual:
+    """σ(ν) = the least singular value of [L - ν; S] for real ν, S = (d/ds - 1) on SMOOTH_ROWS points with
+    s < SMOOTH_CUT: it asks (L - ν)χ = 0 and χ ~ A e^s towards the origin, which a non-smooth part B e^(κs) (κ ≠ 1)
+    violates by (κ - 1) B e^(κs). So σ falls to the grid's round-off at a genuine mode, smooth eigenfunction and all,
+    and stays orders of magnitude higher elsewhere, where the dense matrix of L alone has a near-null vector at
+    every ν of the continuum and its eigenvalues need not come near the genuine one.
+
+    L is reduced to Hessenberg form once, L = Q H Qᵀ: [H - ν; S Q] has the same singular values, and its
+    triangular factor takes O(N²) Givens rotations and a triangular-pentagonal QR for S's rows (O(N² rows)); σ and
+    its vector then come from inverse iteration on the triangle. A ν costs O(N²) where an SVD costs O(N³)."""
+
+    def __init__(self, operator: np.ndarray, grid: AnyLogGrid):
+        self.hessenberg, self.q = hessenberg(operator, calc_q=True)
+        near = np.flatnonzero(grid.s < SMOOTH_CUT)
+        self.rows = near[np.unique(np.linspace(0, len(near) - 1, min(SMOOTH_ROWS, len(near))).round().astype(int))]
+        unit = np.zeros((grid.points, len(self.rows)))
+        unit[self.rows, np.arange(len(self.rows))] = 1.0
+        self.smooth = (derivative_transpose(unit, grid).T - unit.T) @ self.q  # rows of (d/ds - 1), in Q's basis
+        self.start = np.random.default_rng(0).standard_normal(grid.points)
+
+    def _triangle(self, nu: float) -> np.ndarray:
+        """R of [H - ν; S Q] = Q'R."""
+        r = self.hessenberg - nu * np.eye(len(self.hessenberg))
+        for k in range(len(r) - 1):  # Givens rotations zero the subdiagonal
+            radius = np.hypot(r[k, k], r[k + 1, k])
+            if radius > 0:
+                c, s = r[k, k] / radius, r[k + 1, k] / radius
+                r[k : k + 2, k:] = np.array([[c, s], [-s, c]]) @ r[k : k + 2, k:]
+        triangle = lapack.dtpqrt(0, min(32, len(r)), np.triu(r), self.smooth)[0]
+        return np.triu(triangle)
+
+    def least(self, nu: float) -> tuple[float, np.ndarray]:
+        """σ(ν) and its right singular vector χ (unit norm, on the grid)."""
+        triangle = self._triangle(nu)
+        size = np.abs(np.diag(triangle))
+        np.fill_diagonal(triangle, np.where(size > 0, np.diag(triangle), np.finfo(float).eps * size.max()))
+        x = self.start / np.linalg.norm(self.start)
+        for _ in range(INVERSE_STEPS):
+            z = solve_triangular(triangle, solve_triangular(triangle, x, trans="T"))
+            z /= np.linalg.norm(z)
+            settled = abs(abs(x @ z) - 1) < 1e-13
+            x = z
+            if settled:
+                break
+        return float(np.linalg.norm(triangle @ x)), self.q @ x
+
+    def minimum(self, low: float, high: float) -> tuple[float, float]:
+        """The ν in [low, high] where σ is least (bounded Brent on log σ) and σ there."""
+        found = minimize_scalar(
+            lambda nu: np.log(self.least(nu)[0]),
+            bounds=(low, high),
+            method="bounded",
+            options={"xatol": 1e-12, "maxiter": 60},
+        )
+        return float(found.x), float(np.exp(found.fun))
 
 
 @dataclass(frozen=True)
@@ -150,6 +223,7 @@ class LogGridStability(Stability):
 
     coarse: ProfileSolve
     fine: ProfileSolve
+    scan: bool = True  # the stretch between a class's resolved bound and its continuum edge scanned (`_scanned`)
 
     def analyse(self) -> Spectrum:
         started = time.perf_counter()
@@ -157,8 +231,14 @@ class LogGridStability(Stability):
         classes = [own_class(equation, lam), *equation.other_classes(lam)]
         analysed = [c for c in classes if c.own or self.fine.grid.points <= DENSE_POINTS]
         modes, discarded, artefacts = [], 0, 0.0
+        scanned, floors, by_scan = {}, {}, 0
         for perturbations in analysed:
             found, dropped, reach = self._modes(perturbations, lam)
+            stretch = [float(perturbations.resolved_above), float(perturbations.continuum_edge)]
+            if self._scannable() and stretch[0] < stretch[1]:
+                scanned[perturbations.parity] = stretch
+                more, floors[perturbations.parity] = self._scanned(perturbations, found)
+                found, by_scan = found + more, by_scan + len(more)
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
         bounds = {c.parity: c.resolved_above for c in analysed}
         edges = {c.parity: c.continuum_edge for c in analysed}
@@ -174,7 +254,10 @@ class LogGridStability(Stability):
             "resolved_above": bounds[equation.parity],  # at or below this Re ν smooth and non-smooth eigenfunctions
             "resolved_above_by_class": bounds,  # look alike: eigenvalues there that pass the same tests are
             "complete_above_by_class": edges,  # below: the continuum, where a genuine mode may be missed, and ...
-            "n_unstable_in_continuum": sum(m.nu.real < edges[m.parity] for m in unstable),  # ... these were found
+            "n_unstable_in_continuum": sum(bool(m.nu.real < edges[m.parity]) for m in unstable),  # ... these were found
+            "scanned_by_class": scanned,  # real ν there scanned for smooth eigenfunctions: complete there, real ν
+            "n_found_by_scan": by_scan,  # modes there the dense eigenvalues missed
+            "scan_floor_by_class": floors,  # a scanned minimum of σ counts as a mode at or below this
             "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],  # candidates, not counted
             "grid_artefacts_up_to": artefacts,  # L's largest local rate: discarded there
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
@@ -214,6 +297,49 @@ class LogGridStability(Stability):
             modes.append(Mode(complex(nu[i]), error, perturbations.parity, values, symmetry=symmetry))
         return modes, discarded, max(coarse_reach, fine_reach)
 
+    def _scannable(self) -> bool:
+        """Scanned where asked, on dense grids that reach SMOOTH_ROWS points below SMOOTH_CUT."""
+        reach = min(int(np.sum(solve.grid.s < SMOOTH_CUT)) for solve in (self.coarse, self.fine))
+        return self.scan and self.fine.grid.points <= DENSE_POINTS and reach >= SMOOTH_ROWS
+
+    def _scanned(self, perturbations: PerturbationClass, found: list[Mode]) -> tuple[list[Mode], float]:
+        """The real modes between the class's resolved bound and its continuum edge that the dense eigenvalues
+        missed: the local minima of the fine grid's `SmoothResidual` there at most SCAN_DEPTH of its median (that
+        floor is returned too: a genuine mode's σ is its residual on the grid, and one above the floor is missed),
+        each a minimum on the coarse grid too (CONFIRM_DEPTH; the two grids' difference its error) with a smooth,
+        decaying eigenfunction."""
+        low, high = perturbations.resolved_above, perturbations.continuum_edge
+        step = (high - low) / SCAN_STEPS
+        nus = low + step * np.arange(-1, SCAN_STEPS + 2)
+
+        def residual(solve: ProfileSolve) -> SmoothResidual:
+            return SmoothResidual(perturbations.operator(solve.q, solve.lam, solve.grid), solve.grid)
+
+        fine, coarse = residual(self.fine), None  # the coarse grid's only once a minimum is to be confirmed
+        sigma = np.array([fine.least(nu)[0] for nu in nus])
+        floor = SCAN_DEPTH * float(np.median(sigma))
+        modes = []
+        for i in range(1, len(nus) - 1):
+            if not sigma[i] < sigma[i - 1] or not sigma[i] <= sigma[i + 1]:
+                continue
+            nu, least = fine.minimum(nus[i - 1], nus[i + 1])
+            if least > floor or not low < nu <= high:
+                continue
+            if any(abs(m.nu - nu) <= GRIDS_AGREE * max(1.0, abs(nu)) for m in found):  # the eigenvalues have it
+                continue
+            coarse = coarse or residual(self.coarse)
+            coarse_nu, coarse_least = coarse.minimum(nu - step, nu + step)
+            beside = min(coarse.least(coarse_nu - step)[0], coarse.least(coarse_nu + step)[0])
+            error = abs(coarse_nu - nu)
+            vector = fine.least(nu)[1]
+            smooth = _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu))
+            if coarse_least > CONFIRM_DEPTH * beside or error > GRIDS_AGREE * max(1.0, abs(nu)) or not smooth:
+                continue
+            symmetry = next((s.name for s in perturbations.symmetries if abs(nu - s.nu) <= MATCH), None)
+            values = self._shown(vector)
+            modes.append(Mode(complex(nu), error, perturbations.parity, values, symmetry=symmetry, found_by="scan"))
+        return modes, floor
+
     def _shown(self, vector: np.ndarray) -> np.ndarray:
         """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
         values = np.interp(np.linspace(*SHOWN, GRID), self.fine.grid.s, vector.real)
@@ -246,10 +372,16 @@ def _summary(counts: dict, parities: list[str]) -> str:
     edges = ", ".join(f"{parity} {counts['complete_above_by_class'][parity]:.4f}" for parity in parities)
     left = f"; {', '.join(counts['classes_not_analysed'])} class not analysed" if counts["classes_not_analysed"] else ""
     per_class = ", ".join(f"{counts['n_unstable_' + parity]} {parity}" for parity in parities)
+    scanned = (
+        f"real ν were scanned for smooth eigenfunctions ({counts['n_found_by_scan']} found the eigenvalues missed) "
+        "and complex modes may be missed"
+        if counts["scanned_by_class"]
+        else "more may be missed"
+    )
     return (
         f"unstable (symmetries excluded) with {bounds}: {counts['n_unstable']} "
         f"({per_class}){left}, of which {counts['n_unstable_in_continuum']} below the continuum's edge ({edges}), "
-        f"where more may be missed; at or below the first bound a smooth "
+        f"where {scanned}; at or below the first bound a smooth "
         f"eigenfunction is not told from a non-smooth one: {len(counts['candidates_in_continuum'])} candidates "
         f"there, not counted; {counts['n_reported']} converged, {counts['n_discarded']} discarded; "
         f"{counts['wall_time_s']:.1f} s"
