@@ -1,7 +1,7 @@
 """What the scan of smooth eigenfunctions (`log_stability.SmoothResidual`) adds to `blowup stability`, per run.
 
 For each run dir (a log-grid equation: CCF, gCLM): the analysis without the scan and with it (wall time, counts,
-how many modes the scan found, each class's stretch and floor), and, as the check that a genuine mode would pass
+how many modes the scan found, each class's stretch and median σ), and, as the check that a genuine mode would pass
 the floor on the same grids, σ(ν) at every mode the eigenvalues found (and at 1.01ν beside it): a genuine mode's σ
 is its residual on the grid, so the scan finds a mode like it in its stretch where σ lies well below the floor.
 
@@ -55,7 +55,7 @@ def check(run: Path) -> list[dict]:
                     "parity": parity,
                     "stretch_low": stretch[0],
                     "stretch_high": stretch[1],
-                    "floor": counts["scan_floor_by_class"][parity],
+                    "sigma_median": counts["scan_median_by_class"][parity],
                     "nu": nu,
                     "symmetry": mode.symmetry or "",
                     "found_by": mode.found_by,

@@ -215,7 +215,7 @@ def test_the_scan_finds_the_translation_mode_the_eigenvalues_miss():
 def test_the_smooth_residual_is_the_least_singular_value_of_the_stacked_matrix():
     """`SmoothResidual` (Hessenberg form, Givens rotations, a triangular-pentagonal QR and inverse iteration) against
     the dense SVD of [L - ν; (d/ds - 1) on its rows], on the a = 1/2 closed form's own class: the same σ at every ν,
-    its vector attains it, and σ falls to the grid's round-off at the time mode ν = 1 alone."""
+    its vector attains it (real and complex ν), and σ falls to the grid's round-off at the time mode ν = 1 alone."""
     grid = LogGrid.with_spacing(-40.0, 80.0, 0.2)
     alpha, p = closed_form(0.5, np.exp(grid.s))
     operator = own_class(GCLMEquation(0.5), alpha).operator(p, alpha, grid)
@@ -223,7 +223,7 @@ def test_the_smooth_residual_is_the_least_singular_value_of_the_stacked_matrix()
     assert np.all(grid.s[residual.rows] < SMOOTH_CUT) and len(residual.rows) > 10
     identity = np.eye(grid.points)
     smooth_rows = (derivative(identity, grid) - identity)[residual.rows]
-    for nu in (0.7, 0.95, 1.0, 1.2):
+    for nu in (0.7, 0.95, 1.0, 1.2, 1.0 + 0.05j):  # complex ν too
         dense = svdvals(np.vstack([operator - nu * identity, smooth_rows]))[-1]
         sigma, chi = residual.least(nu)
         assert sigma == pytest.approx(dense, rel=1e-6, abs=1e-13)

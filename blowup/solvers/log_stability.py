@@ -62,10 +62,10 @@ SMOOTH_CUT = -12.0  # `SmoothResidual` asks χ ~ A e^s where s < SMOOTH_CUT: a s
 # departs from it by e^(2s) there (the scan's mode sat 8e-8 off gCLM's translation with the cut at -8, ~e^-16) ...
 SMOOTH_ROWS = 40  # ... on this many points spread over that part of the grid
 SCAN_STEPS = 30  # the stretch scanned, sampled at this many steps (and one beyond each end) ...
-SCAN_DEPTH = 1e-4  # ... where a local minimum of σ this far below the samples' median is a mode (measured: genuine
-# modes 1e-7 ... 1e-6 of it), if the coarse grid has it too, at most CONFIRM_DEPTH of its σ a step either side: the
-CONFIRM_DEPTH = 1e-2  # coarser grid resolves the mode less (gCLM's even mode at a = -0.307: 1.6e-11 against 3.6e-8
-# a step away on 1701 points, 2.6e-14 on 2401), a spurious dip is shallow there or not there
+SCAN_DEPTH = 1e-2  # ... where a local minimum of σ at most this of σ a step either side, on both grids, is a mode
+# (measured, genuine modes: 1e-7 ... 1e-3, the deepest where the grid resolves the eigenfunction best; a mode that
+# decays slowly in the far field is held at σ ~ 1e-8 by the interval's truncation, gCLM's even mode at a = -0.8:
+# 2.3e-8 on both grids, 1e-3 of its neighbours, where a floor of 1e-4 of the scan's median missed it)
 INVERSE_STEPS = 60  # inverse iterations for σ's singular vector at most
 
 
@@ -103,7 +103,7 @@ def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray, tolerance: flo
 
 
 class SmoothResidual:
-    """σ(ν) = the least singular value of [L - ν; S] for real ν, S = (d/ds - 1) on SMOOTH_ROWS points with
+    """σ(ν) = the least singular value of [L - ν; S] (ν real or complex), S = (d/ds - 1) on SMOOTH_ROWS points with
     s < SMOOTH_CUT: it asks (L - ν)χ = 0 and χ ~ A e^s towards the origin, which a non-smooth part B e^(κs) (κ ≠ 1)
     violates by (κ - 1) B e^(κs). So σ falls to the grid's round-off at a genuine mode, smooth eigenfunction and all,
     and stays orders of magnitude higher elsewhere, where the dense matrix of L alone has a near-null vector at
@@ -122,27 +122,28 @@ class SmoothResidual:
         self.smooth = (derivative_transpose(unit, grid).T - unit.T) @ self.q  # rows of (d/ds - 1), in Q's basis
         self.start = np.random.default_rng(0).standard_normal(grid.points)
 
-    def _triangle(self, nu: float) -> np.ndarray:
-        """R of [H - ν; S Q] = Q'R."""
+    def _triangle(self, nu: complex) -> np.ndarray:
+        """R of [H - ν; S Q] = Q'R (complex where ν is)."""
         r = self.hessenberg - nu * np.eye(len(self.hessenberg))
         for k in range(len(r) - 1):  # Givens rotations zero the subdiagonal
-            radius = np.hypot(r[k, k], r[k + 1, k])
+            radius = np.hypot(abs(r[k, k]), abs(r[k + 1, k]))
             if radius > 0:
                 c, s = r[k, k] / radius, r[k + 1, k] / radius
-                r[k : k + 2, k:] = np.array([[c, s], [-s, c]]) @ r[k : k + 2, k:]
-        triangle = lapack.dtpqrt(0, min(32, len(r)), np.triu(r), self.smooth)[0]
-        return np.triu(triangle)
+                r[k : k + 2, k:] = np.array([[np.conj(c), np.conj(s)], [-s, c]]) @ r[k : k + 2, k:]
+        smooth = self.smooth.astype(r.dtype)
+        (tpqrt,) = lapack.get_lapack_funcs(("tpqrt",), (r, smooth))
+        return np.triu(tpqrt(0, min(32, len(r)), np.triu(r), smooth)[0])
 
-    def least(self, nu: float) -> tuple[float, np.ndarray]:
-        """σ(ν) and its right singular vector χ (unit norm, on the grid)."""
+    def least(self, nu: complex) -> tuple[float, np.ndarray]:
+        """σ(ν) and its right singular vector χ (unit norm, on the grid); ν may be complex."""
         triangle = self._triangle(nu)
         size = np.abs(np.diag(triangle))
         np.fill_diagonal(triangle, np.where(size > 0, np.diag(triangle), np.finfo(float).eps * size.max()))
         x = self.start / np.linalg.norm(self.start)
         for _ in range(INVERSE_STEPS):
-            z = solve_triangular(triangle, solve_triangular(triangle, x, trans="T"))
+            z = solve_triangular(triangle, solve_triangular(triangle, x, trans="C"))
             z /= np.linalg.norm(z)
-            settled = abs(abs(x @ z) - 1) < 1e-13
+            settled = abs(abs(np.vdot(x, z)) - 1) < 1e-13
             x = z
             if settled:
                 break
@@ -231,13 +232,13 @@ class LogGridStability(Stability):
         classes = [own_class(equation, lam), *equation.other_classes(lam)]
         analysed = [c for c in classes if c.own or self.fine.grid.points <= DENSE_POINTS]
         modes, discarded, artefacts = [], 0, 0.0
-        scanned, floors, by_scan = {}, {}, 0
+        scanned, medians, by_scan = {}, {}, 0
         for perturbations in analysed:
             found, dropped, reach = self._modes(perturbations, lam)
             stretch = [float(perturbations.resolved_above), float(perturbations.continuum_edge)]
             if self._scannable() and stretch[0] < stretch[1]:
                 scanned[perturbations.parity] = stretch
-                more, floors[perturbations.parity] = self._scanned(perturbations, found)
+                more, medians[perturbations.parity] = self._scanned(perturbations, found)
                 found, by_scan = found + more, by_scan + len(more)
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
         bounds = {c.parity: c.resolved_above for c in analysed}
@@ -257,7 +258,7 @@ class LogGridStability(Stability):
             "n_unstable_in_continuum": sum(bool(m.nu.real < edges[m.parity]) for m in unstable),  # ... these were found
             "scanned_by_class": scanned,  # real ν there scanned for smooth eigenfunctions: complete there, real ν
             "n_found_by_scan": by_scan,  # modes there the dense eigenvalues missed
-            "scan_floor_by_class": floors,  # a scanned minimum of σ counts as a mode at or below this
+            "scan_median_by_class": medians,  # σ over the samples, away from modes
             "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],  # candidates, not counted
             "grid_artefacts_up_to": artefacts,  # L's largest local rate: discarded there
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
@@ -304,10 +305,9 @@ class LogGridStability(Stability):
 
     def _scanned(self, perturbations: PerturbationClass, found: list[Mode]) -> tuple[list[Mode], float]:
         """The real modes between the class's resolved bound and its continuum edge that the dense eigenvalues
-        missed: the local minima of the fine grid's `SmoothResidual` there at most SCAN_DEPTH of its median (that
-        floor is returned too: a genuine mode's σ is its residual on the grid, and one above the floor is missed),
-        each a minimum on the coarse grid too (CONFIRM_DEPTH; the two grids' difference its error) with a smooth,
-        decaying eigenfunction."""
+        missed: the local minima of the fine grid's `SmoothResidual` there, each deep (SCAN_DEPTH) on both grids
+        (the two grids' difference its error) with a smooth, decaying eigenfunction; and the median of σ over the
+        samples (what σ is away from modes)."""
         low, high = perturbations.resolved_above, perturbations.continuum_edge
         step = (high - low) / SCAN_STEPS
         nus = low + step * np.arange(-1, SCAN_STEPS + 2)
@@ -317,33 +317,36 @@ class LogGridStability(Stability):
 
         fine, coarse = residual(self.fine), None  # the coarse grid's only once a minimum is to be confirmed
         sigma = np.array([fine.least(nu)[0] for nu in nus])
-        floor = SCAN_DEPTH * float(np.median(sigma))
         modes = []
         for i in range(1, len(nus) - 1):
             if not sigma[i] < sigma[i - 1] or not sigma[i] <= sigma[i + 1]:
                 continue
             nu, least = fine.minimum(nus[i - 1], nus[i + 1])
-            if least > floor or not low < nu <= high:
+            if not low < nu <= high or _shallow(fine, nu, least, step):
                 continue
             if any(abs(m.nu - nu) <= GRIDS_AGREE * max(1.0, abs(nu)) for m in found):  # the eigenvalues have it
                 continue
             coarse = coarse or residual(self.coarse)
             coarse_nu, coarse_least = coarse.minimum(nu - step, nu + step)
-            beside = min(coarse.least(coarse_nu - step)[0], coarse.least(coarse_nu + step)[0])
             error = abs(coarse_nu - nu)
             vector = fine.least(nu)[1]
             smooth = _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu))
-            if coarse_least > CONFIRM_DEPTH * beside or error > GRIDS_AGREE * max(1.0, abs(nu)) or not smooth:
+            if _shallow(coarse, coarse_nu, coarse_least, step) or error > GRIDS_AGREE * max(1.0, abs(nu)) or not smooth:
                 continue
             symmetry = next((s.name for s in perturbations.symmetries if abs(nu - s.nu) <= MATCH), None)
             values = self._shown(vector)
             modes.append(Mode(complex(nu), error, perturbations.parity, values, symmetry=symmetry, found_by="scan"))
-        return modes, floor
+        return modes, float(np.median(sigma))
 
     def _shown(self, vector: np.ndarray) -> np.ndarray:
         """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
         values = np.interp(np.linspace(*SHOWN, GRID), self.fine.grid.s, vector.real)
         return values / np.max(np.abs(values))
+
+
+def _shallow(residual: SmoothResidual, nu: float, least: float, step: float) -> bool:
+    """Whether σ's minimum `least` at ν is more than SCAN_DEPTH of σ a step either side: no mode."""
+    return least > SCAN_DEPTH * min(residual.least(nu - step)[0], residual.least(nu + step)[0])
 
 
 def _missing(perturbations: PerturbationClass, modes: list[Mode]) -> list[Symmetry]:
