@@ -84,7 +84,8 @@ class Spectrum:
         """`unstable_count` in total and per parity class analysed (n_unstable_even, n_unstable_odd): a class's NaN
         where its own symmetry mode is missing (`untrusted_classes`, where the analysis names them), else every
         count NaN with the total; how many of them lie where more may be missed (n_unstable_in_continuum), and how
-        many modes, symmetries included, a scan found where the eigenvalues missed them (n_found_by_scan)."""
+        many modes, symmetries included, a scan found where the eigenvalues missed them (n_found_by_scan) and how many
+        deep minima it left uncounted (n_scan_not_smooth)."""
         total = self.unstable_count()
         untrusted = self.counts.get("untrusted_classes", ["even", "odd"] if total != total else [])
         parities = [parity for parity in ("even", "odd") if f"n_unstable_{parity}" in self.counts]
@@ -94,6 +95,7 @@ class Spectrum:
             found = float(self.counts["n_unstable_in_continuum"])
             counts["n_unstable_in_continuum"] = total if total != total else found
             counts["n_found_by_scan"] = float(self.counts["n_found_by_scan"])  # modes the eigenvalues missed
+            counts["n_scan_not_smooth"] = float(len(self.counts["scan_not_smooth"]))  # minima not counted
         return counts
 
 

@@ -165,6 +165,7 @@ def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
         "n_unstable_odd": 0.0,
         "n_unstable_in_continuum": 0.0,
         "n_found_by_scan": 0.0,
+        "n_scan_not_smooth": 0.0,
     }
     assert [(m.symmetry, m.parity) for m in spectrum.modes] == [("translation", "even"), ("time", "odd")]
     assert [(m.symmetry, m.parity) for m in ccf.modes] == [("translation", "odd"), ("time", "even")]
@@ -208,6 +209,7 @@ def test_the_scan_finds_the_translation_mode_the_eigenvalues_miss():
         "n_unstable_odd": 0.0,
         "n_unstable_in_continuum": 0.0,
         "n_found_by_scan": 1.0,
+        "n_scan_not_smooth": 0.0,
     }
     assert scanned.counts["scanned_by_class"]["even"] == [even.resolved_above, even.continuum_edge]
 

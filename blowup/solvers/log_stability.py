@@ -232,13 +232,14 @@ class LogGridStability(Stability):
         classes = [own_class(equation, lam), *equation.other_classes(lam)]
         analysed = [c for c in classes if c.own or self.fine.grid.points <= DENSE_POINTS]
         modes, discarded, artefacts = [], 0, 0.0
-        scanned, medians, by_scan = {}, {}, 0
+        scanned, medians, by_scan, rough = {}, {}, 0, []
         for perturbations in analysed:
             found, dropped, reach = self._modes(perturbations, lam)
             stretch = [float(perturbations.resolved_above), float(perturbations.continuum_edge)]
             if self._scannable() and stretch[0] < stretch[1]:
                 scanned[perturbations.parity] = stretch
-                more, medians[perturbations.parity] = self._scanned(perturbations, found)
+                more, medians[perturbations.parity], failed = self._scanned(perturbations, found)
+                rough += [[nu, perturbations.parity] for nu in failed]
                 found, by_scan = found + more, by_scan + len(more)
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
         bounds = {c.parity: c.resolved_above for c in analysed}
@@ -259,6 +260,7 @@ class LogGridStability(Stability):
             "scanned_by_class": scanned,  # real ν there scanned for smooth eigenfunctions: complete there, real ν
             "n_found_by_scan": by_scan,  # modes there the dense eigenvalues missed
             "scan_median_by_class": medians,  # σ over the samples, away from modes
+            "scan_not_smooth": rough,  # deep on both grids, but the eigenfunction fails the rate test: not counted
             "candidates_in_continuum": [[m.nu.real, m.nu.imag] for m in in_continuum],  # candidates, not counted
             "grid_artefacts_up_to": artefacts,  # L's largest local rate: discarded there
             "symmetry_modes": {m.symmetry: m.nu.real for m in modes if m.symmetry},
@@ -303,11 +305,13 @@ class LogGridStability(Stability):
         reach = min(int(np.sum(solve.grid.s < SMOOTH_CUT)) for solve in (self.coarse, self.fine))
         return self.scan and self.fine.grid.points <= DENSE_POINTS and reach >= SMOOTH_ROWS
 
-    def _scanned(self, perturbations: PerturbationClass, found: list[Mode]) -> tuple[list[Mode], float]:
+    def _scanned(self, perturbations: PerturbationClass, found: list[Mode]) -> tuple[list[Mode], float, list[float]]:
         """The real modes between the class's resolved bound and its continuum edge that the dense eigenvalues
         missed: the local minima of the fine grid's `SmoothResidual` there, each deep (SCAN_DEPTH) on both grids
-        (the two grids' difference its error) with a smooth, decaying eigenfunction; and the median of σ over the
-        samples (what σ is away from modes)."""
+        (the two grids' difference its error) with a smooth, decaying eigenfunction; the median of σ over the
+        samples (what σ is away from modes); and the ν of minima that pass all but the eigenfunction's test (a mode
+        whose slowly decaying tail the interval truncates, wrapped onto the far left by the periodic grid, looks so:
+        measured, gCLM's even mode of the 1st unstable branch at a = -0.8)."""
         low, high = perturbations.resolved_above, perturbations.continuum_edge
         step = (high - low) / SCAN_STEPS
         nus = low + step * np.arange(-1, SCAN_STEPS + 2)
@@ -317,7 +321,7 @@ class LogGridStability(Stability):
 
         fine, coarse = residual(self.fine), None  # the coarse grid's only once a minimum is to be confirmed
         sigma = np.array([fine.least(nu)[0] for nu in nus])
-        modes = []
+        modes, failed = [], []
         for i in range(1, len(nus) - 1):
             if not sigma[i] < sigma[i - 1] or not sigma[i] <= sigma[i + 1]:
                 continue
@@ -331,12 +335,15 @@ class LogGridStability(Stability):
             error = abs(coarse_nu - nu)
             vector = fine.least(nu)[1]
             smooth = _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu))
-            if _shallow(coarse, coarse_nu, coarse_least, step) or error > GRIDS_AGREE * max(1.0, abs(nu)) or not smooth:
+            if _shallow(coarse, coarse_nu, coarse_least, step) or error > GRIDS_AGREE * max(1.0, abs(nu)):
+                continue
+            if not smooth:
+                failed.append(nu)
                 continue
             symmetry = next((s.name for s in perturbations.symmetries if abs(nu - s.nu) <= MATCH), None)
             values = self._shown(vector)
             modes.append(Mode(complex(nu), error, perturbations.parity, values, symmetry=symmetry, found_by="scan"))
-        return modes, float(np.median(sigma))
+        return modes, float(np.median(sigma)), failed
 
     def _shown(self, vector: np.ndarray) -> np.ndarray:
         """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
@@ -375,9 +382,16 @@ def _summary(counts: dict, parities: list[str]) -> str:
     edges = ", ".join(f"{parity} {counts['complete_above_by_class'][parity]:.4f}" for parity in parities)
     left = f"; {', '.join(counts['classes_not_analysed'])} class not analysed" if counts["classes_not_analysed"] else ""
     per_class = ", ".join(f"{counts['n_unstable_' + parity]} {parity}" for parity in parities)
+    rough = counts["scan_not_smooth"]
     scanned = (
-        f"real ν were scanned for smooth eigenfunctions ({counts['n_found_by_scan']} found the eigenvalues missed) "
-        "and complex modes may be missed"
+        f"real ν were scanned for smooth eigenfunctions ({counts['n_found_by_scan']} found the eigenvalues missed"
+        + (
+            f"; {len(rough)} more whose eigenfunction fails the rate test, not counted: a slowly decaying tail the "
+            "interval truncates looks so"
+            if rough
+            else ""
+        )
+        + ") and complex modes may be missed"
         if counts["scanned_by_class"]
         else "more may be missed"
     )
