@@ -178,6 +178,10 @@ class PerturbationClass:
     continuum_edge: float  # below this Re ν the non-smooth eigenfunctions decay (rough_rate > 0): see `_modes`
     own: bool = False  # the profile's own class: past DENSE_POINTS its spectrum is the shift-invert one
 
+    def named(self, nu: complex) -> str | None:
+        """The class's symmetry mode within MATCH of ν, by name, or None."""
+        return next((s.name for s in self.symmetries if abs(nu - s.nu) <= MATCH), None)
+
     def rate_tolerance(self, nu: float) -> float:
         """How close to 1 the rate of a smooth eigenfunction at Re ν must come: a quarter of the non-smooth rate's
         distance from it, at most SMOOTH_RATE."""
@@ -292,12 +296,11 @@ class LogGridStability(Stability):
                 break
             error = float(np.min(np.abs(coarse_nu - nu[i])))
             smooth = _smooth_and_decaying(self.fine, vectors[:, i], perturbations.rate_tolerance(nu[i].real))
-            if error > GRIDS_AGREE * max(1.0, abs(nu[i])) or not smooth:
+            if not _grids_agree(error, nu[i]) or not smooth:
                 discarded += 1
                 continue
-            symmetry = next((s.name for s in perturbations.symmetries if abs(nu[i] - s.nu) <= MATCH), None)
             values = self._shown(vectors[:, i])
-            modes.append(Mode(complex(nu[i]), error, perturbations.parity, values, symmetry=symmetry))
+            modes.append(Mode(complex(nu[i]), error, perturbations.parity, values, symmetry=perturbations.named(nu[i])))
         return modes, discarded, max(coarse_reach, fine_reach)
 
     def _scannable(self) -> bool:
@@ -328,20 +331,18 @@ class LogGridStability(Stability):
             nu, least = fine.minimum(nus[i - 1], nus[i + 1])
             if not low < nu <= high or _shallow(fine, nu, least, step):
                 continue
-            if any(abs(m.nu - nu) <= GRIDS_AGREE * max(1.0, abs(nu)) for m in found):  # the eigenvalues have it
+            if any(_grids_agree(abs(m.nu - nu), nu) for m in found):  # the eigenvalues have it
                 continue
             coarse = coarse or residual(self.coarse)
             coarse_nu, coarse_least = coarse.minimum(nu - step, nu + step)
             error = abs(coarse_nu - nu)
-            vector = fine.least(nu)[1]
-            smooth = _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu))
-            if _shallow(coarse, coarse_nu, coarse_least, step) or error > GRIDS_AGREE * max(1.0, abs(nu)):
+            if _shallow(coarse, coarse_nu, coarse_least, step) or not _grids_agree(error, nu):
                 continue
-            if not smooth:
+            vector = fine.least(nu)[1]
+            if not _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu)):
                 failed.append(nu)
                 continue
-            symmetry = next((s.name for s in perturbations.symmetries if abs(nu - s.nu) <= MATCH), None)
-            values = self._shown(vector)
+            values, symmetry = self._shown(vector), perturbations.named(nu)
             modes.append(Mode(complex(nu), error, perturbations.parity, values, symmetry=symmetry, found_by="scan"))
         return modes, float(np.median(sigma)), failed
 
@@ -349,6 +350,11 @@ class LogGridStability(Stability):
         """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
         values = np.interp(np.linspace(*SHOWN, GRID), self.fine.grid.s, vector.real)
         return values / np.max(np.abs(values))
+
+
+def _grids_agree(difference: float, nu: complex) -> bool:
+    """The same eigenvalue on both grids: within GRIDS_AGREE of max(1, |ν|)."""
+    return difference <= GRIDS_AGREE * max(1.0, abs(nu))
 
 
 def _shallow(residual: SmoothResidual, nu: float, least: float, step: float) -> bool:
