@@ -198,11 +198,12 @@ class Problem(ResidualTerms):
         training step costs (`blowup bench` reports the step against it); None where it does not."""
         return None
 
-    def bad_start(self) -> str | None:
-        """Checked as the last phase is about to begin: why the phases so far ended in a basin the last
-        one cannot leave (one line with the figure that says so), or None. The trainer then starts again
-        from a fresh initialisation (`reinitialize`), up to optim.restarts times. Must not change the
-        state: a run that needs no restart must train exactly as without this check."""
+    def bad_basin(self) -> str | None:
+        """Why the network is in a basin the last optimiser cannot leave (one line with the figure that says so), or
+        None. Asked as the last optimiser phase is about to begin and after each of its steps (while restarts
+        remain): the trainer then starts again from a fresh initialisation (`reinitialize`), up to optim.restarts
+        times, at once rather than after the later phases. Must be cheap (it runs every step) and must not change
+        the state: a run that needs no restart must train exactly as without this check."""
         return None
 
     def reinitialize(self, seed: int) -> None:

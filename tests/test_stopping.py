@@ -168,20 +168,22 @@ def test_a_pinn_study_accepts_only_once_the_network_itself_passes(tmp_path, conf
 
 @pytest.mark.slow
 def test_a_bad_basin_restarts_from_a_fresh_network_and_says_why(tmp_path, monkeypatch, config):
-    """The check runs as the last phase begins; a bad start sends the run back to its first phase with
-    new parameters, at most optim.restarts times, and summary.json lists why."""
+    """The check runs as the last optimiser begins and after each of its steps: a bad basin sends the run back to
+    its first phase with new parameters at once (the rest of that phase not run), at most optim.restarts times, and
+    summary.json lists why. With no restart left the check is not asked: the phase runs to its end."""
     calls = []
 
-    def bad_start(self):
+    def bad_basin(self):
         calls.append(self.lam.item())
-        return "lambda at its bracket edge" if len(calls) <= 5 else None
+        return "lambda at its bracket edge" if len(calls) in (1, 3) else None  # the 1st start, the 2nd's first LM step
 
-    monkeypatch.setattr(Burgers, "bad_start", bad_start)
+    monkeypatch.setattr(Burgers, "bad_basin", bad_basin)
     summary = trainer.train(config("optim.restarts=2", "equation.refine=0"), tmp_path)
-    assert summary["restarts"] == ["lambda at its bracket edge"] * 2 and len(calls) == 3
-    phases = pd.read_csv(tmp_path / "metrics.csv").phase
+    assert summary["restarts"] == ["lambda at its bracket edge", "lm step 1: lambda at its bracket edge"]
+    assert len(calls) == 3 and calls[0] != calls[1]  # a fresh network, not the same one asked again
+    phases = list(pd.read_csv(tmp_path / "metrics.csv").phase)
     starts = [i for i in range(len(phases)) if phases[i] == "guess" and (i == 0 or phases[i - 1] != "guess")]
-    assert len(starts) == 3 and list(phases).count("lm") == summary["steps"] - 3 * (5 + 30 + 10)
+    assert len(starts) == 3 and phases.count("lm") == 1 + 3 and summary["steps"] == 3 * (5 + 30 + 10) + 1 + 3
     none = trainer.train(config("optim.restarts=0", "equation.refine=0"), tmp_path / "none")
     assert none["restarts"] == [] and none["steps"] == 5 + 30 + 10 + 3
 
@@ -203,12 +205,12 @@ def test_a_run_the_problem_rejects_restarts_and_only_the_last_verdict_counts(tmp
     assert verdicts[0] != verdicts[1]  # a fresh network, not the same state judged twice
 
 
-def test_bad_start_is_lambda_at_a_bracket_edge_and_a_restart_redraws_the_network(config):
+def test_bad_basin_is_lambda_at_a_bracket_edge_and_a_restart_redraws_the_network(config):
     problem = build_problem(config("profile=1"))
     for raw, bad in ((-8.0, True), (0.0, False), (8.0, True)):
         with torch.no_grad():
             problem.lam_raw.fill_(raw)
-        assert (problem.bad_start() is not None) == bad
+        assert (problem.bad_basin() is not None) == bad
     before = [p.detach().clone() for p in problem.u.parameters()]
     problem.reinitialize(1000)
     assert problem.lam_raw.item() == 0.0 and all(not torch.equal(a, b) for a, b in zip(before, problem.u.parameters()))

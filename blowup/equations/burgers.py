@@ -197,7 +197,7 @@ def smooth_order(k: int) -> int:
     Away from λ_k the ODE's solutions carry a |X|^(1+1/λ) term, so U^(2k+4) is singular like
     |X|^(1/λ - 2k - 3) for λ between 1/(2k+3) and λ_k, and orders up to 2k+3 see it. Towards the
     bracket's lower edge 1/(2k+3) that singularity fades to nothing, and networks settled there.
-    Order 2k+4 sees U^(2k+5), singular like |X|^(-1) at that edge (`bad_start` catches the rest)."""
+    Order 2k+4 sees U^(2k+5), singular like |X|^(-1) at that edge (`bad_basin` catches the rest)."""
     return 2 * k + 4
 
 
@@ -564,9 +564,11 @@ class Burgers(LaterStages, Problem):
         """The smoothness rows' order 2k+4 (`smooth_order`), or the Sobolev rows' if higher."""
         return max(self.smooth_order, self.sobolev)
 
-    def bad_start(self) -> str | None:
+    def bad_basin(self) -> str | None:
         """λ pressed against an edge of its bracket: near the lower edge 1/(2k+3) the wrong-λ solutions
-        are smooth to almost the order the loss checks, and a network that settles there stays."""
+        are smooth to almost the order the loss checks, and a network that settles there stays. Adam and L-BFGS
+        can end there; so can Levenberg-Marquardt, whose global rows weigh more than before it (`start_phase`) and
+        can carry λ there from a rough start."""
         lo, hi = self.lam_lo, self.lam_hi
         lam = self.lam.item()
         edge = min(lam - lo, hi - lam) / (hi - lo)

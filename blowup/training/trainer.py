@@ -2,9 +2,10 @@
 metrics per step, a checkpoint every so many steps, and the outputs at the end.
 
 Read top to bottom: `train` starts the run (or resumes it), runs the phases, and writes the outputs. A run
-restarts from a fresh network, up to optim.restarts times, when the problem says the phases before the last
-ended in a basin the last cannot leave (`Problem.bad_start`) or when every phase ran and the problem rejects
-the result (`Problem.failure`).
+restarts from a fresh network, up to optim.restarts times, when the problem says the network is in a basin the
+last optimiser cannot leave (`Problem.bad_basin`: asked as that phase begins and after each of its steps, so that a
+network which slides into such a basin during the phase is restarted at once, not after the phases that follow) or
+when every phase ran and the problem rejects the result (`Problem.failure`).
 
 Resuming. A checkpoint already in the run dir (`hydra.run.dir=<dir>` again, a requeued SLURM job) is continued
 in place; otherwise `resume=<dir>` continues that run in this run's own dir, copying its log up to the
@@ -41,6 +42,8 @@ from blowup.training.estimate import estimate
 from blowup.training.outputs import status_line, write_outputs
 from blowup.training.steps import StopOnSignal, accepted, all_finite, judge, make_optimizer, take_step
 
+BAD_BASIN = "bad_basin"  # the stop reason of a last optimiser that slid into a basin it cannot leave
+
 
 @dataclass
 class RunState:
@@ -66,6 +69,7 @@ class RunState:
     # why the network took back what it had handed off to later stages (optim.handoff)
     handbacks: list[str] = field(default_factory=list)
     time_limits: list[int] = field(default_factory=list)  # the steps at which a scheduler's time limit stopped it
+    basin: str = ""  # why the last optimiser's step just taken left it in a bad basin (`stop_reason`)
 
     def wall_time(self) -> float:
         return self.clock() - self.started
@@ -209,21 +213,25 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
     """Every phase in turn, restarting where the problem asks for it. Returns the status ("completed", or
     "interrupted" / "diverged" when the run stops early) and, once every phase ran, the problem's evaluation."""
     phases, problem = run.phases, run.problem
-    last_optimiser = [p for p in phases if p in PHASES][-1]  # later network stages only refine what it found
+    last = last_optimiser(phases)
     index = phases.index(run.phase) if run.phase in phases else 0
     evaluation = None
     while index < len(phases):
         run.phase = phases[index]
         resume = resumed if resumed and resumed["phase"] == run.phase else None
-        at_last = run.phase == last_optimiser and not resume and index > 0
-        why = problem.bad_start() if at_last else None
-        if why and run.may_restart():  # a bad basin: start again from a fresh network
+        at_last = run.phase == last and not resume and index > 0
+        why = problem.bad_basin() if at_last and run.may_restart() else None
+        if why:  # a bad basin: start again from a fresh network
             run.restart(why)
             index, resumed = 0, None
             continue
         status, reason = run_phase(run, resume, metrics, bar, stop)
         if status:
             return status, None
+        if reason == BAD_BASIN:  # the last optimiser slid into one: the phases after it could not bring it back
+            run.restart(run.basin)
+            index, resumed = 0, None
+            continue
         if said := problem.end_phase(run.phase):  # e.g. a later network stage that bought nothing, dropped
             logs.console.print(said)
             run.checkpoint()
@@ -231,15 +239,20 @@ def run_phases(run: RunState, resumed: dict | None, metrics, bar, stop) -> tuple
         if index == len(phases):  # every phase ran to its end: is the result one the problem accepts?
             evaluation = problem.evaluate()
             failure = judge(problem, evaluation, run.cfg.headline)
-            if failure and handed_off(run, last_optimiser):  # the network takes back what the stages could not finish
+            if failure and handed_off(run, last):  # the network takes back what the stages could not finish
                 run.hand_back(failure)
-                index, resumed = phases.index(last_optimiser), None
+                index, resumed = phases.index(last), None
                 continue
             if failure and run.may_restart():  # a basin the phases could not leave
                 run.restart(f"not converged: {failure}")
                 index, resumed = 0, None
     run.checkpoint()
     return "completed", evaluation
+
+
+def last_optimiser(phases: list[str]) -> str:
+    """The last phase that trains the first network: later network stages only refine what it found."""
+    return [p for p in phases if p in PHASES][-1]
 
 
 def after_acceptance(phases: list[str], index: int, headline: str) -> int:
@@ -323,6 +336,10 @@ def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None
     """Why the phase ends after this step, or None: it continues."""
     if accepted(run.problem, phase_cfg, run.phase_step, run.cfg.headline, handoff(run)):
         return "accepted"
+    if run.phase == last_optimiser(run.phases) and run.may_restart():
+        if why := run.problem.bad_basin():
+            run.basin = f"{run.phase} step {run.phase_step}: {why}"
+            return BAD_BASIN
     if run.convergence.update(loss):
         return "converged"
     if getattr(run.optimizer, "stalled", False):
