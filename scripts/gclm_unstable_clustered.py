@@ -82,6 +82,7 @@ def row(a: float, pair, started: float, stability: bool) -> dict:
         counts = {
             **spectrum.unstable_counts(),  # NaN where a symmetry mode was not found: not a count
             "unstable_nu": " ".join(f"{nu:.10f}" for nu, _ in spectrum.counts["unstable_modes"]),
+            "unstable_nu_error": " ".join(f"{error:.1e}" for error in spectrum.counts["unstable_errors"]),
             "unstable_parities": " ".join(spectrum.counts["unstable_parities"]),
             "time_mode": spectrum.counts["symmetry_modes"].get("time", float("nan")),
             "translation_mode": spectrum.counts["symmetry_modes"].get("translation", float("nan")),

@@ -1,6 +1,7 @@
 """Stability of the stable CCF profile (solvers.log_stability): the time-translation mode against its formula."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -35,6 +36,22 @@ def test_space_translation_is_an_odd_eigenfunction_with_nu_one_plus_lambda(stabl
     phi = solve.q + derivative(solve.q, solve.grid)
     operator = odd.operator(solve.q, solve.lam, solve.grid)
     assert np.abs(operator @ phi - (1 + solve.lam) * phi).max() < 1e-9 * np.abs(phi).max()
+
+
+def test_the_rate_test_sees_past_the_tail_the_interval_truncates():
+    """An eigenfunction ~ e^(κs) towards the origin and e^(-s/4) far out still holds ~5e-7 of its maximum at the
+    grid's right end; the truncation's error, spread over the grid at a tenth of that (here a cosine), swamps the
+    e^s part below ~1e-7. The rate fitted where the function stands above that error is κ: 1 passes, κ = 1.06 and
+    0.9 (non-smooth, outside the 0.05 tolerance) fail; a mode that decays fast is judged as before."""
+    grid = LogGrid.with_spacing(-36.0, 60.0, 0.04)
+    solve = SimpleNamespace(grid=grid)
+
+    def judged(kappa, far):
+        chi = np.exp(kappa * grid.s) / (1 + np.exp((kappa + far) * grid.s))
+        return ccf_stability._smooth_and_decaying(solve, chi + 0.1 * chi[-1] * np.cos(grid.s), 0.05)
+
+    assert judged(1.0, 0.25) and not judged(1.06, 0.25) and not judged(0.9, 0.25)
+    assert judged(1.0, 2.0) and not judged(1.06, 2.0) and not judged(0.9, 2.0)
 
 
 def test_the_stable_profile_has_no_unstable_mode_in_either_class(stable):

@@ -1,6 +1,8 @@
 """The generalised Constantin-Lax-Majda family on the log grid (blowup.equations.gclm), against its closed forms
 at a = 0 and 1/2 and against CCF (its member a = -1)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from scipy.linalg import svdvals
@@ -11,6 +13,7 @@ from blowup.equations.ccf.profile import find_profile as ccf_find_profile
 from blowup.equations.ccf.profile import rough_profile as ccf_rough_profile
 from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.errors import ConfigError
+from blowup.problem import Mode
 from blowup.solvers import log_profile
 from blowup.solvers.hilbert import LogGrid, MappedLogGrid, derivative
 from blowup.solvers.log_stability import SMOOTH_CUT, LogGridStability, SmoothResidual, own_class
@@ -234,6 +237,12 @@ def test_the_smooth_residual_is_the_least_singular_value_of_the_stacked_matrix()
         assert (sigma < 1e-8) == (nu == 1.0) and (sigma > 1e-6) == (nu != 1.0)
     nu, least = residual.minimum(0.9, 1.1)
     assert abs(nu - 1) < 1e-7 and least < 1e-8
+    # a mode found inside the continuum: its error bar reaches σ's minimum beside it (the exact ν = 1), which a mode
+    # at the exact ν keeps as it was and one placed 3e-3 off widens to that distance
+    values = np.zeros(3)
+    exact, off = (Mode(complex(nu), 1e-10, "odd", values) for nu in (1.0, 1.003))
+    assert LogGridStability._beside_minimum(residual, exact, 0.01).error < 1e-7
+    assert LogGridStability._beside_minimum(residual, off, 0.01).error == pytest.approx(3e-3, abs=1e-7)
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +301,36 @@ def test_init_from_refuses_a_run_of_another_equation_or_network(gclm_defaults, o
         validate(overridden(gclm_defaults, f"init_from={other}"))  # another network
     OmegaConf.save(compose_train("equation=gclm", "equation.a=0.2"), other / "config.yaml")
     validate(overridden(gclm_defaults, f"init_from={other}"))  # the same equation and network at another a
+
+
+def test_init_from_fits_the_guess_to_the_other_runs_profile_and_starts_sigma_at_its_alpha(compose_train):
+    """The other run's refined profile (here a = 0's closed form, α = 1, on a finer grid) becomes the guess phase's
+    target on this run's grid (the closed form there, to the interpolation's error) and σ starts at its α, the
+    network taken over; where the other run's Newton did not converge, the rough guess stays and σ is the other
+    network's."""
+    import torch
+
+    from blowup.equations import build_problem
+
+    cfg = compose_train("equation=gclm", "equation.a=0", "equation.points=101", "equation.model.width=8")
+    problem, other = build_problem(cfg), build_problem(cfg)
+    with torch.no_grad():
+        other.lam_raw.fill_(1.5)  # the other network's σ, away from α = 1
+    fine_grid = LogGrid.with_spacing(problem.grid.left, problem.grid.right, 0.01)
+    alpha, exact = exact_profile(0.0, fine_grid)
+    rough = problem.q_guess.clone()
+    for converged in (False, True):
+        fine = SimpleNamespace(q=exact, grid=fine_grid, lam=alpha, converged=converged)
+        other.newton_solves = lambda fine=fine: (None, None, fine)
+        problem.init_from(other)
+        assert all(torch.equal(a, b) for a, b in zip(problem.w.parameters(), other.w.parameters()))
+        if not converged:
+            assert torch.equal(problem.q_guess, rough) and problem.lam.item() == pytest.approx(other.lam.item())
+    peak = float(fine_grid.s[np.argmin(np.abs(fine_grid.s))])
+    _, closed_form = exact_profile(0.0, problem.grid, peak=peak)
+    assert np.abs(problem.q_guess.flatten().numpy() - closed_form).max() < 1e-4 * closed_form.max()
+    assert np.abs(rough.flatten().numpy() - closed_form).max() > 1e-2 * closed_form.max()  # the rough one is not it
+    assert problem.lam.item() == pytest.approx(alpha, abs=1e-12)
 
 
 @pytest.mark.slow

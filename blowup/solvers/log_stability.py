@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import hessenberg, lapack, solve_triangular
@@ -49,6 +49,8 @@ FINEST_RATE = 2.5e-3  # of the non-smooth rate's distance from 1 where less, dow
 ROUND_OFF = 1e-12  # ... and far out, unless already this small against their maximum
 NOISE_FLOOR = 1e-9  # a dense eigenvector's entries below this (relative) are round-off: measured, gCLM's even mode
 MIN_FIT_POINTS = 5  # of CCF's profile 2 at a = -1 flat at 1e-11 towards the origin (fitted rate 0.81, above it 1.0004)
+WRAP_MARGIN = 100.0  # ... and entries within this factor of what the grid's ends hold: a slowly decaying tail that the
+WRAP_ENDS = 5  # interval truncates is wrapped by the periodic grid onto its left end (this many points each end)
 GRIDS_AGREE = 1e-4  # the same eigenvalue on both grids, relative to max(1, |ν|): artefacts move by O(1) between
 # grids, a resolved mode by its error, which on coarse default grids can exceed 1e-6
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
@@ -90,11 +92,15 @@ def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
 def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray, tolerance: float) -> bool:
     """The eigenfunction ~ e^s towards the origin (smooth: its fitted rate within `tolerance` of 1), and far out
     either decaying or already at round-off (an exact mode whose leading far-field term cancels, as the time
-    mode's does)."""
+    mode's does). The rate is fitted where the eigenfunction stands above round-off and above the tail that the
+    interval truncates: a mode decaying slowly far out still holds a little at the right end, and the periodic
+    grid carries that onto the left end, where it bends the fitted rate off 1 (the grid's ends hold round-off for
+    a mode that decays fast, and then this changes nothing)."""
     s, size = solve.grid.s, np.abs(vector) + 1e-300
     near = (s > solve.grid.left + 15) & (s < solve.grid.left + 28)
     far = (s > solve.grid.right - 40) & (s < solve.grid.right - 20)
-    above_noise = near & (size > NOISE_FLOOR * size.max())
+    ends = max(size[:WRAP_ENDS].max(), size[-WRAP_ENDS:].max())
+    above_noise = near & (size > max(NOISE_FLOOR * size.max(), WRAP_MARGIN * ends))
     if above_noise.sum() >= MIN_FIT_POINTS:
         near = above_noise
     toward_origin = np.polyfit(s[near], np.log(size[near]), 1)[0]
@@ -242,7 +248,7 @@ class LogGridStability(Stability):
             stretch = [float(perturbations.resolved_above), float(perturbations.continuum_edge)]
             if self._scannable() and stretch[0] < stretch[1]:
                 scanned[perturbations.parity] = stretch
-                more, medians[perturbations.parity], failed = self._scanned(perturbations, found)
+                found, more, medians[perturbations.parity], failed = self._scanned(perturbations, found)
                 rough += [[nu, perturbations.parity] for nu in failed]
                 found, by_scan = found + more, by_scan + len(more)
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
@@ -256,6 +262,7 @@ class LogGridStability(Stability):
             **{f"n_unstable_{c.parity}": sum(m.parity == c.parity for m in unstable) for c in analysed},
             "classes_not_analysed": [c.parity for c in classes if c not in analysed],  # past DENSE_POINTS
             "unstable_modes": [[m.nu.real, m.nu.imag] for m in unstable],
+            "unstable_errors": [m.error for m in unstable],  # each one's error bar
             "unstable_parities": [m.parity for m in unstable],
             "resolved_above": bounds[equation.parity],  # at or below this Re ν smooth and non-smooth eigenfunctions
             "resolved_above_by_class": bounds,  # look alike: eigenvalues there that pass the same tests are
@@ -308,13 +315,20 @@ class LogGridStability(Stability):
         reach = min(int(np.sum(solve.grid.s < SMOOTH_CUT)) for solve in (self.coarse, self.fine))
         return self.scan and self.fine.grid.points <= DENSE_POINTS and reach >= SMOOTH_ROWS
 
-    def _scanned(self, perturbations: PerturbationClass, found: list[Mode]) -> tuple[list[Mode], float, list[float]]:
-        """The real modes between the class's resolved bound and its continuum edge that the dense eigenvalues
-        missed: the local minima of the fine grid's `SmoothResidual` there, each deep (SCAN_DEPTH) on both grids
-        (the two grids' difference its error) with a smooth, decaying eigenfunction; the median of σ over the
-        samples (what σ is away from modes); and the ν of minima that pass all but the eigenfunction's test (a mode
-        whose slowly decaying tail the interval truncates, wrapped onto the far left by the periodic grid, looks so:
-        measured, gCLM's even mode of the 1st unstable branch at a = -0.8)."""
+    def _scanned(
+        self, perturbations: PerturbationClass, found: list[Mode]
+    ) -> tuple[list[Mode], list[Mode], float, list[float]]:
+        """Between the class's resolved bound and its continuum edge: the modes the dense eigenvalues `found` there,
+        each real one's error bar widened to its distance from σ's minimum beside it (below); the real modes the
+        eigenvalues missed, the local minima of the fine grid's `SmoothResidual`, each deep (SCAN_DEPTH) on both
+        grids (the two grids' difference its error) with a smooth, decaying eigenfunction; the median of σ over the
+        samples (what σ is away from modes); and the ν of minima that pass all but the eigenfunction's test.
+
+        Where a mode's tail decays slowly the interval truncates it (both grids alike, so their difference does not
+        see it): the dense eigenvalue, exact for the truncated L, and σ's minimum, which also asks the smoothness
+        rows, then part by about the truncation's effect on ν (measured: gCLM's even mode of the 1st unstable branch,
+        3.6e-5 at a = -0.8, 1.6e-6 at -0.7, where each pair agrees between grids to 1e-7), and the error bar says so.
+        For a mode that decays fast the two agree to round-off."""
         low, high = perturbations.resolved_above, perturbations.continuum_edge
         step = (high - low) / SCAN_STEPS
         nus = low + step * np.arange(-1, SCAN_STEPS + 2)
@@ -324,6 +338,8 @@ class LogGridStability(Stability):
 
         fine, coarse = residual(self.fine), None  # the coarse grid's only once a minimum is to be confirmed
         sigma = np.array([fine.least(nu)[0] for nu in nus])
+        inside = [m.nu.imag == 0 and low < m.nu.real <= high for m in found]
+        found = [self._beside_minimum(fine, m, step) if there else m for m, there in zip(found, inside)]
         modes, failed = [], []
         for i in range(1, len(nus) - 1):
             if not sigma[i] < sigma[i - 1] or not sigma[i] <= sigma[i + 1]:
@@ -344,7 +360,13 @@ class LogGridStability(Stability):
                 continue
             values, symmetry = self._shown(vector), perturbations.named(nu)
             modes.append(Mode(complex(nu), error, perturbations.parity, values, symmetry=symmetry, found_by="scan"))
-        return modes, float(np.median(sigma)), failed
+        return found, modes, float(np.median(sigma)), failed
+
+    @staticmethod
+    def _beside_minimum(fine: SmoothResidual, mode: Mode, step: float) -> Mode:
+        """The mode with its error at least its distance from σ's minimum within a scan step of it."""
+        nu, _ = fine.minimum(mode.nu.real - step, mode.nu.real + step)
+        return replace(mode, error=max(mode.error, abs(nu - mode.nu.real)))
 
     def _shown(self, vector: np.ndarray) -> np.ndarray:
         """The eigenfunction (real part, max 1) on GRID points of SHOWN in s."""
