@@ -211,17 +211,23 @@ class LogGridProfile(LaterStages, Problem):
         """solution.csv's physical columns (y, the profile, its transforms) on `grid`."""
 
     def init_from(self, other: Problem, network: bool = True) -> None:
-        """The other run's network and σ (moved into this run's bracket), and its refined profile as the start of
-        the family scan: a parameter walked by hand starts each run from the last one's profile."""
-        if network:
-            super().init_from(other, network)
-            lam = min(max(other.lam.item(), self.lam_lo), self.lam_hi)
-            fraction = min(max((lam - self.lam_lo) / (self.lam_hi - self.lam_lo), 1e-6), 1 - 1e-6)
-            with torch.no_grad():
-                self.lam_raw.fill_(float(np.log(fraction / (1 - fraction))))
+        """The other run's network; its refined profile as the family scan's start and the guess phase's target, and σ
+        at that profile's (moved into this run's bracket; at the other network's σ where its Newton did not
+        converge). A run started from another's solution begins in its basin: a parameter walked by hand starts each
+        run from the last one's profile, and a PINN study's network for a profile its phases do not find from the
+        rough guess (CCF's profile 1) is fitted to the refined profile first."""
         _, _, fine = other.newton_solves()
         if fine.converged:
             self.start_profile = (fine.q, fine.grid, fine.lam)
+            with torch.no_grad():
+                guess = np.interp(self.grid.s, fine.grid.s, fine.q, left=0.0, right=0.0)
+                self.q_guess.copy_(torch.tensor(guess).view(-1, 1))
+        if network:
+            super().init_from(other, network)
+            lam = min(max(fine.lam if fine.converged else other.lam.item(), self.lam_lo), self.lam_hi)
+            fraction = min(max((lam - self.lam_lo) / (self.lam_hi - self.lam_lo), 1e-6), 1 - 1e-6)
+            with torch.no_grad():
+                self.lam_raw.fill_(float(np.log(fraction / (1 - fraction))))
 
     def continued(self) -> dict[str, tuple[float, Callable[[float], ProfileEquation]]]:
         """The equation's parameters `blowup continue` can follow: config key -> (its value, the equation at
