@@ -220,14 +220,18 @@ class LogGridProfile(LaterStages, Problem):
         if fine.converged:
             self.start_profile = (fine.q, fine.grid, fine.lam)
             with torch.no_grad():
-                guess = np.interp(self.grid.s, fine.grid.s, fine.q, left=0.0, right=0.0)
-                self.q_guess.copy_(torch.tensor(guess).view(-1, 1))
+                self.q_guess.copy_(torch.tensor(self.start_profile_at(self.grid.s)).view(-1, 1))
         if network:
             super().init_from(other, network)
             lam = min(max(fine.lam if fine.converged else other.lam.item(), self.lam_lo), self.lam_hi)
             fraction = min(max((lam - self.lam_lo) / (self.lam_hi - self.lam_lo), 1e-6), 1 - 1e-6)
             with torch.no_grad():
                 self.lam_raw.fill_(float(np.log(fraction / (1 - fraction))))
+
+    def start_profile_at(self, s: np.ndarray) -> np.ndarray:
+        """init_from's refined profile at the points s (0 outside its grid, where it has decayed)."""
+        u, grid, _ = self.start_profile
+        return np.interp(s, grid.s, u, left=0.0, right=0.0)
 
     def continued(self) -> dict[str, tuple[float, Callable[[float], ProfileEquation]]]:
         """The equation's parameters `blowup continue` can follow: config key -> (its value, the equation at
@@ -445,10 +449,7 @@ class LogGridProfile(LaterStages, Problem):
         then on the fine grid from that (`find_profile`)."""
 
         def start(grid: LogGrid) -> np.ndarray:
-            if self.start_profile is None:
-                return self.network_q(grid.s)
-            u, other, _ = self.start_profile
-            return np.interp(grid.s, other.s, u, left=0.0, right=0.0)
+            return self.network_q(grid.s) if self.start_profile is None else self.start_profile_at(grid.s)
 
         def compute() -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
             return find_profile(
