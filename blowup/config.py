@@ -59,6 +59,8 @@ class StageConfig(LMConfig):
 
     frequencies: list[float] = field(default_factory=lambda: list(StageTrial.frequencies))
     trial_steps: int = StageTrial.trial_steps
+    accept_at: float = 1.0  # with accept_every: the last stage ends "accepted" once it passes this multiple of the
+    # tolerance (< 1: a goal beyond it, where the stage's further steps buy digits nobody asked for)
 
 
 @dataclass
@@ -182,6 +184,8 @@ def validate(cfg: DictConfig) -> None:
     allowed = "a non-empty list of numbers > 0, e.g. [1, 2, 5, 10, 20, 40]"
     require(len(frequencies) > 0 and all(f > 0 for f in frequencies), "optim.stage.frequencies", frequencies, allowed)
     require(trial_steps >= 1, "optim.stage.trial_steps", trial_steps, "an integer >= 1")
+    accept_at = cfg.optim.stage.accept_at
+    require(0 < accept_at <= 1, "optim.stage.accept_at", accept_at, "a number in (0, 1] (1: at the tolerance)")
     require(cfg.optim.restarts >= 0, "optim.restarts", cfg.optim.restarts, "an integer >= 0")
     require(cfg.optim.handoff >= 1, "optim.handoff", cfg.optim.handoff, "a number >= 1 (1: no handoff)")
     total = sum(cfg.optim[p].steps for p in PHASES)

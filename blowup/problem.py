@@ -106,6 +106,11 @@ class Stability(ABC):
     def analyse(self) -> Spectrum:
         """The spectrum of L = -dF/dU about the profile: the modes it can vouch for, the rest counted."""
 
+    def with_complex_scan(self) -> Stability:
+        """The same analysis that also scans complex ν where its eigenvalues may miss modes (`blowup stability
+        --complex`); NotImplementedError where the analysis has no such scan."""
+        raise NotImplementedError(f"{type(self).__name__} has no scan of complex ν")
+
 
 class ResidualTerms(nn.Module, ABC):
     """A loss that is a sum of squares of named residual terms, evaluated point by point (or, for a term named in

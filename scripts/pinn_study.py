@@ -78,15 +78,17 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every run, e.g. equation.stages=3")
     parser.add_argument("--out", default="pinn_study.csv", help="file name under results/")
+    parser.add_argument("--runs", help="keep each run's directory under this folder (default: a temporary one)")
     opts = parser.parse_args()
     out = ROOT / "results" / opts.out
     table = pd.read_csv(out, dtype={"extra": str}).fillna({"extra": ""}) if out.exists() else pd.DataFrame(columns=KEYS)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = Path(opts.runs or temporary)
         for seed in opts.seeds:  # every k gets a seed before any gets the next
             for backend in opts.backends:
                 for m in opts.sobolev:
                     for k in opts.ks:
-                        row = run(opts.mode, k, seed, m, backend, opts.extra, Path(scratch), opts.timeout)
+                        row = run(opts.mode, k, seed, m, backend, opts.extra, scratch, opts.timeout)
                         print(json.dumps(row), flush=True)
                         same = (table[KEYS].astype(str) == pd.Series(row)[KEYS].astype(str)).all(axis=1)
                         table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)

@@ -151,13 +151,19 @@ def with_study_rows(knobs_frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     out = []
     for name, title, table in (
-        ("pinn_study_f5.csv", "Study mode now (stage at frequency 5): network alone, worst over seeds", per_profile),
+        (
+            "pinn_study_stage_accept.csv",
+            "Study mode now (the stage accepted at the multi-stage goal): network alone, worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_stage_accept.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        ("pinn_study_f5.csv", "Before: the stage at frequency 5 run to its stall, worst over seeds", per_profile),
         (
             "pinn_study_f5_pts601_all.csv",
             "The same with 601 stage points (equation.stage_points=601): network alone, worst over seeds",
             per_profile,
         ),
-        ("pinn_study_f5.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        ("pinn_study_f5.csv", "What each stage buys, the stage run to its stall (seed 0)", seed_zero_stages),
         ("pinn_study_wide_svd.csv", "Damping 1e4, the trials' pick: network alone, worst over seeds", per_profile),
         ("pinn_study_wide_svd.csv", "What each stage buys, the trials' pick (seed 0)", seed_zero_stages),
         ("pinn_study_ceiling.csv", "Ceiling sweep (stage damping 100): network alone, worst over seeds", per_profile),

@@ -88,6 +88,8 @@ def test_smoke_experiment_is_tiny(compose_train):
         ("optim.stage.frequencies=[]", "optim.stage.frequencies"),
         ("optim.stage.frequencies=[5,0]", "optim.stage.frequencies"),
         ("optim.stage.trial_steps=0", "optim.stage.trial_steps"),
+        ("optim.stage.accept_at=0", "optim.stage.accept_at"),
+        ("optim.stage.accept_at=2", "optim.stage.accept_at"),
         ("equation.stage_points=1", "equation.stage_points"),
     ],
 )

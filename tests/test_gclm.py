@@ -16,7 +16,7 @@ from blowup.errors import ConfigError
 from blowup.problem import Mode
 from blowup.solvers import log_profile
 from blowup.solvers.hilbert import LogGrid, MappedLogGrid, derivative
-from blowup.solvers.log_stability import SMOOTH_CUT, LogGridStability, SmoothResidual, own_class
+from blowup.solvers.log_stability import SMOOTH_CUT, LogGridStability, SmoothResidual, own_class, plane_minima
 
 GRID = LogGrid.with_spacing(-40.0, 60.0, 0.1)
 
@@ -243,6 +243,43 @@ def test_the_smooth_residual_is_the_least_singular_value_of_the_stacked_matrix()
     exact, off = (Mode(complex(nu), 1e-10, "odd", values) for nu in (1.0, 1.003))
     assert LogGridStability._beside_minimum(residual, exact, 0.01).error < 1e-7
     assert LogGridStability._beside_minimum(residual, off, 0.01).error == pytest.approx(3e-3, abs=1e-7)
+
+
+def planted_pair(spacing: float, nu: complex) -> tuple[np.ndarray, LogGrid]:
+    """The a = 1/2 closed form's own-class operator with a complex pair planted by a rank-2 change: L' = L +
+    (VΛ - LV)Wᵀ, WᵀV = I, holds L'χ = νχ exactly for χ = V (1, i)ᵀ, V = (e^s/(1 + e^2s), e^s/(1 + e^2s)²): smooth
+    at the origin (χ ~ (1 + i) e^s) and decaying far out, as a genuine mode's eigenfunction is."""
+    grid = LogGrid.with_spacing(-40.0, 80.0, spacing)
+    alpha, p = closed_form(0.5, np.exp(grid.s))
+    operator = own_class(GCLMEquation(0.5), alpha).operator(p, alpha, grid)
+    e = np.exp(grid.s)
+    v = np.stack([e / (1 + e**2), e / (1 + e**2) ** 2], axis=1)
+    block = np.array([[nu.real, nu.imag], [-nu.imag, nu.real]])
+    planted = operator + (v @ block - operator @ v) @ np.linalg.solve(v.T @ v, v.T)
+    chi = v[:, 0] + 1j * v[:, 1]
+    assert np.abs(planted @ chi - nu * chi).max() < 1e-12
+    return planted, grid
+
+
+@pytest.mark.slow
+def test_the_complex_scan_finds_a_pair_the_eigenvalues_miss():
+    """A complex mode planted inside the continuum (no dense eigenvalue within 0.05 of it, the matrix being far from
+    normal there) is found by the complex scan at its ν within the error bar, on two grids, and nothing else is found
+    in the square scanned; without the plant, nothing at all."""
+    nu = 0.2713 + 0.0937j
+    fine, coarse = (planted_pair(spacing, nu) for spacing in (0.15, 0.2))
+    grids = [coarse[1], fine[1]]
+    eigenvalues = np.linalg.eigvals(fine[0])
+    assert np.abs(eigenvalues - nu).min() > 0.05
+    found = plane_minima(SmoothResidual(*fine), lambda: SmoothResidual(*coarse), 0.05, 0.45, [])
+    assert len(found) == 1
+    ((root, error),) = found
+    assert abs(root - nu) <= error and error < 1e-4
+    plain = [own_class(GCLMEquation(0.5), 1 / 3).operator(closed_form(0.5, np.exp(g.s))[1], 1 / 3, g) for g in grids]
+    assert (
+        plane_minima(SmoothResidual(plain[1], grids[1]), lambda: SmoothResidual(plain[0], grids[0]), 0.05, 0.45, [])
+        == []
+    )
 
 
 @pytest.fixture(scope="module")

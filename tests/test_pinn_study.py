@@ -143,6 +143,22 @@ def test_a_network_later_stages_will_refine_is_handed_off_at_the_multiple_and_ta
     assert single["status"] == "not_converged"
 
 
+def test_the_last_stage_is_accepted_at_its_own_multiple_of_the_tolerance(tmp_path, compose_train):
+    """optim.stage.accept_at: the last stage's acceptance check passes at that multiple of the tolerance. With a
+    tolerance every state passes, the first network is accepted at its first check either way; the stage at
+    accept_at 1 likewise, while at 1e-30 (a goal under round-off) it runs its whole budget."""
+    loose = (*TINY, "profile=0", "equation.stages=2", "optim.handoff=1", "optim.lm.accept_every=1")
+    loose += ("optim.stage.accept_every=1", "equation.tolerance.lambda_error=10", "equation.tolerance.profile_error=10")
+    at_tolerance = trainer.train(compose_train(*loose, "optim.stage.accept_at=1"), tmp_path / "one")
+    beyond = trainer.train(compose_train(*loose, "optim.stage.accept_at=1e-30"), tmp_path / "beyond")
+    for summary in (at_tolerance, beyond):
+        assert summary["stop_reasons"]["lm"] == "accepted" and summary["status"] == "completed"
+    assert at_tolerance["stop_reasons"]["stage2"] == "accepted"
+    assert beyond["stop_reasons"]["stage2"] != "accepted"
+    steps = [list(pd.read_csv(tmp_path / name / "metrics.csv").phase).count("stage2") for name in ("one", "beyond")]
+    assert steps == [1, 3]
+
+
 def test_a_network_taken_back_starts_its_stages_afresh_from_its_own_lambda(compose_train):
     """reset_stages: the composite is the first network again, bit for bit, λ where it was when stage 2 began."""
     torch.manual_seed(0)

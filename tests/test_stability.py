@@ -89,3 +89,5 @@ def test_cli_writes_files_for_a_run_and_names_unreadable_dirs(tmp_path):
     assert len(table) == counts["n_reported"] and (run / "stability.png").stat().st_size > 0
     nothing = subprocess.run(["blowup", "stability", str(tmp_path / "missing")], capture_output=True, text=True)
     assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1
+    no_plane = subprocess.run(["blowup", "stability", str(run), "--complex"], capture_output=True, text=True)
+    assert no_plane.returncode == 2 and no_plane.stderr.count("\n") == 1 and "complex" in no_plane.stderr

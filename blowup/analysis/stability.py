@@ -1,4 +1,4 @@
-"""`blowup stability RUN_DIR ... [--out DIR]`: the linear stability spectrum of trained profiles.
+"""`blowup stability RUN_DIR ... [--out DIR] [--complex]`: the linear stability spectrum of trained profiles.
 
 Self-similar variables turn a blowup profile into a steady state: with τ = -log(1 - t) the profile
 evolves by U_τ = -F(U), so a perturbation φ evolves by φ_τ = Lφ, L = -dF/dU. An eigenvalue ν with
@@ -122,12 +122,19 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="blowup stability", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run dirs (with config.yaml and checkpoint.pt)")
     parser.add_argument("--out", type=Path, default=None, help="write the files here (default: each run dir)")
+    parser.add_argument(
+        "--complex",
+        action="store_true",
+        help="also look for complex modes below each class's continuum edge, in the square of the complex plane above "
+        "the real stretch scanned (log-grid equations: CCF, gCLM)",
+    )
     args = parser.parse_args(argv)
     console, done = Console(), 0
     for run_dir in args.runs:
         try:
             stability = stability_of(run_dir)
-        except (BrokenRun, OSError, KeyError, RuntimeError, ValueError) as err:
+            stability = stability.with_complex_scan() if args.complex else stability
+        except (BrokenRun, OSError, KeyError, RuntimeError, ValueError, NotImplementedError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             print(f"{run_dir}: skipped: {reason}", file=sys.stderr)
             continue

@@ -22,7 +22,9 @@ e^((1 - ν/c₀)s): eigenvalues there that pass are listed as candidates, not co
 Below a class's continuum edge the dense eigenvalues can miss a genuine mode altogether (the matrix is far from
 normal there), so that stretch of the real axis is also scanned for smooth eigenfunctions directly
 (`SmoothResidual`): the least singular value of L - ν with smoothness rows appended dips to round-off at a
-genuine mode and nowhere else. Complex modes below the edge are not scanned for.
+genuine mode and nowhere else. Complex modes below the edge are looked for on request (`complex_scan`, `blowup
+stability --complex`) in the square of the complex plane above that stretch: the eigenvalues of L on the subspace
+the smoothness rows leave (`SmoothResidual.smooth_eigenvalues`) there, each kept where σ dips to it on both grids.
 
 Symmetry modes of the self-similar ansatz: time translation ν = 1 and the scaling family ν = 0, both in the
 profile's class (space translation and, for CCF, adding a constant to θ lie outside it).
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.linalg import hessenberg, lapack, solve_triangular
+from scipy.linalg import eigvals, hessenberg, lapack, null_space, solve_triangular
 from scipy.optimize import minimize_scalar
 from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
@@ -69,6 +71,7 @@ SCAN_DEPTH = 1e-2  # ... where a local minimum of σ at most this of σ a step e
 # decays slowly in the far field is held at σ ~ 1e-8 by the interval's truncation, gCLM's even mode at a = -0.8:
 # 2.3e-8 on both grids, 1e-3 of its neighbours, where a floor of 1e-4 of the scan's median missed it)
 INVERSE_STEPS = 60  # inverse iterations for σ's singular vector at most
+PLANE_DEPTH_STEPS = 10  # complex ν: a mode's σ is compared with σ a tenth of the square's width away (SCAN_DEPTH)
 
 
 def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +168,51 @@ class SmoothResidual:
         )
         return float(found.x), float(np.exp(found.fun))
 
+    def smooth_eigenvalues(self) -> np.ndarray:
+        """The eigenvalues of L on the smooth subspace, the null space N of the smoothness rows S: those of NᵀLN.
+        A genuine mode's eigenfunction lies in it (S χ is the e^(3s) of its next term), so its ν is an eigenvalue
+        there, and a far better conditioned one than among L's own: the continuum's non-smooth near-null vectors are
+        gone from that subspace (measured on pairs planted into CCF's operators: README, Stability). Not every
+        eigenvalue of NᵀLN is a mode: σ tells (`plane_minima`)."""
+        basis = null_space(self.smooth)
+        return eigvals(basis.T @ self.hessenberg @ basis)
+
+    def deep(self, nu: complex, least: float, step: float) -> bool:
+        """Whether σ's minimum `least` at ν is at most SCAN_DEPTH of σ a step away in each direction of the plane
+        (along the real axis alone for real ν, where σ is symmetric about it)."""
+        away = [nu - step, nu + step] + ([nu - 1j * step, nu + 1j * step] if nu.imag else [])
+        return least <= SCAN_DEPTH * min(self.least(other)[0] for other in away)
+
+
+def plane_minima(
+    fine: SmoothResidual, coarse: Callable[[], SmoothResidual], low: float, high: float, known: list[complex]
+) -> list[tuple[complex, float]]:
+    """Complex modes with low < Re ν ≤ high and 0 < Im ν ≤ high - low, each with its error (the grids'
+    difference): eigenvalues of L on the smooth subspace (`smooth_eigenvalues`) there where σ is at most SCAN_DEPTH of
+    σ a PLANE_DEPTH_STEPS-th of the square's width away in each direction, on both grids. ν in `known` (the dense
+    eigenvalues', within GRIDS_AGREE) are left out; `coarse()` gives the other grid's σ, asked only once a mode is to
+    be confirmed. Sampling σ over the square instead (a first version) misses modes whose σ rises slowly from its
+    zero (an ill-conditioned eigenvalue: |ν - ν₀| over its condition number) where the continuum's σ is smaller a
+    sample away."""
+    reach = high - low
+    step = reach / PLANE_DEPTH_STEPS
+    inside = [nu for nu in fine.smooth_eigenvalues() if low < nu.real <= high and 0 < nu.imag <= reach]
+    sigma = [fine.least(nu)[0] for nu in inside]
+    found, other, others = [], None, None
+    for i in np.argsort(sigma):
+        nu = inside[i]
+        if any(_grids_agree(abs(k - nu), nu) for k in [*known, *(f for f, _ in found)]):
+            continue
+        if not fine.deep(nu, sigma[i], step):
+            continue
+        other = other or coarse()
+        others = others if others is not None else other.smooth_eigenvalues()
+        coarse_nu = others[np.argmin(np.abs(others - nu))]
+        error = abs(coarse_nu - nu)
+        if _grids_agree(error, nu) and other.deep(coarse_nu, other.least(coarse_nu)[0], step):
+            found.append((complex(nu), float(error)))
+    return found
+
 
 @dataclass(frozen=True)
 class PerturbationClass:
@@ -235,6 +283,10 @@ class LogGridStability(Stability):
     coarse: ProfileSolve
     fine: ProfileSolve
     scan: bool = True  # the stretch between a class's resolved bound and its continuum edge scanned (`_scanned`)
+    complex_scan: bool = False  # ... and the square of the complex plane above it (`plane_minima`)
+
+    def with_complex_scan(self) -> LogGridStability:
+        return replace(self, complex_scan=True)
 
     def analyse(self) -> Spectrum:
         started = time.perf_counter()
@@ -249,7 +301,7 @@ class LogGridStability(Stability):
             if self._scannable() and stretch[0] < stretch[1]:
                 scanned[perturbations.parity] = stretch
                 found, more, medians[perturbations.parity], failed = self._scanned(perturbations, found)
-                rough += [[nu, perturbations.parity] for nu in failed]
+                rough += [[complex(nu).real, complex(nu).imag, perturbations.parity] for nu in failed]
                 found, by_scan = found + more, by_scan + len(more)
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
         bounds = {c.parity: c.resolved_above for c in analysed}
@@ -269,6 +321,7 @@ class LogGridStability(Stability):
             "complete_above_by_class": edges,  # below: the continuum, where a genuine mode may be missed, and ...
             "n_unstable_in_continuum": sum(bool(m.nu.real < edges[m.parity]) for m in unstable),  # ... these were found
             "scanned_by_class": scanned,  # real ν there scanned for smooth eigenfunctions: complete there, real ν
+            "complex_scanned_up_to": {p: high - low for p, (low, high) in scanned.items()} if self.complex_scan else {},
             "n_found_by_scan": by_scan,  # modes there the dense eigenvalues missed
             "scan_median_by_class": medians,  # σ over the samples, away from modes
             "scan_not_smooth": rough,  # deep on both grids, but the eigenfunction fails the rate test: not counted
@@ -345,14 +398,14 @@ class LogGridStability(Stability):
             if not sigma[i] < sigma[i - 1] or not sigma[i] <= sigma[i + 1]:
                 continue
             nu, least = fine.minimum(nus[i - 1], nus[i + 1])
-            if not low < nu <= high or _shallow(fine, nu, least, step):
+            if not low < nu <= high or not fine.deep(nu, least, step):
                 continue
             if any(_grids_agree(abs(m.nu - nu), nu) for m in found):  # the eigenvalues have it
                 continue
             coarse = coarse or residual(self.coarse)
             coarse_nu, coarse_least = coarse.minimum(nu - step, nu + step)
             error = abs(coarse_nu - nu)
-            if _shallow(coarse, coarse_nu, coarse_least, step) or not _grids_agree(error, nu):
+            if not coarse.deep(coarse_nu, coarse_least, step) or not _grids_agree(error, nu):
                 continue
             vector = fine.least(nu)[1]
             if not _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu)):
@@ -360,6 +413,15 @@ class LogGridStability(Stability):
                 continue
             values, symmetry = self._shown(vector), perturbations.named(nu)
             modes.append(Mode(complex(nu), error, perturbations.parity, values, symmetry=symmetry, found_by="scan"))
+        if self.complex_scan:
+            known = [m.nu for m in found + modes]
+            for nu, error in plane_minima(fine, lambda: coarse or residual(self.coarse), low, high, known):
+                vector = fine.least(nu)[1]
+                if not _smooth_and_decaying(self.fine, vector, perturbations.rate_tolerance(nu.real)):
+                    failed.append(nu)
+                    continue
+                for root, chi in ((nu, vector), (nu.conjugate(), vector.conj())):  # L is real: the pair
+                    modes.append(Mode(root, error, perturbations.parity, self._shown(chi), found_by="scan"))
         return found, modes, float(np.median(sigma)), failed
 
     @staticmethod
@@ -377,11 +439,6 @@ class LogGridStability(Stability):
 def _grids_agree(difference: float, nu: complex) -> bool:
     """The same eigenvalue on both grids: within GRIDS_AGREE of max(1, |ν|)."""
     return difference <= GRIDS_AGREE * max(1.0, abs(nu))
-
-
-def _shallow(residual: SmoothResidual, nu: float, least: float, step: float) -> bool:
-    """Whether σ's minimum `least` at ν is more than SCAN_DEPTH of σ a step either side: no mode."""
-    return least > SCAN_DEPTH * min(residual.least(nu - step)[0], residual.least(nu + step)[0])
 
 
 def _missing(perturbations: PerturbationClass, modes: list[Mode]) -> list[Symmetry]:
@@ -419,7 +476,13 @@ def _summary(counts: dict, parities: list[str]) -> str:
             if rough
             else ""
         )
-        + ") and complex modes may be missed"
+        + (
+            ") and complex ν above that stretch up to Im ν = "
+            + ", ".join(f"{reach:.4f} ({parity})" for parity, reach in counts["complex_scanned_up_to"].items())
+            + ", beyond which complex modes may be missed"
+            if counts["complex_scanned_up_to"]
+            else ") and complex modes may be missed"
+        )
         if counts["scanned_by_class"]
         else "more may be missed"
     )

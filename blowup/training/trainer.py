@@ -334,7 +334,7 @@ def one_step(run: RunState, metrics) -> tuple[dict, float | None]:
 
 def stop_reason(run: RunState, phase_cfg: DictConfig, loss: float) -> str | None:
     """Why the phase ends after this step, or None: it continues."""
-    if accepted(run.problem, phase_cfg, run.phase_step, run.cfg.headline, handoff(run)):
+    if accepted(run.problem, phase_cfg, run.phase_step, run.cfg.headline, acceptance_slack(run, phase_cfg)):
         return "accepted"
     if run.phase == last_optimiser(run.phases) and run.may_restart():
         if why := run.problem.bad_basin():
@@ -361,12 +361,15 @@ def hands_off(run: RunState, phase: str) -> bool:
     )
 
 
-def handoff(run: RunState) -> float:
-    """The multiple of the tolerance at which a PINN study accepts a network that later stages will refine
-    (optim.handoff): a later stage, fitted to what the network leaves, lowers its error far more cheaply than more
-    steps of the network itself, where it can (`handed_off`). The last stage, every run that leads with its result,
-    and a run whose stages once failed to finish the job answer to the tolerance."""
-    return run.cfg.optim.handoff if hands_off(run, run.phase) else 1.0
+def acceptance_slack(run: RunState, phase_cfg: DictConfig) -> float:
+    """The multiple of the tolerance at which the phase's acceptance check passes. A PINN study accepts a network
+    that later stages will refine at optim.handoff: a later stage, fitted to what the network leaves, lowers its
+    error far more cheaply than more steps of the network itself, where it can (`handed_off`). The last stage
+    answers to optim.stage.accept_at (a study's goal beyond the tolerance); every other phase, every run that leads
+    with its result, and a run whose stages once failed to finish the job answer to the tolerance."""
+    if hands_off(run, run.phase):
+        return run.cfg.optim.handoff
+    return phase_cfg.get("accept_at", 1.0) if run.phase in STAGE_PHASES else 1.0
 
 
 def handed_off(run: RunState, phase: str) -> bool:
