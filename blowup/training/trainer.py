@@ -369,7 +369,7 @@ def acceptance_slack(run: RunState, phase_cfg: DictConfig) -> float:
     with its result, and a run whose stages once failed to finish the job answer to the tolerance."""
     if hands_off(run, run.phase):
         return run.cfg.optim.handoff
-    return phase_cfg.get("accept_at", 1.0) if run.phase in STAGE_PHASES else 1.0
+    return phase_cfg.get("accept_at", 1.0)  # only optim.stage has one
 
 
 def handed_off(run: RunState, phase: str) -> bool:
