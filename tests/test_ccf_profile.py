@@ -82,6 +82,7 @@ def test_the_non_smooth_family_has_the_derived_exponent_at_the_origin(stable):
     assert p > 1.1 and abs(smoothness_defect(member.q, 1.0, grid)) > 1e-2
 
 
+@pytest.mark.slow  # follows the family over a bracket: the fast suite stays under 30 s
 def test_following_the_family_finds_the_stable_profile_and_nothing_where_there_is_none():
     scan = smooth_in_bracket(rough_profile(1.45, GRID), 1.45, GRID, (1.0, 1.5), 0.05)
     assert scan.smooth is not None and abs(scan.smooth.lam - PUBLISHED_STABLE) < 1e-8

@@ -54,6 +54,7 @@ def test_the_rate_test_sees_past_the_tail_the_interval_truncates():
     assert judged(1.0, 2.0) and not judged(1.06, 2.0) and not judged(0.9, 2.0)
 
 
+@pytest.mark.slow  # dense eigenvalues of the stable profile's operator, both classes: the fast suite stays under 30 s
 def test_the_stable_profile_has_no_unstable_mode_in_either_class(stable):
     spectrum = stable.analyse()
     modes, counts = spectrum.modes, spectrum.counts

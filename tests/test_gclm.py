@@ -217,6 +217,7 @@ def test_the_scan_finds_the_translation_mode_the_eigenvalues_miss():
     assert scanned.counts["scanned_by_class"]["even"] == [even.resolved_above, even.continuum_edge]
 
 
+@pytest.mark.slow  # SVDs of the stacked matrix at many ν: the fast suite stays under 30 s
 def test_the_smooth_residual_is_the_least_singular_value_of_the_stacked_matrix():
     """`SmoothResidual` (Hessenberg form, Givens rotations, a triangular-pentagonal QR and inverse iteration) against
     the dense SVD of [L - ν; (d/ds - 1) on its rows], on the a = 1/2 closed form's own class: the same σ at every ν,

@@ -31,6 +31,7 @@ def assert_labelled(summary, k):
     assert summary["lambda_error_estimate"] == summary["lambda_error_estimate_network"]
 
 
+@pytest.mark.slow  # a tiny run end to end: the fast suite stays under 30 s
 def test_a_not_converged_run_reports_the_networks_figures(tmp_path, compose_train):
     summary = trainer.train(compose_train(*TINY, "profile=3"), tmp_path)
     assert summary["status"] == "not_converged"

@@ -54,6 +54,7 @@ def test_the_time_limit_checkpoints_the_current_step_before_the_scheduler_requeu
     assert logs[0]["loss"].tolist() == logs[1]["loss"].tolist()
 
 
+@pytest.mark.slow  # a tiny run through its requeues: the fast suite stays under 30 s
 def test_a_job_out_of_requeues_ends_timed_out(tmp_path, compose_train, scheduler, at_step):
     scheduler.run_dir, scheduler.refuse = tmp_path, True
     at_step(3, time_limit)
