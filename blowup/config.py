@@ -73,7 +73,8 @@ class OptimConfig:
         default_factory=lambda: StageConfig(steps=300, damping=StageTrial.damping, patience=20)
     )  # each later network stage (as conf/optim/default.yaml)
     restarts: int = 2  # fresh initialisations when the problem finds the phases before the last in a bad basin
-    handoff: float = 1.0  # a PINN study accepts a network later stages will refine at this multiple of the tolerance
+    handoff: float | None = 1.0  # a PINN study accepts a network later stages will refine at this multiple of the
+    # tolerance (null: the equation's, Problem.handoff)
 
 
 PHASES = ("guess", "adam", "lbfgs", "lm")
@@ -187,7 +188,9 @@ def validate(cfg: DictConfig) -> None:
     accept_at = cfg.optim.stage.accept_at
     require(0 < accept_at <= 1, "optim.stage.accept_at", accept_at, "a number in (0, 1] (1: at the tolerance)")
     require(cfg.optim.restarts >= 0, "optim.restarts", cfg.optim.restarts, "an integer >= 0")
-    require(cfg.optim.handoff >= 1, "optim.handoff", cfg.optim.handoff, "a number >= 1 (1: no handoff)")
+    handoff = cfg.optim.handoff
+    allowed = "null (the equation's) or a number >= 1 (1: no handoff)"
+    require(handoff is None or handoff >= 1, "optim.handoff", handoff, allowed)
     total = sum(cfg.optim[p].steps for p in PHASES)
     require(total > 0, "optim.*.steps", total, "a total number of steps > 0")
     if cfg.resume is not None:

@@ -152,11 +152,23 @@ def main() -> None:
     out = []
     for name, title, table in (
         (
-            "pinn_study_stage_accept.csv",
-            "Study mode now (the stage accepted at the multi-stage goal): network alone, worst over seeds",
+            "pinn_study_handoff_by_k.csv",
+            "Study mode now (handoff 100, 1000 from k = 5 on; the stage accepted at the multi-stage goal): network "
+            "alone, worst over seeds",
             per_profile,
         ),
-        ("pinn_study_stage_accept.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        ("pinn_study_handoff_by_k.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        (
+            "pinn_study_handoff1000_all.csv",
+            "Tried: handoff 1000 at every k (seeds 1-2; seed 0 at k = 5, 6 only), worst over seeds",
+            per_profile,
+        ),
+        (
+            "pinn_study_stage_accept.csv",
+            "Before: handoff 100 at every k (the stage accepted at the multi-stage goal), worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_stage_accept.csv", "What each stage buys, handoff 100 at every k (seed 0)", seed_zero_stages),
         ("pinn_study_f5.csv", "Before: the stage at frequency 5 run to its stall, worst over seeds", per_profile),
         (
             "pinn_study_f5_pts601_all.csv",

@@ -69,6 +69,7 @@ def test_smoke_experiment_is_tiny(compose_train):
         ("optim.lm.damping=0", "optim.lm.damping"),
         ("equation.weights.origin=-1", "equation.weights.origin"),
         ("equation.local_radius=0", "equation.local_radius"),
+        ("equation.lm_local_radius=-0.1", "equation.lm_local_radius"),
         ("equation.lm_weights.residual=-1", "equation.lm_weights.residual"),
         ("equation.lm_weights.smooth=-2", "equation.lm_weights.smooth"),
         ("equation.weights.smooth=-1", "equation.weights.smooth"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blowup.analysis import report
-from blowup.equations import build_problem
+from blowup.equations import build_problem, burgers
 from blowup.training import outputs, trainer
 
 TINY = (
@@ -143,6 +143,20 @@ def test_a_network_later_stages_will_refine_is_handed_off_at_the_multiple_and_ta
     assert single["status"] == "not_converged"
 
 
+@pytest.mark.slow  # two tiny runs end to end: the fast suite stays under 30 s
+def test_a_null_handoff_is_the_equations_own(tmp_path, compose_train, monkeypatch):
+    """optim.handoff=null: the network is handed off at the multiple the equation asks for (Burgers': handoff_for(k));
+    at one so large that its first check passes, LM is accepted there; at 1 nothing is handed off."""
+    handed = (*TINY, "profile=0", "equation.stages=2", "optim.lm.accept_every=1", "optim.handoff=null")
+    runs = {}
+    for multiple in (1e12, 1.0):
+        monkeypatch.setattr(burgers, "handoff_for", lambda k, multiple=multiple: multiple)
+        summary = trainer.train(compose_train(*handed, "optim.restarts=0"), tmp_path / str(multiple))
+        phases = pd.read_csv(tmp_path / str(multiple) / "metrics.csv").phase
+        runs[multiple] = (len(summary["handbacks"]), list(phases).index("stage2") - list(phases).index("lm"))
+    assert runs == {1e12: (1, 1), 1.0: (0, 4)}  # LM accepted at its first check (then taken back), or its whole budget
+
+
 def test_the_last_stage_is_accepted_at_its_own_multiple_of_the_tolerance(tmp_path, compose_train):
     """optim.stage.accept_at: the last stage's acceptance check passes at that multiple of the tolerance. With a
     tolerance every state passes, the first network is accepted at its first check either way; the stage at
@@ -188,6 +202,17 @@ def test_a_later_stage_keeps_its_smoothness_rows_near_the_origin_and_the_first_n
     problem.reset_stages()
     problem.start_phase("lm")
     assert problem.x_local.max().item() == pytest.approx(0.3)
+
+
+def test_the_first_networks_levenberg_marquardt_takes_its_own_smoothness_interval(compose_train):
+    """equation.lm_local_radius: the first network's LM phase alone moves its smoothness rows to that interval; the
+    phases that find λ_k (Adam, L-BFGS) keep local_radius, and a later stage its stage_local_radius."""
+    problem = build_problem(compose_train(*TINY, "profile=5", "equation.stages=2", "equation.lm_local_radius=0.15"))
+    radii = {}
+    for phase in ("adam", "lbfgs", "lm", "stage2"):
+        problem.start_phase(phase)
+        radii[phase] = problem.x_local.max().item()
+    assert radii == pytest.approx({"adam": 0.3, "lbfgs": 0.3, "lm": 0.15, "stage2": 0.075})
 
 
 def test_a_later_stage_collocates_on_its_own_global_points_weighted_by_their_number(compose_train):

@@ -70,6 +70,7 @@ class BurgersConfig:
     points: int = 301
     local_points: int = 31
     local_radius: float | None = None  # default: local_radius_for(k)
+    lm_local_radius: float | None = None  # in the first network's Levenberg-Marquardt phase (null: local_radius)
     stage_local_radius: float = NARROW_RADIUS  # the smoothness points' interval in later network stages' phases
     stage_points: int | None = None  # global collocation points in later network stages' phases (null: points)
     lambda_bracket: tuple[float, float] | None = None  # default (1/(2k+3), 1/(2k+1))
@@ -106,6 +107,12 @@ def check_config(cfg: DictConfig) -> None:
             ("points", eq.points, eq.points >= 2, "an integer >= 2"),
             ("local_points", eq.local_points, eq.local_points >= 1, "an integer >= 1"),
             ("local_radius", eq.local_radius, eq.local_radius is None or eq.local_radius > 0, "null or a number > 0"),
+            (
+                "lm_local_radius",
+                eq.lm_local_radius,
+                eq.lm_local_radius is None or eq.lm_local_radius > 0,
+                "null or a number > 0",
+            ),
             ("stage_local_radius", eq.stage_local_radius, eq.stage_local_radius > 0, "a number > 0"),
             (
                 "stage_points",
@@ -208,6 +215,18 @@ def local_radius_for(k: int) -> float:
     near the origin once 1 + 1/λ is large: a narrow interval then cannot tell a wrong λ from the right one.
     Wider converges more slowly, so it is used only where needed (the README has the measurements)."""
     return NARROW_RADIUS if k <= 4 else 0.3
+
+
+def handoff_for(k: int) -> float:
+    """The multiple of the tolerance at which a PINN study hands the first network to a later stage (optim.handoff:
+    null): 100 up to k = 4, 1000 from k = 5 on.
+
+    From k = 5 the first network's smoothness rows span the wide interval (`local_radius_for`), and its
+    Levenberg-Marquardt phase takes its last factor of 10 slowly, where a later stage (on the narrow interval) takes
+    it quickly; LM on the narrow interval (`lm_local_radius`) hands off sooner but leaves a stage more than it can
+    finish. Below k = 5, an earlier handoff leaves the stage more to do than it saves (the README has the
+    measurements)."""
+    return 100.0 if k <= 4 else 1000.0
 
 
 def lambda_bracket(cfg: BurgersConfig, k: int) -> tuple[float, float]:
@@ -340,6 +359,7 @@ class Burgers(LaterStages, Problem):
         self.register_buffer("stage_lambda_raw", torch.full((cfg.stages - 1, 2), float("nan")))
         dtype = torch.get_default_dtype()
         self.local_radius = local_radius_for(profile) if cfg.local_radius is None else cfg.local_radius
+        self.handoff = handoff_for(profile)
         self.register_buffer("x_global", self.global_grid(cfg.points))
         # a later stage's global points (not saved: they follow from the config, like the phase that uses them)
         self.register_buffer("x_stage_global", self.global_grid(cfg.stage_points or cfg.points), persistent=False)
@@ -402,7 +422,7 @@ class Burgers(LaterStages, Problem):
         fits the residual, and a stage near λ_k needs only the narrow one (the README has the measurements)."""
         super().start_phase(phase)
         stage = self.stage_number(phase)
-        self.x_local.copy_(self.local_grid(self.cfg.stage_local_radius if stage > 1 else self.local_radius))
+        self.x_local.copy_(self.local_grid(self.phase_local_radius(phase, stage)))
         for number, module in enumerate([self.u, *self.stages], start=1):
             module.requires_grad_(number == stage)
         lm_weights = {key: value for key, value in asdict(self.cfg.lm_weights).items() if value is not None}
@@ -410,6 +430,14 @@ class Burgers(LaterStages, Problem):
         if stage > 1 and not self.stages[stage - 2].net.begun:  # a dropped stage is not begun again on a resume
             self.begin_stage(stage, weights)
         self.weigh(weights, self.stages[stage - 2].net.scale.item() if stage > 1 else 1.0)
+
+    def phase_local_radius(self, phase: str, stage: int) -> float:
+        """The smoothness rows' interval in `phase`: a later stage's, the first network's LM phase's, or its own."""
+        if stage > 1:
+            return self.cfg.stage_local_radius
+        if phase == "lm" and self.cfg.lm_local_radius is not None:
+            return self.cfg.lm_local_radius
+        return self.local_radius
 
     def probe_copy(self) -> Burgers:
         """A copy whose later stages begin at the first of the frequencies, untried (the same rows and step time)."""

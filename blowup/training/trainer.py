@@ -355,10 +355,16 @@ def hands_off(run: RunState, phase: str) -> bool:
     later = run.phases[run.phases.index(phase) + 1 :]
     return (
         run.cfg.headline == "network"
-        and run.cfg.optim.handoff > 1
+        and handoff(run) > 1
         and not run.handbacks
         and any(p in STAGE_PHASES for p in later)
     )
+
+
+def handoff(run: RunState) -> float:
+    """optim.handoff, or where it is null the equation's own (`Problem.handoff`)."""
+    configured = run.cfg.optim.handoff
+    return run.problem.handoff if configured is None else configured
 
 
 def acceptance_slack(run: RunState, phase_cfg: DictConfig) -> float:
@@ -368,7 +374,7 @@ def acceptance_slack(run: RunState, phase_cfg: DictConfig) -> float:
     answers to optim.stage.accept_at (a study's goal beyond the tolerance); every other phase, every run that leads
     with its result, and a run whose stages once failed to finish the job answer to the tolerance."""
     if hands_off(run, run.phase):
-        return run.cfg.optim.handoff
+        return handoff(run)
     return phase_cfg.get("accept_at", 1.0)  # only optim.stage has one
 
 
