@@ -156,6 +156,8 @@ def main() -> None:
             raise SystemExit(f"CCF's profile {opts.profile} did not converge as gCLM's at a = -1 on clustered grids")
         rows, a, step = [row(-1.0, last_pair, started, opts.stability)], -1.0, opts.step
         print(rows[-1], flush=True)
+        if work is not None:  # `--to -1` keeps CCF's profile itself, for an analysis of the member a = -1
+            keep(work, last_pair, a, step)
     checks = sorted(c for c in UNIFORM_CHECK[opts.profile] if -1.0 < c < opts.to)
     while a < opts.to:
         started = time.perf_counter()
