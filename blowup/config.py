@@ -59,8 +59,9 @@ class StageConfig(LMConfig):
 
     frequencies: list[float] = field(default_factory=lambda: list(StageTrial.frequencies))
     trial_steps: int = StageTrial.trial_steps
-    accept_at: float = 1.0  # with accept_every: the last stage ends "accepted" once it passes this multiple of the
-    # tolerance (< 1: a goal beyond it, where the stage's further steps buy digits nobody asked for)
+    accept_at: float | None = 1.0  # with accept_every: the last stage ends "accepted" once it passes this multiple of
+    # the tolerance (< 1: a goal beyond it, where the stage's further steps buy digits nobody asked for; null: the
+    # equation's, Problem.stage_accept_at)
 
 
 @dataclass
@@ -186,7 +187,8 @@ def validate(cfg: DictConfig) -> None:
     require(len(frequencies) > 0 and all(f > 0 for f in frequencies), "optim.stage.frequencies", frequencies, allowed)
     require(trial_steps >= 1, "optim.stage.trial_steps", trial_steps, "an integer >= 1")
     accept_at = cfg.optim.stage.accept_at
-    require(0 < accept_at <= 1, "optim.stage.accept_at", accept_at, "a number in (0, 1] (1: at the tolerance)")
+    allowed = "null (the equation's) or a number in (0, 1] (1: at the tolerance)"
+    require(accept_at is None or 0 < accept_at <= 1, "optim.stage.accept_at", accept_at, allowed)
     require(cfg.optim.restarts >= 0, "optim.restarts", cfg.optim.restarts, "an integer >= 0")
     handoff = cfg.optim.handoff
     allowed = "null (the equation's) or a number >= 1 (1: no handoff)"

@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--runs", help="keep each run's directory under this folder (default: a temporary one)")
     opts = parser.parse_args()
     out = ROOT / "results" / opts.out
+    if not out.parent.is_dir():  # found before the first run, not when its row is written minutes later
+        parser.error(f"--out {opts.out}: no folder {out.parent}; allowed: a file name under results/")
     table = pd.read_csv(out, dtype={"extra": str}).fillna({"extra": ""}) if out.exists() else pd.DataFrame(columns=KEYS)
     with tempfile.TemporaryDirectory() as temporary:
         scratch = Path(opts.runs or temporary)

@@ -152,12 +152,21 @@ def main() -> None:
     out = []
     for name, title, table in (
         (
-            "pinn_study_handoff_by_k.csv",
-            "Study mode now (handoff 100, 1000 from k = 5 on; the stage accepted at the multi-stage goal): network "
-            "alone, worst over seeds",
+            "pinn_study_k6_accept1.csv",
+            "Study mode now at k = 6 (the stage accepted at the tolerance): network alone, worst over seeds",
             per_profile,
         ),
-        ("pinn_study_handoff_by_k.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        ("pinn_study_k6_accept1.csv", "What each stage buys at k = 6, now (seed 0)", seed_zero_stages),
+        ("pinn_study_k6_accept1e-2.csv", "Tried at k = 6: the stage accepted at 1e-2 x the tolerance", per_profile),
+        ("pinn_study_k6_stage_freq2.csv", "Tried at k = 6: the stage begun at frequency 2", per_profile),
+        ("pinn_study_k6_threads2_handoff.csv", "Tried at k = 6: one run on both cores (threads=2)", per_profile),
+        (
+            "pinn_study_handoff_by_k.csv",
+            "Study mode now at k = 0..5, before at k = 6 (handoff 100, 1000 from k = 5 on; the stage accepted at the "
+            "multi-stage goal): network alone, worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_handoff_by_k.csv", "What each stage buys, k = 0..5 now (seed 0)", seed_zero_stages),
         (
             "pinn_study_handoff1000_all.csv",
             "Tried: handoff 1000 at every k (seeds 1-2; seed 0 at k = 5, 6 only), worst over seeds",

@@ -30,6 +30,9 @@ TINY = (
     "device=cpu",
 )
 PHASES = ["guess", "adam", "lbfgs", "lm", "stage2", "stage3"]
+# one later stage and a tolerance every state passes: each phase is accepted at its first check unless asked for more
+LOOSE = (*TINY, "profile=0", "equation.stages=2", "optim.handoff=1", "optim.lm.accept_every=1")
+LOOSE += ("optim.stage.accept_every=1", "equation.tolerance.lambda_error=10", "equation.tolerance.profile_error=10")
 
 pytestmark = pytest.mark.slow  # whole tiny runs (two later stages, or CCF's family scan and Newton): ~15-20 s each
 
@@ -161,16 +164,27 @@ def test_the_last_stage_is_accepted_at_its_own_multiple_of_the_tolerance(tmp_pat
     """optim.stage.accept_at: the last stage's acceptance check passes at that multiple of the tolerance. With a
     tolerance every state passes, the first network is accepted at its first check either way; the stage at
     accept_at 1 likewise, while at 1e-30 (a goal under round-off) it runs its whole budget."""
-    loose = (*TINY, "profile=0", "equation.stages=2", "optim.handoff=1", "optim.lm.accept_every=1")
-    loose += ("optim.stage.accept_every=1", "equation.tolerance.lambda_error=10", "equation.tolerance.profile_error=10")
-    at_tolerance = trainer.train(compose_train(*loose, "optim.stage.accept_at=1"), tmp_path / "one")
-    beyond = trainer.train(compose_train(*loose, "optim.stage.accept_at=1e-30"), tmp_path / "beyond")
+    at_tolerance = trainer.train(compose_train(*LOOSE, "optim.stage.accept_at=1"), tmp_path / "one")
+    beyond = trainer.train(compose_train(*LOOSE, "optim.stage.accept_at=1e-30"), tmp_path / "beyond")
     for summary in (at_tolerance, beyond):
         assert summary["stop_reasons"]["lm"] == "accepted" and summary["status"] == "completed"
     assert at_tolerance["stop_reasons"]["stage2"] == "accepted"
     assert beyond["stop_reasons"]["stage2"] != "accepted"
     steps = [list(pd.read_csv(tmp_path / name / "metrics.csv").phase).count("stage2") for name in ("one", "beyond")]
     assert steps == [1, 3]
+
+
+@pytest.mark.slow  # two tiny runs end to end: the fast suite stays under 30 s
+def test_a_null_stage_accept_at_is_the_equations_own(tmp_path, compose_train, monkeypatch):
+    """optim.stage.accept_at=null: the last stage is accepted at the multiple the equation asks for (Burgers':
+    stage_accept_at_for(k)), as at that number given: at 1, with a tolerance every state passes, at its first check;
+    at 1e-30 (a goal under round-off) after its whole budget. A trainer that ignores null fails one of the two."""
+    steps = {}
+    for multiple in (1.0, 1e-30):
+        monkeypatch.setattr(burgers, "stage_accept_at_for", lambda k, multiple=multiple: multiple)
+        trainer.train(compose_train(*LOOSE, "optim.stage.accept_at=null"), tmp_path / str(multiple))
+        steps[multiple] = list(pd.read_csv(tmp_path / str(multiple) / "metrics.csv").phase).count("stage2")
+    assert steps == {1.0: 1, 1e-30: 3}
 
 
 def test_a_network_taken_back_starts_its_stages_afresh_from_its_own_lambda(compose_train):

@@ -371,11 +371,13 @@ def acceptance_slack(run: RunState, phase_cfg: DictConfig) -> float:
     """The multiple of the tolerance at which the phase's acceptance check passes. A PINN study accepts a network
     that later stages will refine at optim.handoff: a later stage, fitted to what the network leaves, lowers its
     error far more cheaply than more steps of the network itself, where it can (`handed_off`). The last stage
-    answers to optim.stage.accept_at (a study's goal beyond the tolerance); every other phase, every run that leads
-    with its result, and a run whose stages once failed to finish the job answer to the tolerance."""
+    answers to optim.stage.accept_at (a study's goal beyond the tolerance; null: the equation's,
+    `Problem.stage_accept_at`); every other phase, every run that leads with its result, and a run whose stages once
+    failed to finish the job answer to the tolerance."""
     if hands_off(run, run.phase):
         return handoff(run)
-    return phase_cfg.get("accept_at", 1.0)  # only optim.stage has one
+    configured = phase_cfg.get("accept_at", 1.0)  # only optim.stage has one
+    return run.problem.stage_accept_at if configured is None else configured
 
 
 def handed_off(run: RunState, phase: str) -> bool:
