@@ -146,7 +146,6 @@ def test_a_network_later_stages_will_refine_is_handed_off_at_the_multiple_and_ta
     assert single["status"] == "not_converged"
 
 
-@pytest.mark.slow  # two tiny runs end to end: the fast suite stays under 30 s
 def test_a_null_handoff_is_the_equations_own(tmp_path, compose_train, monkeypatch):
     """optim.handoff=null: the network is handed off at the multiple the equation asks for (Burgers': handoff_for(k));
     at one so large that its first check passes, LM is accepted there; at 1 nothing is handed off."""
@@ -174,7 +173,6 @@ def test_the_last_stage_is_accepted_at_its_own_multiple_of_the_tolerance(tmp_pat
     assert steps == [1, 3]
 
 
-@pytest.mark.slow  # two tiny runs end to end: the fast suite stays under 30 s
 def test_a_null_stage_accept_at_is_the_equations_own(tmp_path, compose_train, monkeypatch):
     """optim.stage.accept_at=null: the last stage is accepted at the multiple the equation asks for (Burgers':
     stage_accept_at_for(k)), as at that number given: at 1, with a tolerance every state passes, at its first check;
@@ -298,7 +296,6 @@ def test_a_log_grid_stage_that_raises_the_loss_is_dropped_and_the_network_is_as_
         assert torch.equal(problem.network_w(s), first_w) and torch.equal(problem.lam_raw, before)
 
 
-@pytest.mark.slow
 def test_a_log_grid_study_fits_a_later_stage_and_reports_what_each_stage_bought(tmp_path, compose_train):
     """CCF's network with a second stage: its Levenberg-Marquardt phase after the first network's, one row per
     stage in network_stages, and the network's reported σ that of the composite the keep rule left."""
