@@ -53,6 +53,43 @@ def test_svd_solve_factors_a_wide_and_a_tall_jacobian_alike(rows, cols):
     assert torch.allclose(s, torch.linalg.svdvals(jac), rtol=1e-13, atol=0)
 
 
+def smooth_features(points: int, features: int, seed: int) -> torch.Tensor:
+    """tanh(w x + b) over points x in [-1, 1]: each column a smooth function sampled, as a network's Jacobian's
+    columns are, so the singular values fall geometrically to round-off (some 70 of 400 above it)."""
+    draw = torch.Generator().manual_seed(seed)
+    x = torch.linspace(-1, 1, points, dtype=torch.float64)[:, None]
+    w = 3 * torch.randn(1, features, generator=draw, dtype=torch.float64)
+    return torch.tanh(w * x + torch.randn(1, features, generator=draw, dtype=torch.float64))
+
+
+def test_svd_solve_of_a_numerically_low_rank_jacobian_factors_it_through_its_range():
+    """The sketched factorisation: taken through a range narrower than J (`width` set), its factors rebuild J to
+    round-off, its singular values are J's own, its damped steps those of the damped normal equations (to what
+    their conditioning, s1² / damping, allows), and the run's random stream is left where it was."""
+    jac = smooth_features(400, 900, seed=3)
+    r = torch.randn(400, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    stream = torch.get_rng_state()
+    solver = SVDSolve(jac)
+    assert torch.equal(torch.get_rng_state(), stream)
+    assert solver.width is not None and solver.width <= 200
+    rebuilt = solver.left @ torch.diag(solver.singular) @ solver.right
+    assert torch.linalg.matrix_norm(rebuilt - jac) <= 1e-13 * torch.linalg.matrix_norm(jac)
+    exact = torch.linalg.svdvals(jac)
+    above = int((exact > 1e-8 * exact[0]).sum())
+    assert torch.allclose(solver.singular[:above], exact[:above], rtol=1e-9, atol=0)
+    for damping in (1e-2, 1.0, 100.0):
+        expected = -torch.linalg.solve(jac.T @ jac + damping * torch.eye(900, dtype=torch.float64), jac.T @ r)
+        assert (solver.solve(r, damping) - expected).norm() <= 1e-8 * expected.norm()
+
+
+def test_svd_solve_of_a_full_rank_jacobian_takes_the_full_svd():
+    """No range narrower than half J's shorter side holds a random J: the full SVD is taken (`width` None)."""
+    jac = torch.randn(300, 500, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    solver = SVDSolve(jac)
+    assert solver.width is None
+    assert torch.allclose(solver.singular, torch.linalg.svdvals(jac), rtol=1e-13, atol=0)
+
+
 def test_least_squares_is_the_undamped_step_and_refuses_damping():
     rng = np.random.default_rng(1)
     jac, r = rng.standard_normal((9, 4)), rng.standard_normal(9)
