@@ -152,8 +152,16 @@ def main() -> None:
     out = []
     for name, title, table in (
         (
+            "pinn_study_sketched_svd.csv",
+            "Study mode now (LM's SVD through the Jacobian's numerical range): network alone, worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_sketched_svd.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        ("pinn_study_k4_more_seeds.csv", "k = 4, seeds 3-5, now", per_profile),
+        ("pinn_study_k4_more_seeds_full_svd.csv", "k = 4, seeds 3-5, before (the full SVD, ce94c92)", per_profile),
+        (
             "pinn_study_k6_accept1.csv",
-            "Study mode now at k = 6 (the stage accepted at the tolerance): network alone, worst over seeds",
+            "Before at k = 6 (the stage accepted at the tolerance): network alone, worst over seeds",
             per_profile,
         ),
         ("pinn_study_k6_accept1.csv", "What each stage buys at k = 6, now (seed 0)", seed_zero_stages),

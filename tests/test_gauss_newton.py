@@ -83,11 +83,14 @@ def test_svd_solve_of_a_numerically_low_rank_jacobian_factors_it_through_its_ran
 
 
 def test_svd_solve_of_a_full_rank_jacobian_takes_the_full_svd():
-    """No range narrower than half J's shorter side holds a random J: the full SVD is taken (`width` None)."""
+    """No range narrower than half J's shorter side holds a random J: the full SVD is taken (`width` None); with
+    sketch=False it is taken of a numerically low-rank J too, every singular value J's own."""
     jac = torch.randn(300, 500, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    solver = SVDSolve(jac)
-    assert solver.width is None
-    assert torch.allclose(solver.singular, torch.linalg.svdvals(jac), rtol=1e-13, atol=0)
+    low_rank = smooth_features(400, 900, seed=3)
+    for solver, matrix in ((SVDSolve(jac), jac), (SVDSolve(low_rank, sketch=False), low_rank)):
+        assert solver.width is None and len(solver.singular) == min(matrix.shape)
+        exact = torch.linalg.svdvals(matrix)
+        assert torch.allclose(solver.singular, exact, rtol=0, atol=1e-13 * float(exact[0]))
 
 
 def test_least_squares_is_the_undamped_step_and_refuses_damping():

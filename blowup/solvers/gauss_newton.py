@@ -56,9 +56,10 @@ class SVDSolve:
     the range holds J to round-off: ||J - Q Qᵀ J|| within `ROUNDOFF` units of round-off of ||J||), and the SVD is
     taken of J's projection on it, Qᵀ J (Halko, Martinsson & Tropp, SIAM Review 2011): J's factors to round-off
     for a fraction of a full SVD's cost; the damped steps differ from a full SVD's by what two LAPACK routes to
-    the full SVD differ by. Where no width up to half J's shorter side holds it, the full SVD is taken. `width`
-    is the range's width used (None: the full SVD). The random matrix comes from its own fixed seed: the step
-    neither depends on nor moves the run's random stream, so a resumed run takes the same steps.
+    the full SVD differ by. Where no width up to half J's shorter side holds it, the full SVD is taken (and always
+    with `sketch=False`). `width` is the range's width used (None: the full SVD). The random matrix comes from its
+    own fixed seed: the step neither depends on nor moves the run's random stream, so a resumed run takes the same
+    steps.
 
     A full SVD of a wide matrix (fewer rows than columns, as a network's Jacobian) is taken of its tall
     transpose: LAPACK factors that in about half the time (the same factors, backward stable either way)."""
@@ -66,16 +67,16 @@ class SVDSolve:
     SKETCH = 64
     ROUNDOFF = 100  # units of the dtype's round-off: float64's exhausted range leaves 2-6 of them
 
-    def __init__(self, jacobian: Tensor):
+    def __init__(self, jacobian: Tensor, sketch: bool = True):
         self.jacobian = jacobian
         self.width = self.SKETCH
         bar = torch.linalg.matrix_norm(jacobian) * self.ROUNDOFF * torch.finfo(jacobian.dtype).eps
-        while self.width <= min(jacobian.shape) // 2:
+        while sketch and self.width <= min(jacobian.shape) // 2:
             draw = torch.Generator(device=jacobian.device).manual_seed(0)
-            sketch = torch.randn(
+            probe = torch.randn(
                 jacobian.shape[1], self.width, generator=draw, dtype=jacobian.dtype, device=jacobian.device
             )
-            basis = torch.linalg.qr(jacobian @ sketch).Q
+            basis = torch.linalg.qr(jacobian @ probe).Q
             projected = basis.T @ jacobian
             if torch.linalg.matrix_norm(jacobian - basis @ projected) <= bar:
                 right_t, self.singular, left_t = torch.linalg.svd(projected.T, full_matrices=False)

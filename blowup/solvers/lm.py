@@ -53,7 +53,8 @@ class LevenbergMarquardt:
     residuals' second directional derivative along v (one extra residual evaluation, by finite
     differences). It follows the curved valley of a sloppy fit, where v alone is cut short by damping.
     A step whose acceleration is large against its velocity (2|a|/|v| > `acceleration`) is not trusted.
-    The damped solves share one SVD of the Jacobian (`SVDSolve`); the damping falls 3x after an accepted
+    The damped solves share one SVD of the Jacobian (`SVDSolve`, through its numerical range unless `sketch` is
+    False: the full SVD); the damping falls 3x after an accepted
     step and doubles after a rejected one (`Damping`), past `max_tries` doublings only while it is below the
     Jacobian's largest singular value squared; `acceleration: 0` is plain Levenberg-Marquardt.
     """
@@ -67,12 +68,14 @@ class LevenbergMarquardt:
         acceleration: float = 0.75,
         min_damping: float = 1e-18,
         max_tries: int = 20,
+        sketch: bool = True,
     ):
         self.problem = problem
         self.params = [p for p in problem.parameters() if p.requires_grad]
         self.acceleration = acceleration
         self.rule = Damping(damping, decrease=3, increase=2, tries=max_tries, floor=min_damping)
         self.stalled = False  # the last step found no damping that lowers the loss
+        self.sketch = sketch
 
     def _set(self, vector: Tensor) -> None:
         with torch.no_grad():
@@ -85,7 +88,7 @@ class LevenbergMarquardt:
 
     def step(self, r: Tensor) -> Tensor:
         """One step from residuals r (none is taken if no damping up to the curvature's scale lowers the loss)."""
-        solver = SVDSolve(pointwise_jacobian(self.problem))
+        solver = SVDSolve(pointwise_jacobian(self.problem), self.sketch)
         loss = r.square().sum()
         start = parameters_to_vector(self.params).detach()
 
