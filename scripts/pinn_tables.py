@@ -152,11 +152,19 @@ def main() -> None:
     out = []
     for name, title, table in (
         (
-            "pinn_study_sketched_svd.csv",
-            "Study mode now (LM's SVD through the Jacobian's numerical range): network alone, worst over seeds",
+            "pinn_study_first_network_full_svd.csv",
+            "Study mode now at k = 0..4 (the first network's LM on the full SVD, stages through the range): network "
+            "alone, worst over seeds",
             per_profile,
         ),
-        ("pinn_study_sketched_svd.csv", "What each stage buys, now (seed 0)", seed_zero_stages),
+        ("pinn_study_first_network_full_svd.csv", "What each stage buys, k = 0..4 now (seed 0)", seed_zero_stages),
+        (
+            "pinn_study_sketched_svd.csv",
+            "Study mode now at k = 5, 6, tried at k = 0..4 (every LM through the Jacobian's range): network alone, "
+            "worst over seeds",
+            per_profile,
+        ),
+        ("pinn_study_sketched_svd.csv", "What each stage buys, every LM through the range (seed 0)", seed_zero_stages),
         ("pinn_study_k4_more_seeds.csv", "k = 4, seeds 3-5, now", per_profile),
         ("pinn_study_k4_more_seeds_full_svd.csv", "k = 4, seeds 3-5, before (the full SVD, ce94c92)", per_profile),
         (
@@ -164,7 +172,7 @@ def main() -> None:
             "Before at k = 6 (the stage accepted at the tolerance): network alone, worst over seeds",
             per_profile,
         ),
-        ("pinn_study_k6_accept1.csv", "What each stage buys at k = 6, now (seed 0)", seed_zero_stages),
+        ("pinn_study_k6_accept1.csv", "What each stage buys at k = 6, before (seed 0)", seed_zero_stages),
         ("pinn_study_k6_accept1e-2.csv", "Tried at k = 6: the stage accepted at 1e-2 x the tolerance", per_profile),
         ("pinn_study_k6_stage_freq2.csv", "Tried at k = 6: the stage begun at frequency 2", per_profile),
         ("pinn_study_k6_threads2_handoff.csv", "Tried at k = 6: one run on both cores (threads=2)", per_profile),

@@ -21,9 +21,9 @@ from blowup.config import phase_settings
 from blowup.engine.device import Clock
 from blowup.errors import ConfigError
 from blowup.problem import Problem
-from blowup.solvers.lm import LevenbergMarquardt
 from blowup.solvers.losses import total_loss
 from blowup.training.logs import duration
+from blowup.training.steps import make_optimizer
 
 GRADIENT_PHASES = ("adam", "lbfgs")
 LBFGS_EVALS = 2.5  # loss evaluations per L-BFGS step with the strong-Wolfe line search, typically
@@ -55,8 +55,8 @@ def time_gradient(problem: Problem, clock: Clock, budget: float) -> float:
     return min(seconds)
 
 
-def time_lm_step(problem: Problem, cfg: DictConfig, clock: Clock) -> float:
-    optimizer = LevenbergMarquardt(problem, damping=cfg.damping, acceleration=cfg.acceleration)
+def time_lm_step(problem: Problem, phase: str, cfg: DictConfig, clock: Clock) -> float:
+    optimizer = make_optimizer(phase, cfg, problem)  # the phase's own (its SVD through J's range or the full one)
     seconds = []
     for _ in range(3):  # the fastest of three, as for the gradient
         start = clock()
@@ -80,7 +80,7 @@ def probe(problem: Problem, cfg: DictConfig, phases: list[str], steps: dict[str,
                 gradient = gradient or time_gradient(trial, clock, limit / sum(steps.values()))
                 per_step[phase] = gradient * (LBFGS_EVALS if phase == "lbfgs" else 1.0)
             else:
-                per_step[phase] = time_lm_step(trial, phase_settings(cfg, phase), clock)
+                per_step[phase] = time_lm_step(trial, phase, phase_settings(cfg, phase), clock)
             if sum(per_step[p] * steps[p] for p in per_step) > limit:
                 break
     np.random.set_state(numpy_state)
