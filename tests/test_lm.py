@@ -5,10 +5,12 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from blowup.config import phase_settings
 from blowup.equations import build_problem
 from blowup.problem import ResidualTerms
 from blowup.solvers.lm import LevenbergMarquardt, pointwise_jacobian
 from blowup.solvers.losses import residual_vector
+from blowup.training.steps import make_optimizer
 
 
 class ExponentialFit(ResidualTerms):
@@ -126,3 +128,15 @@ def test_a_log_grid_networks_chained_jacobian_is_the_whole_residuals(equation, p
     oracle = torch.cat([j.reshape(j.shape[0], -1) for j in whole], 1)
     chained = pointwise_jacobian(problem)
     assert chained.shape == oracle.shape and torch.allclose(chained, oracle, rtol=0, atol=1e-13 * oracle.abs().max())
+
+
+@pytest.mark.parametrize("profile, first_sketched", [(4, False), (5, True)])
+def test_burgers_first_network_takes_the_full_svd_up_to_k4_and_every_stage_the_range(
+    profile, first_sketched, compose_train
+):
+    """Which factorisation each Levenberg-Marquardt phase of the study gets: Burgers' first network (guess fit and
+    LM) the full SVD up to k = 4 and the range from k = 5 (`first_network_svd_for`), a later stage the range."""
+    cfg = compose_train("equation=burgers", f"profile={profile}", "experiment=pinn_study")
+    problem = build_problem(cfg)
+    for phase, sketched in (("guess", first_sketched), ("lm", first_sketched), ("stage2", True)):
+        assert make_optimizer(phase, phase_settings(cfg, phase), problem).sketch is sketched
