@@ -70,7 +70,8 @@ class SVDSolve:
     def __init__(self, jacobian: Tensor, sketch: bool = True):
         self.jacobian = jacobian
         self.width = self.SKETCH
-        bar = torch.linalg.matrix_norm(jacobian) * self.ROUNDOFF * torch.finfo(jacobian.dtype).eps
+        if sketch:  # what the range must hold J to: `ROUNDOFF` units of round-off of ||J||
+            bar = torch.linalg.matrix_norm(jacobian) * self.ROUNDOFF * torch.finfo(jacobian.dtype).eps
         while sketch and self.width <= min(jacobian.shape) // 2:
             draw = torch.Generator(device=jacobian.device).manual_seed(0)
             probe = torch.randn(
