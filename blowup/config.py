@@ -21,6 +21,7 @@ from blowup.solvers.stages import StageTrial
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 HEADLINES = ("result", "network")
+FACTORISATIONS = ("full", "range")
 
 
 @dataclass
@@ -50,6 +51,9 @@ class LMConfig:
     patience: int = 30
     rtol: float = 1e-2
     accept_every: int = 0
+    svd: str | None = None  # how each step factors the Jacobian: "full" (its SVD) or "range" (its SVD through its
+    # numerical range, blowup.solvers.gauss_newton.SVDSolve); null: the equation's (Problem.first_network_svd for the
+    # first network, the range for a later stage)
 
 
 @dataclass
@@ -182,6 +186,8 @@ def validate(cfg: DictConfig) -> None:
                 opt.acceleration,
                 "a number >= 0 (0: no geodesic acceleration)",
             )
+            allowed = "null (the equation's), " + " or ".join(FACTORISATIONS)
+            require(opt.svd is None or opt.svd in FACTORISATIONS, f"optim.{phase}.svd", opt.svd, allowed)
     frequencies, trial_steps = list(cfg.optim.stage.frequencies), cfg.optim.stage.trial_steps
     allowed = "a non-empty list of numbers > 0, e.g. [1, 2, 5, 10, 20, 40]"
     require(len(frequencies) > 0 and all(f > 0 for f in frequencies), "optim.stage.frequencies", frequencies, allowed)

@@ -160,7 +160,7 @@ class Problem(ResidualTerms):
     judges_results: bool = False  # True: `failure` can reject a result, so a phase may end once it accepts one
     handoff: float = 1.0  # optim.handoff where the config leaves it to the equation (null): 1, no handoff
     stage_accept_at: float = 1.0  # optim.stage.accept_at where the config leaves it to the equation (null)
-    first_network_svd: str = "range"  # the first network's LM phases: its SVD through J's range, or "full"
+    first_network_svd: str = "range"  # the first network's LM phases where optim.<phase>.svd is null: "range" or "full"
     profile_axis: str | None = None  # what the profile number means, for plots over it (`blowup report`)
     # keys under `equation.` (or prefixes of them) that only change how the result is evaluated: a checkpoint
     # trained with other values may be resumed

@@ -116,7 +116,7 @@ def test_bad_overrides_are_one_line_naming_their_key(override, key):
 @pytest.mark.parametrize(
     "override, allowed",
     [
-        ("optim.lm.bogus=1", "steps, damping, acceleration, patience, rtol, accept_every"),
+        ("optim.lm.bogus=1", "steps, damping, acceleration, patience, rtol, accept_every, svd"),
         ("equation.lm_weights.smoth=1", "residual, sobolev, smooth, origin, boundary"),
     ],
 )

@@ -92,6 +92,8 @@ def test_smoke_experiment_is_tiny(compose_train):
         ("optim.stage.accept_at=0", "optim.stage.accept_at"),
         ("optim.stage.accept_at=2", "optim.stage.accept_at"),
         ("equation.stage_points=1", "equation.stage_points"),
+        ("optim.lm.svd=qr", "optim.lm.svd"),
+        ("optim.stage.svd=sketch", "optim.stage.svd"),
     ],
 )
 def test_bad_values_name_their_key(composed, override, key):

@@ -140,3 +140,15 @@ def test_burgers_first_network_takes_the_full_svd_up_to_k4_and_every_stage_the_r
     problem = build_problem(cfg)
     for phase, sketched in (("guess", first_sketched), ("lm", first_sketched), ("stage2", True)):
         assert make_optimizer(phase, phase_settings(cfg, phase), problem).sketch is sketched
+
+
+def test_optim_svd_overrides_the_equations_factorisation(compose_train):
+    """optim.<phase>.svd names the factorisation whatever the equation's rule: the range for Burgers' first network at
+    k = 4 (whose own is the full SVD), the full SVD for a stage (whose own is the range)."""
+    cfg = compose_train(
+        "equation=burgers", "profile=4", "experiment=pinn_study", "optim.lm.svd=range", "optim.stage.svd=full"
+    )
+    problem = build_problem(cfg)
+    assert make_optimizer("lm", phase_settings(cfg, "lm"), problem).sketch is True
+    assert make_optimizer("stage2", phase_settings(cfg, "stage2"), problem).sketch is False
+    assert make_optimizer("guess", phase_settings(cfg, "guess"), problem).sketch is False  # null: the equation's

@@ -42,8 +42,8 @@ def make_optimizer(phase: str, cfg: DictConfig, problem: Problem):
             tolerance_change=0.0,
             line_search_fn="strong_wolfe",
         )
-    sketch = phase.startswith("stage") or problem.first_network_svd == "range"  # SVDSolve: the full SVD or its range
-    return LevenbergMarquardt(problem, damping=cfg.damping, acceleration=cfg.acceleration, sketch=sketch)
+    svd = cfg.get("svd") or ("range" if phase.startswith("stage") else problem.first_network_svd)
+    return LevenbergMarquardt(problem, damping=cfg.damping, acceleration=cfg.acceleration, sketch=svd == "range")
 
 
 def take_step(phase: str, optimizer, problem: Problem, clock: Clock) -> tuple[torch.Tensor, dict, float]:
