@@ -1,4 +1,5 @@
-"""The network itself, measured: `blowup train` runs one at a time (threads=1, no time limit), one row each in a CSV.
+"""The network itself, measured: `blowup train` runs one at a time (threads=1 unless `--threads`, no time limit), one
+row each in a CSV.
 
     python3 scripts/pinn_study.py                                   # study mode, k = 0..6 x seeds 0-2
     python3 scripts/pinn_study.py --ks 0 1 --sobolev 0 1 2 3 --backends ntp autograd --seeds 0 1 --out knobs.csv
@@ -6,6 +7,7 @@
     python3 scripts/pinn_study.py --ks 0 1 2 3 4 --seeds 0 --extra equation.stages=3 --out pinn_stages.csv
     python3 scripts/pinn_study.py --ks 0 1 --extra equation=ccf equation.points=601 --out pinn_study_ccf.csv
     python3 scripts/pinn_study.py --ks 0 --extra equation=gclm equation.points=601 --out pinn_study_gclm.csv
+    python3 scripts/pinn_study.py --ks 4 --threads null --out pinn_study_k4_two_threads.csv  # as a user runs it alone
 
 Each row: the network alone's λ error (gCLM's: α's), profile error and residual (and the refined result's, the
 reference it is measured against), wall time, the wall time at which |λ - λ_k| first fell to 1e-6 and 1e-9 (from
@@ -34,11 +36,14 @@ def first_time_below(metrics: pd.DataFrame, scalar: str, exact: float, level: fl
     return float(reached.wall_time_s.iloc[0]) if len(reached) else None
 
 
-def run(mode: str, k: int, seed: int, sobolev: int, backend: str, extra: list, scratch: Path, timeout: float) -> dict:
+def run(
+    mode: str, k: int, seed: int, sobolev: int, backend: str, extra: list, scratch: Path, timeout: float, threads: str
+) -> dict:
     run_dir = scratch / f"{mode}_k{k}_s{seed}_m{sobolev}_{backend}"
     study = ["experiment=pinn_study"] if mode == "study" else []
     args = ["blowup", "train", f"profile={k}", f"seed={seed}", f"sobolev={sobolev}", f"backend={backend}"]
-    args += [*study, "threads=1", "max_hours=null", "allow_not_converged=true", *extra, f"hydra.run.dir={run_dir}"]
+    args += [*study, f"threads={threads}", "max_hours=null", "allow_not_converged=true", *extra]
+    args.append(f"hydra.run.dir={run_dir}")
     row = {"mode": mode, "profile": k, "seed": seed, "sobolev": sobolev, "backend": backend, "extra": " ".join(extra)}
     started = time.perf_counter()
     try:
@@ -76,6 +81,7 @@ def main() -> None:
     parser.add_argument("--sobolev", type=int, nargs="+", default=[1])
     parser.add_argument("--backends", nargs="+", default=["ntp"])
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--threads", default="1", help="every run's threads= (null: torch's default, every core)")
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every run, e.g. equation.stages=3")
     parser.add_argument("--out", default="pinn_study.csv", help="file name under results/")
     parser.add_argument("--runs", help="keep each run's directory under this folder (default: a temporary one)")
@@ -90,7 +96,7 @@ def main() -> None:
             for backend in opts.backends:
                 for m in opts.sobolev:
                     for k in opts.ks:
-                        row = run(opts.mode, k, seed, m, backend, opts.extra, scratch, opts.timeout)
+                        row = run(opts.mode, k, seed, m, backend, opts.extra, scratch, opts.timeout, opts.threads)
                         print(json.dumps(row), flush=True)
                         same = (table[KEYS].astype(str) == pd.Series(row)[KEYS].astype(str)).all(axis=1)
                         table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)

@@ -165,6 +165,11 @@ def main() -> None:
             per_profile,
         ),
         ("pinn_study_sketched_svd.csv", "What each stage buys, every LM through the range (seed 0)", seed_zero_stages),
+        (
+            "pinn_study_k4_two_threads.csv",
+            "k = 4 alone at two threads (threads=null), the stage capped at 1500 steps",
+            per_profile,
+        ),
         ("pinn_study_k4_more_seeds.csv", "k = 4, seeds 3-5, now", per_profile),
         ("pinn_study_k4_more_seeds_full_svd.csv", "k = 4, seeds 3-5, before (the full SVD, ce94c92)", per_profile),
         (
