@@ -30,14 +30,29 @@ from blowup.solvers.log_profile import load_solve  # noqa: E402
 from blowup.solvers.log_stability import LogGridStability  # noqa: E402
 
 
+def kept_walk(work: Path) -> tuple[float, list]:
+    """The a and the two solves (coarse, fine) a walk kept in `work` (`gclm_unstable_clustered.py --work`)."""
+    a = float(json.loads((work / "walk.json").read_text())["a"])
+    return a, [load_solve(work / f"{name}.npz", GCLMEquation(a))[0] for name in ("coarse", "fine")]
+
+
+def pair_fields(coarse, fine) -> dict:
+    """A converged pair's α, its error estimate (the two grids' difference) and the residual between points."""
+    return {
+        "converged": True,
+        "alpha": fine.lam,
+        "alpha_error_estimate": abs(fine.lam - coarse.lam),
+        "residual_between_points": fine.offgrid_residual_max(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, type=Path)
     parser.add_argument("--right", type=float, nargs="+", default=[60.0, 80.0, 100.0])
     parser.add_argument("--out", required=True, type=Path)
     opts = parser.parse_args()
-    a = float(json.loads((opts.work / "walk.json").read_text())["a"])
-    kept = [load_solve(opts.work / f"{name}.npz", GCLMEquation(a))[0] for name in ("coarse", "fine")]
+    a, kept = kept_walk(opts.work)
     rows = []
     for right in opts.right:
         started = time.perf_counter()
@@ -50,11 +65,8 @@ def main() -> None:
         counts = spectrum.counts
         rows.append(
             row
+            | pair_fields(coarse, fine)
             | {
-                "converged": True,
-                "alpha": fine.lam,
-                "alpha_error_estimate": abs(fine.lam - coarse.lam),
-                "residual_between_points": fine.offgrid_residual_max(),
                 **spectrum.unstable_counts(),
                 "unstable_nu": " ".join(f"{nu:.8f}" for nu, _ in counts["unstable_modes"]),
                 "unstable_nu_error": " ".join(f"{error:.1e}" for error in counts["unstable_errors"]),

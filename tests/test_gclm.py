@@ -152,6 +152,24 @@ def test_space_translation_is_an_even_eigenfunction_with_nu_alpha(grid):
     assert np.abs(operator @ chi - 1.01 * alpha * chi).max() > 1e-4 * np.abs(chi).max()
 
 
+@pytest.mark.parametrize("a", [0.0, 0.5])
+def test_the_even_class_far_field_law_is_the_translation_modes_tail(a):
+    """Far out an even-class eigenfunction at ν decays like e^(-κs), κ = (ν - (α - 1))/α (`far_field`): the
+    translation mode of the closed forms, χ = -ξ p'(ξ) at ν = α, has κ = 1/α, its tail fitted on the grid (a = 0:
+    χ ~ 2/ξ, κ = 1; a = 1/2: χ ~ 16/ξ³, κ = 3). A law with the edge at 0 instead of α - 1 would give 1 at a = 1/2."""
+    grid = LogGrid.with_spacing(-40.0, 60.0, 0.1)
+    xi = np.exp(grid.s)
+    alpha, p = closed_form(a, xi)
+    chi = -(16 / 3) * xi * (1 - 3 * xi**2) / (1 + xi**2) ** 3  # -ξ p'(ξ), p = (16/3) ξ/(ξ² + 1)²
+    if a == 0:
+        chi = -2 * xi * (1 - xi**2) / (1 + xi**2) ** 2  # -ξ p'(ξ), p = 2ξ/(ξ² + 1)
+    far = (grid.s > 10) & (grid.s < 20)
+    fitted = -np.polyfit(grid.s[far], np.log(np.abs(chi[far])), 1)[0]
+    (even,) = GCLMEquation(a).other_classes(alpha)
+    assert even.far_rate(alpha) == pytest.approx(fitted, rel=1e-6)
+    assert even.far_rate(alpha) == pytest.approx(1 / alpha)
+
+
 @pytest.mark.slow
 def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
     """At a = -1 even perturbations of Ω are CCF's odd perturbations of θ (χ = -f_s): on the stable profile the same
@@ -174,6 +192,9 @@ def test_the_even_class_at_a_minus_one_is_ccf_s_odd_class():
     assert [(m.symmetry, m.parity) for m in ccf.modes] == [("translation", "odd"), ("time", "even")]
     assert abs(spectrum.modes[0].nu - ccf.modes[0].nu) < 1e-10 and abs(spectrum.modes[0].nu - solves[1].lam) < 1e-10
     assert counts["resolved_above_by_class"]["even"] == pytest.approx(ccf.counts["resolved_above_by_class"]["odd"])
+    shown = counts["tail_shown_above_by_class"]["even"]  # the same far field: the same modes hidden by the interval
+    assert shown == pytest.approx(ccf.counts["tail_shown_above_by_class"]["odd"], rel=1e-9)
+    assert counts["complete_above_by_class"]["even"] == max(shown, counts["continuum_edge_by_class"]["even"])
     assert counts["grid_artefacts_up_to"] == pytest.approx(ccf.counts["grid_artefacts_up_to"], abs=1e-8)
 
 

@@ -72,6 +72,9 @@ SCAN_DEPTH = 1e-2  # ... where a local minimum of σ at most this of σ a step e
 # 2.3e-8 on both grids, 1e-3 of its neighbours, where a floor of 1e-4 of the scan's median missed it)
 INVERSE_STEPS = 60  # inverse iterations for σ's singular vector at most
 PLANE_DEPTH_STEPS = 10  # complex ν: a mode's σ is compared with σ a tenth of the square's width away (SCAN_DEPTH)
+TAIL_SHOWN = 9.5  # κR past which a mode whose eigenfunction decays like e^(-κs) far out shows on [.., R]: measured on
+# gCLM's even mode of the 1st unstable branch over a = -0.98 ... -0.84, absent on every interval with κR ≤ 8.4, found
+# on every one with κR ≥ 9.0 (scripts/gclm_even_mode_tail.py)
 
 
 def _nearest_spectrum(solve: ProfileSolve) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +234,22 @@ class PerturbationClass:
     resolved_above: float
     continuum_edge: float  # below this Re ν the non-smooth eigenfunctions decay (rough_rate > 0): see `_modes`
     own: bool = False  # the profile's own class: past DENSE_POINTS its spectrum is the shift-invert one
+    far_field: tuple[float, float] | None = None  # (r, c): far out L ≈ r - c d/ds, so an eigenfunction at Re ν
+    # decays there like e^(-κs), κ = (ν - r)/c (None: not stated for the class)
+
+    def far_rate(self, nu: float) -> float:
+        """κ: how fast an eigenfunction at Re ν decays far out, e^(-κs)."""
+        r, c = self.far_field
+        return (nu - r) / c
+
+    def shown_above(self, right: float) -> float | None:
+        """The Re ν above which a mode's eigenfunction has decayed enough by s = `right` for an interval ending there
+        to show it (κ · right ≥ TAIL_SHOWN). Below it the tail the interval truncates, wrapped round by the periodic
+        grid, hides the mode from the eigenvalues and the rate test alike. None where the class states no far field."""
+        if self.far_field is None:
+            return None
+        r, c = self.far_field
+        return r + TAIL_SHOWN * c / right
 
     def named(self, nu: complex) -> str | None:
         """The class's symmetry mode within MATCH of ν, by name, or None."""
@@ -248,16 +267,19 @@ def second_rate_class(
     symmetries: list[Symmetry],
     local_rate: Callable[[np.ndarray, float, LogGrid], np.ndarray],
     origin_speed: float,
+    far_field: tuple[float, float] | None = None,
 ) -> PerturbationClass:
     """A class whose eigenfunctions near the origin are A e^s + B e^((2 - ν/c₀)s) (CCF's odd perturbations of θ,
     gCLM's even ones of Ω): the non-smooth part decays faster than e^s below ν = c₀, where the rate test cannot
-    see it, and is told from e^s from Re ν = (1 + 4 FINEST_RATE) c₀ up."""
+    see it, and is told from e^s from Re ν = (1 + 4 FINEST_RATE) c₀ up. `far_field`: see `PerturbationClass`."""
     bound = (1 + 4 * FINEST_RATE) * origin_speed
 
     def rough(nu: float) -> float:
         return 2 - nu / origin_speed
 
-    return PerturbationClass(parity, operator, symmetries, local_rate, rough, bound, 2 * origin_speed)
+    return PerturbationClass(
+        parity, operator, symmetries, local_rate, rough, bound, 2 * origin_speed, far_field=far_field
+    )
 
 
 def own_class(equation: ProfileEquation, lam: float) -> PerturbationClass:
@@ -306,6 +328,8 @@ class LogGridStability(Stability):
             modes, discarded, artefacts = modes + found, discarded + dropped, max(artefacts, reach)
         bounds = {c.parity: c.resolved_above for c in analysed}
         edges = {c.parity: c.continuum_edge for c in analysed}
+        shown = {c.parity: c.shown_above(self.fine.grid.right) for c in analysed if c.far_field is not None}
+        complete = {parity: max(edge, shown.get(parity, edge)) for parity, edge in edges.items()}
         unstable = [m for m in modes if m.nu.real - m.error > bounds[m.parity] and m.symmetry is None]
         in_continuum = [m for m in modes if m.nu.real <= bounds[m.parity] and m.symmetry is None]
         modes.sort(key=lambda m: -m.nu.real)
@@ -318,7 +342,9 @@ class LogGridStability(Stability):
             "unstable_parities": [m.parity for m in unstable],
             "resolved_above": bounds[equation.parity],  # at or below this Re ν smooth and non-smooth eigenfunctions
             "resolved_above_by_class": bounds,  # look alike: eigenvalues there that pass the same tests are
-            "complete_above_by_class": edges,  # below: the continuum, where a genuine mode may be missed, and ...
+            "continuum_edge_by_class": edges,
+            "complete_above_by_class": complete,  # below: the continuum or a tail too long for the interval, where
+            "tail_shown_above_by_class": shown,  # a genuine mode may be missed (`PerturbationClass.shown_above`), and
             "n_unstable_in_continuum": sum(bool(m.nu.real < edges[m.parity]) for m in unstable),  # ... these were found
             "scanned_by_class": scanned,  # real ν there scanned for smooth eigenfunctions: complete there, real ν
             "complex_scanned_up_to": {p: high - low for p, (low, high) in scanned.items()} if self.complex_scan else {},
@@ -464,10 +490,16 @@ def _spectrum(solve: ProfileSolve, lam: float, perturbations: PerturbationClass)
 def _summary(counts: dict, parities: list[str]) -> str:
     """The console's line: counted right of where smooth and non-smooth eigenfunctions are told apart."""
     bounds = ", ".join(f"{parity} Re ν > {counts['resolved_above_by_class'][parity]:.4f}" for parity in parities)
-    edges = ", ".join(f"{parity} {counts['complete_above_by_class'][parity]:.4f}" for parity in parities)
+    edges = ", ".join(f"{parity} {counts['continuum_edge_by_class'][parity]:.4f}" for parity in parities)
+    complete = ", ".join(f"{parity} Re ν > {counts['complete_above_by_class'][parity]:.4f}" for parity in parities)
     left = f"; {', '.join(counts['classes_not_analysed'])} class not analysed" if counts["classes_not_analysed"] else ""
     per_class = ", ".join(f"{counts['n_unstable_' + parity]} {parity}" for parity in parities)
     rough = counts["scan_not_smooth"]
+    tails = "".join(
+        f"; a mode of the {parity} class below Re ν = {above:.4f} may be missed, its tail too long for the interval"
+        for parity, above in counts["tail_shown_above_by_class"].items()
+        if above > counts["resolved_above_by_class"][parity]
+    )
     scanned = (
         f"real ν were scanned for smooth eigenfunctions ({counts['n_found_by_scan']} found the eigenvalues missed"
         + (
@@ -489,7 +521,7 @@ def _summary(counts: dict, parities: list[str]) -> str:
     return (
         f"unstable (symmetries excluded) with {bounds}: {counts['n_unstable']} "
         f"({per_class}){left}, of which {counts['n_unstable_in_continuum']} below the continuum's edge ({edges}), "
-        f"where {scanned}; at or below the first bound a smooth "
+        f"where {scanned}{tails}; complete for {complete}; at or below the first bound a smooth "
         f"eigenfunction is not told from a non-smooth one: {len(counts['candidates_in_continuum'])} candidates "
         f"there, not counted; {counts['n_reported']} converged, {counts['n_discarded']} discarded; "
         f"{counts['wall_time_s']:.1f} s"

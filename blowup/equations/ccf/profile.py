@@ -120,7 +120,8 @@ class CCFEquation:
         """Odd perturbations φ of the even profile, sampled as f(s) = φ(e^s) (odd, so f ~ e^s at a smooth origin):
         the linearised F = -λΘ + ((1+λ)y + HΘ)Θ' is -λf + c f_s + Ω Tf (Ω = Θ' = q + q_s; H takes the odd φ
         through T as it takes Ω), L = minus that. Space translation, φ = Θ', is its symmetry mode, ν = 1 + λ.
-        Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s) (`second_rate_class`)."""
+        Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s) (`second_rate_class`); far out, where q and Ω
+        have decayed, L ≈ λ - (1 + λ) d/ds, so it decays like e^(-(ν - λ)s/(1 + λ)), slowly just above λ."""
 
         def operator(q: np.ndarray, lam: float, grid: LogGrid) -> np.ndarray:
             hilbert, diff = operator_matrices(grid)
@@ -131,7 +132,8 @@ class CCFEquation:
             return np.full(len(q), lam)
 
         translation = [Symmetry("translation", 1 + lam, "odd")]
-        return [second_rate_class("odd", operator, translation, local_rate, self.origin_speed(lam))]
+        far_field = (lam, 1 + lam)
+        return [second_rate_class("odd", operator, translation, local_rate, self.origin_speed(lam), far_field)]
 
     def linearise(self, q: np.ndarray, lam: float, grid: LogGrid) -> _TransportProducts:
         return _TransportProducts(q, lam, grid)

@@ -100,7 +100,8 @@ class GCLMEquation:
         the linearised equation over the line gives ν m = (α - 1) m for the mass m = ∫φ = 2∫χ ds: every mode but
         one at ν = α - 1 has m = 0, which the formulas above assume (H(χ/ξ) = Hχ/ξ holds only then), so L acts
         on m = 0, and the discarded direction gets ν = -1. Space translation, φ = Ω' (χ = -p_s), is the symmetry
-        mode, ν = α. Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s), as for CCF's odd class."""
+        mode, ν = α. Near the origin an eigenfunction is A e^s + B e^((2 - ν/c₀)s), as for CCF's odd class; far out,
+        where p, Tp and aV/ξ have decayed, L ≈ (α - 1) - α d/ds, so it decays like e^(-(ν - α + 1)s/α)."""
 
         def operator(p: np.ndarray, alpha: float, grid: LogGrid) -> np.ndarray:
             hilbert, diff = operator_matrices(grid)
@@ -123,7 +124,8 @@ class GCLMEquation:
             return lin.transport - 1 - lin.tp
 
         translation = [Symmetry("translation", alpha, "even")]
-        return [second_rate_class("even", operator, translation, local_rate, self.origin_speed(alpha))]
+        far_field = (alpha - 1, alpha)
+        return [second_rate_class("even", operator, translation, local_rate, self.origin_speed(alpha), far_field)]
 
     def linearise(self, p: np.ndarray, alpha: float, grid: LogGrid) -> _Products:
         return _Products(p, alpha, self.a, grid)
