@@ -11,7 +11,7 @@ scripts/odd_mode_truncation.py found for profile 2). On [-36, R] the periodic gr
 e^(-κR), round to the left end, and the rate test (`log_stability._smooth_and_decaying`) then fails or the mode is
 not an eigenvalue of the truncated operator at all: κR decides whether an interval can show the mode.
 
-Two parts, both written to `--out` (column `part`):
+Three parts, all written to `--out` (column `part`):
 
 - `threshold` (always; from the committed walks results/gclm_unstable1_onset_truncation.csv and
   results/gclm_unstable1_onset_wide.csv): for every (a, R) analysed, κ from the mode's ν where it was found (else ν
@@ -158,11 +158,8 @@ def measured_rows(work: Path, rights: list[float], guess: float) -> list[dict]:
             rows.append(row | {"converged": False, "seconds": time.perf_counter() - started})
             continue
         (even,) = fine.equation.other_classes(fine.lam)
-        nus = []
-        for solve in (coarse, fine):
-            values, vectors = np.linalg.eig(even.operator(solve.q, solve.lam, solve.grid))
-            nus.append((values, vectors))
-        (coarse_values, _), (values, vectors) = nus
+        coarse_values = np.linalg.eigvals(even.operator(coarse.q, coarse.lam, coarse.grid))  # only ν's error
+        values, vectors = np.linalg.eig(even.operator(fine.q, fine.lam, fine.grid))
         ccf = ccf_odd_mode(coarse, fine, guess) if a == -1 else {}
         i = int(np.argmin(np.abs(values - guess)))
         nu, chi, s = complex(values[i]), np.abs(vectors[:, i]), fine.grid.s
