@@ -182,9 +182,11 @@ class Problem(ResidualTerms):
     def plot(self, metrics: pd.DataFrame, path: Path) -> None:
         """A figure of the result and its history (`metrics` is metrics.csv), saved to `path`."""
 
-    def stability(self) -> Stability:
+    def stability(self, right: float | None = None) -> Stability:
         """The stability analysis about the trained result, for `blowup stability`; NotImplementedError where
-        the equation has none."""
+        the equation has none. `right`: about the result solved again on a domain reaching that far (`--right`),
+        where eigenfunctions that decay slowly show their tails; NotImplementedError where the domain is fixed,
+        ValueError (one line, with the reason) where the result cannot be taken there."""
         raise NotImplementedError
 
     def init_from(self, other: Problem, network: bool = True) -> None:

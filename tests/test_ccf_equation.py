@@ -125,6 +125,38 @@ def test_stability_past_the_spectrum_limit_runs_on_clustered_grids_or_refuses(cl
         load_trained(cli_run).stability()
 
 
+@pytest.mark.slow
+def test_stability_on_a_wider_interval_solves_the_profile_there_and_shows_more_of_the_odd_class(
+    run_blowup, cli_run, tmp_path
+):
+    """`--right` solves the run's profile again out to it, at the run's spacing, and analyses it there: the published
+    λ and the stable profile's answer again (no unstable mode; time and translation at their exact values), and the
+    odd class, whose slowly decaying eigenfunctions the run's interval cuts short, complete further down."""
+    runs = {}
+    for name, extra in (("own", []), ("wide", ["--right", "120"])):
+        analysis = run_blowup("stability", str(cli_run), "--out", str(tmp_path / name), *extra)
+        assert analysis.returncode == 0, analysis.stderr[-2000:]
+        runs[name] = json.loads((tmp_path / name / "stability.json").read_text())
+    own, wide = runs["own"], runs["wide"]
+    assert own["interval"] == [-40, 80] and wide["interval"] == [-40, 120]
+    assert wide["grid_points"][1] > own["grid_points"][1] * 1.3  # the spacing kept: the points grow with the interval
+    assert abs(wide["lambda"] - PUBLISHED_STABLE) < 1e-10 and wide["n_unstable"] == 0 and wide["n_unstable_trusted"]
+    assert wide["symmetry_modes"]["time"] == pytest.approx(1.0, abs=1e-10)
+    assert wide["symmetry_modes"]["translation"] == pytest.approx(1 + wide["lambda"], abs=1e-10)
+    assert wide["complete_above_by_class"]["odd"] < own["complete_above_by_class"]["odd"] - 0.05
+
+
+@pytest.mark.slow  # the smoke run it refuses for is trained first (cli_run)
+@pytest.mark.parametrize(
+    "right, reason",
+    [("50", "must lie beyond the run's interval [-40, 80]"), ("1e5", "past the dense spectra's 6001: allowed up to")],
+)
+def test_stability_refuses_a_right_end_it_cannot_use_before_any_solve(run_blowup, cli_run, tmp_path, right, reason):
+    analysis = run_blowup("stability", str(cli_run), "--out", str(tmp_path), "--right", right)
+    assert analysis.returncode == 2 and reason in analysis.stderr, analysis.stderr
+    assert len(analysis.stderr.strip().splitlines()) == 1 and not (tmp_path / "stability.json").exists()
+
+
 @pytest.fixture
 def quick_outputs(monkeypatch):
     """A run's outputs without the family scan and Newton's solves (minutes; they are a function of the trained

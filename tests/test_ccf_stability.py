@@ -54,6 +54,20 @@ def test_the_rate_test_sees_past_the_tail_the_interval_truncates():
     assert judged(1.0, 2.0) and not judged(1.06, 2.0) and not judged(0.9, 2.0)
 
 
+def test_the_rate_test_sees_past_a_tail_wrapped_round_above_the_usual_stretch():
+    """A tail as slow as CCF's profile-1 odd mode's on [-36, 600] (e^(-0.019s), 1e-5 of its maximum at the right
+    end) wraps round at that level: above the whole of the usual stretch [-21, -8], where e^s is 3e-4 at most. The
+    rate is then fitted nearer the origin, where the function stands above it: κ = 1 passes, 1.06 and 0.9 fail."""
+    grid = LogGrid.with_spacing(-36.0, 600.0, 0.15)
+    solve = SimpleNamespace(grid=grid)
+
+    def judged(kappa):
+        chi = np.exp(kappa * grid.s) / (1 + np.exp((kappa + 0.0192) * grid.s))
+        return ccf_stability._smooth_and_decaying(solve, chi + chi[-1] * np.cos(grid.s), 0.05)
+
+    assert judged(1.0) and not judged(1.06) and not judged(0.9)
+
+
 @pytest.mark.slow  # dense eigenvalues of the stable profile's operator, both classes: the fast suite stays under 30 s
 def test_the_stable_profile_has_no_unstable_mode_in_either_class(stable):
     spectrum = stable.analyse()

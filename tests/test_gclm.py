@@ -136,6 +136,34 @@ def test_the_time_mode_is_found_on_the_default_grids_at_a_half():
 
 
 @pytest.mark.parametrize(
+    "a, grid, far",
+    [
+        (0.0, LogGrid.with_spacing(-40.0, 30.0, 0.1), None),
+        (0.5, LogGrid.with_spacing(-40.0, 30.0, 0.1), None),
+        (0.5, MappedLogGrid(-40.0, 30.0, 801, ((1.0, 0.5, 3.0),)), None),
+        (0.0, MappedLogGrid(-40.0, 30.0, 801, ((1.0, 0.5, 3.0),)), 0.15),
+    ],
+    ids=["uniform-0", "uniform-half", "mapped-half", "mapped-far-0"],
+)
+def test_a_profile_widened_is_the_closed_form_on_the_wider_interval(a, grid, far):
+    """`widened` (`blowup stability --right`) solves a profile again over [left, 60]: the closed form there (at
+    a = 0 its tail, 2/ξ, is still 2e-13 at the old end, continued by its own decay; at 1/2 16/(3ξ³) has decayed to
+    round-off), at Newton's normalisation (a uniform grid's point nearest 0, a mapped grid's s = 0: `exact_profile`'s
+    peak). The spacing where the grid is densest is kept; far out it is the grid's own or `far`, the coarser."""
+    equation, mapped = GCLMEquation(a), isinstance(grid, MappedLogGrid)
+    alpha, p = closed_form(a, np.exp(grid.s))
+    start = log_profile.newton(equation, p, alpha, grid)
+    wide = log_profile.widened(start, 60.0, far)
+    assert start.converged and wide.converged and (wide.grid.left, wide.grid.right) == (-40.0, 60.0)
+    densest, far_out = (lambda g: np.diff(g.s).min()), (lambda g: g.s[-1] - g.s[-2])
+    assert 0.9 * densest(grid) < densest(wide.grid) <= 1.01 * densest(grid)
+    assert far_out(wide.grid) == pytest.approx(max(far or 0, far_out(grid)), rel=0.1)
+    _, exact = exact_profile(a, wide.grid, peak=0.0 if mapped else None)
+    assert abs(wide.lam - alpha) < 1e-12 and np.abs(wide.q - exact).max() < 1e-10
+    assert wide.offgrid_residual_max() < 1e-12
+
+
+@pytest.mark.parametrize(
     "grid",
     [LogGrid.with_spacing(-40.0, 80.0, 0.15), MappedLogGrid(-40.0, 80.0, 801, ((1.0, 0.5, 3.0),))],
     ids=["uniform", "mapped"],

@@ -91,3 +91,7 @@ def test_cli_writes_files_for_a_run_and_names_unreadable_dirs(tmp_path):
     assert nothing.returncode == 2 and nothing.stderr.count("\n") == 1
     no_plane = subprocess.run(["blowup", "stability", str(run), "--complex"], capture_output=True, text=True)
     assert no_plane.returncode == 2 and no_plane.stderr.count("\n") == 1 and "complex" in no_plane.stderr
+    no_wider = subprocess.run(["blowup", "stability", str(run), "--right", "5"], capture_output=True, text=True)
+    assert no_wider.returncode == 2 and no_wider.stderr.count("\n") == 1 and "boundary values" in no_wider.stderr
+    not_a_number = subprocess.run(["blowup", "stability", str(run), "--right", "inf"], capture_output=True, text=True)
+    assert not_a_number.returncode == 2 and "argument --right: 'inf' is invalid" in not_a_number.stderr

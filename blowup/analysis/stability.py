@@ -1,4 +1,4 @@
-"""`blowup stability RUN_DIR ... [--out DIR] [--complex]`: the linear stability spectrum of trained profiles.
+"""`blowup stability RUN_DIR ... [--out DIR] [--complex] [--right R]`: the stability spectrum of trained profiles.
 
 Self-similar variables turn a blowup profile into a steady state: with τ = -log(1 - t) the profile
 evolves by U_τ = -F(U), so a perturbation φ evolves by φ_τ = Lφ, L = -dF/dU. An eigenvalue ν with
@@ -101,13 +101,14 @@ def show(run_dir: Path, spectrum: Spectrum, console: Console) -> None:
         )
 
 
-def stability_of(run_dir: Path) -> Stability:
-    """The stability analysis of a run dir's trained problem (its config.yaml and checkpoint.pt)."""
+def stability_of(run_dir: Path, right: float | None = None) -> Stability:
+    """The stability analysis of a run dir's trained problem (its config.yaml and checkpoint.pt), on a domain
+    reaching `right` where given (`Problem.stability`)."""
     problem = load_trained(run_dir)
     try:
-        return problem.stability()
-    except NotImplementedError:
-        raise BrokenRun(f"equation {type(problem).__name__} has no stability analysis") from None
+        return problem.stability(right)
+    except NotImplementedError as reason:
+        raise BrokenRun(str(reason) or f"equation {type(problem).__name__} has no stability analysis") from None
 
 
 def write(spectrum: Spectrum, out: Path) -> None:
@@ -116,6 +117,17 @@ def write(spectrum: Spectrum, out: Path) -> None:
     counts = spectrum.counts | {"n_unstable_trusted": bool(np.isfinite(spectrum.unstable_count()))}
     (out / "stability.json").write_text(json.dumps(counts, indent=2) + "\n")
     plot(spectrum, out / "stability.png")
+
+
+def right_end(text: str) -> float:
+    """--right's value: a finite number (each run's analysis checks it against its interval)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: allowed a finite number beyond the run's interval")
+    return value
 
 
 def main(argv: list[str]) -> int:
@@ -128,11 +140,18 @@ def main(argv: list[str]) -> int:
         help="also look for complex modes below each class's continuum edge, in the square of the complex plane above "
         "the real stretch scanned (log-grid equations: CCF, gCLM)",
     )
+    parser.add_argument(
+        "--right",
+        type=right_end,
+        default=None,
+        help="solve the profile again on an interval reaching this far (s = log y for log-grid equations) at the run's "
+        "far spacing and analyse it there: eigenfunctions that decay slowly, missed on the run's interval, show there",
+    )
     args = parser.parse_args(argv)
     console, done = Console(), 0
     for run_dir in args.runs:
         try:
-            stability = stability_of(run_dir)
+            stability = stability_of(run_dir, args.right)
             stability = stability.with_complex_scan() if args.complex else stability
         except (BrokenRun, OSError, KeyError, RuntimeError, ValueError, NotImplementedError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__

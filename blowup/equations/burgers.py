@@ -639,8 +639,11 @@ class Burgers(LaterStages, Problem):
             lin = lin.corrected(correction)
         return lin
 
-    def stability(self) -> CollocationStability:
-        """L = -dF/dU about the reported profile (`stability_spec`)."""
+    def stability(self, right: float | None = None) -> CollocationStability:
+        """L = -dF/dU about the reported profile (`stability_spec`), on the run's domain: its ends are the
+        boundary conditions the profile was solved with."""
+        if right is not None:
+            raise NotImplementedError(f"Burgers' domain {tuple(self.cfg.domain)} is fixed by its boundary values")
         lin = self.reported_linearization()
         perturbed = lin.corrected(self.refinement().next) if self.cfg.refine else None
         return stability_spec(lin, self.k, tuple(self.cfg.domain), self.parity, perturbed)

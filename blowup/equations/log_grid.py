@@ -34,7 +34,7 @@ from blowup.problem import MAX_STAGES, STAGE_PHASES, LaterStages, Problem
 from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
 from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile
-from blowup.solvers.log_stability import LogGridStability
+from blowup.solvers.log_stability import LogGridStability, check_right_end
 from blowup.solvers.stages import StageTrial, begin_stage
 
 BYTES_PER_POINT = 1600  # matrix-free Newton: a few dozen float and complex vectors per grid point (measured)
@@ -502,15 +502,21 @@ class LogGridProfile(LaterStages, Problem):
             raise ValueError("Newton did not converge from this run's network: no profile to analyse")
         return coarse, fine
 
-    def stability(self) -> LogGridStability:
+    def stability(self, right: float | None = None) -> LogGridStability:
         """The analysis on the run's two Newton grids or, past SPECTRUM_POINTS, on two grids clustered at the
         profile's front (`log_profile.clustered`): they resolve profiles 1 and 2 with far fewer points than the
         uniform grids Newton used (both classes' dense spectra in a minute, where profile 1's uniform grids took
         minutes and 2.3 GB and profile 2's shift-invert did not finish in 25 minutes a grid); ValueError where
-        those do not reproduce the run's profile."""
+        those do not reproduce the run's profile. With `right`, those grids widened to it
+        (`LogGridStability.widened`), a right end inside the run's interval refused before any solve."""
+        check_right_end(self.cfg.grid, right)
+        analysis = self._stability()
+        return analysis.widened(right) if right is not None else analysis
+
+    def _stability(self) -> LogGridStability:
         coarse, fine = self.profile_solves()
         if fine.grid.points <= SPECTRUM_POINTS:
-            return LogGridStability(coarse, fine)
+            return LogGridStability(coarse, fine, tolerance=self.scalar_tolerance)
         name, run_scalar = self.equation.scalar_name, fine.lam
         print(
             f"the run's fine grid has {fine.grid.points} points: the profile is solved again on {CLUSTERED_POINTS} "
@@ -524,7 +530,7 @@ class LogGridProfile(LaterStages, Problem):
                     f"the profile re-solved on {solve.grid.points} clustered points is not the run's "
                     f"({name} {solve.lam:.15g}, converged {solve.converged}): no spectrum"
                 )
-        return LogGridStability(coarse, fine)
+        return LogGridStability(coarse, fine, tolerance=self.scalar_tolerance)
 
     def failure(self, evaluation: dict, slack: float = 1.0) -> str | None:
         name = self.equation.scalar_name

@@ -468,6 +468,11 @@ def resample(q: np.ndarray, grid: AnyLogGrid, other: AnyLogGrid, shift: float = 
     if not (grid.left <= other.s[0] and other.s[-1] <= grid.right):
         raise ValueError(f"resample needs points inside [{grid.left}, {grid.right}]")
     at = other.s if shift == 0 else grid.left + np.mod(other.s + shift - grid.left, grid.right - grid.left)
+    return values_at(q, grid, at)
+
+
+def values_at(q: np.ndarray, grid: AnyLogGrid, at: np.ndarray) -> np.ndarray:
+    """q's interpolant (as `resample` builds it) at the points `at` (inside its interval)."""
     mapped = isinstance(grid, MappedLogGrid)
     source = grid.uniform if mapped else grid
     finer_q, finer = interpolate(q, source, RESAMPLE_FACTOR * source.points + 1 - RESAMPLE_FACTOR % 2)

@@ -54,6 +54,7 @@ from blowup.solvers.hilbert import (
     operator_matrices,
     resample,
     slope_row,
+    values_at,
 )
 
 STEP_TOLERANCE = 1e-13  # Newton stops when no unknown moves this much
@@ -76,6 +77,7 @@ ROOT_STEPS = 8  # regula falsi on the defect: a start for Newton, which then pin
 RESOLVED = 1e-9  # following a profile on clustered grids: the residual between grid points kept below this ...
 GRID_GROWTH = 1.4  # ... by grids growing this much (a clustered pair's finer one is as much larger)
 RENARROW = 0.7  # a front this much narrower than its grid's cluster gets a grid of its own
+DECAYED = 1e-14  # u at an interval's right end below this times its largest: continued by zero when widened
 
 
 class Linearised(Protocol):
@@ -533,6 +535,44 @@ def clustered(solve: ProfileSolve, points: int, smooth: bool = True) -> ProfileS
     uniform points to resolve and a few thousand of these. smooth=False: the family's member at solve's σ."""
     grid = clustered_grid(solve, points)
     return newton(solve.equation, normalised_start(solve, grid), solve.lam, grid, smooth=smooth)
+
+
+def widened_grid(grid: LogGrid, right: float, far_spacing: float | None = None) -> LogGrid:
+    """`grid` over [grid.left, right], right beyond its end. A uniform grid keeps its spacing (or the next finer one
+    an FFT takes fast). A mapped grid keeps its spacing at each front's centre, and far from them takes
+    `far_spacing` (its strengths raised to match) where that is coarser than its own: a front as steep as CCF's 2nd
+    unstable profile's holds its points, the far field an eigenfunction's slow tail needs no more than a smooth
+    profile's uniform grid does."""
+    if not isinstance(grid, MappedLogGrid):
+        return LogGrid.with_spacing(grid.left, right, grid.spacing)
+    spacing = grid.uniform.spacing
+    far = max(spacing, far_spacing or spacing)
+    fronts = tuple((centre, width, (1 + strength) * far / spacing - 1) for centre, width, strength in grid.fronts)
+    wider = MappedLogGrid(grid.left, right, 3, fronts).uniform
+    return MappedLogGrid(grid.left, right, fast_odd_size(int(round((wider.right - wider.left) / far))), fronts)
+
+
+def widened(solve: ProfileSolve, right: float, far_spacing: float | None = None) -> ProfileSolve:
+    """The same profile over [left, right], right beyond solve's interval (`widened_grid`), by Newton from solve's
+    u translated to its normalisation (as `clustered`) and continued past solve's end by u's own decay over the
+    last unit of s there (by zero where u has decayed below DECAYED of its largest). Where the profile has
+    decayed to round-off a wider interval leaves it unchanged; what it changes is how far out eigenfunctions
+    that decay slowly are seen (`blowup.solvers.log_stability.PerturbationClass.shown_above`)."""
+    old = solve.grid
+    if right <= old.right:
+        raise ValueError(f"widened needs a right end beyond {old.right}, got {right}")
+    grid = widened_grid(old, right, far_spacing)
+    at = grid.s + normalisation_offset(solve.q, old)
+    start = values_at(solve.q, old, np.clip(at, old.left, old.right))
+    past = at > old.s[-1]
+    last = old.s > old.s[-1] - 1
+    ends = np.abs(solve.q[last])
+    if ends[-1] > DECAYED * np.abs(solve.q).max():
+        rate = min(np.polyfit(old.s[last], np.log(np.maximum(ends, np.finfo(float).tiny)), 1)[0], 0.0)
+        start[past] = solve.q[-1] * np.exp(rate * (at[past] - old.s[-1]))
+    else:
+        start[past] = 0.0
+    return newton(solve.equation, start, solve.lam, grid)
 
 
 def front(solve: ProfileSolve) -> tuple[float, float]:

@@ -32,6 +32,7 @@ profile's class (space translation and, for CCF, adding a constant to θ lie out
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,7 +44,14 @@ from scipy.sparse.linalg import LinearOperator, eigs, gmres
 
 from blowup.problem import GRID, MATCH, Mode, Spectrum, Stability, Symmetry
 from blowup.solvers.hilbert import AnyLogGrid, LogGrid, derivative_transpose
-from blowup.solvers.log_profile import ProfileEquation, ProfileSolve, jacobian_operator, transport_preconditioner
+from blowup.solvers.log_profile import (
+    ProfileEquation,
+    ProfileSolve,
+    jacobian_operator,
+    transport_preconditioner,
+    widened,
+    widened_grid,
+)
 
 SMOOTH_RATE = 0.05  # eigenfunctions must decay towards the origin like e^s within this rate, or within a quarter
 FINEST_RATE = 2.5e-3  # of the non-smooth rate's distance from 1 where less, down to this: the fitted rates of genuine
@@ -53,10 +61,17 @@ NOISE_FLOOR = 1e-9  # a dense eigenvector's entries below this (relative) are ro
 MIN_FIT_POINTS = 5  # of CCF's profile 2 at a = -1 flat at 1e-11 towards the origin (fitted rate 0.81, above it 1.0004)
 WRAP_MARGIN = 100.0  # ... and entries within this factor of what the grid's ends hold: a slowly decaying tail that the
 WRAP_ENDS = 5  # interval truncates is wrapped by the periodic grid onto its left end (this many points each end)
+ORIGIN_FIT_END = -5.0  # ... up to here where needed: a smooth eigenfunction's e^s still leads (CCF's profile 1, odd
+# mode on [-36, 600]: its tail wraps round at 8e-7 of its maximum; fitted over [-7, -5] its rate is 1.00, over the
+# usual [-21, -8] 0.40)
 GRIDS_AGREE = 1e-4  # the same eigenvalue on both grids, relative to max(1, |ν|): artefacts move by O(1) between
 # grids, a resolved mode by its error, which on coarse default grids can exceed 1e-6
 SHOWN = (-15.0, 30.0)  # s-range of the eigenfunctions kept for the plot
 DENSE_POINTS = 6001  # all eigenvalues, dense, up to this many grid points (about 100 bytes a matrix entry) ...
+WIDE_SPACING = 0.15  # a widened clustered grid's spacing far from its front (the finer of the pair; the stable
+# profile's uniform Newton spacing), the coarser one's as much larger as its pair's points are fewer
+DENSE_SECONDS = 2.5e-9  # ... both classes' on a pair of grids of N₁ and N₂ points take about this times N₁³ + N₂³
+# seconds on the 2-core reference machine (measured: 2.0e-9 to 2.4e-9 from 1875/2625 to 3375/4725 points)
 SHIFT = 0.6  # ... past it the NEAREST to SHIFT: the unstable modes of profiles 1 and 2 and the time mode (ν = 1)
 NEAREST = 12
 INNER_TOLERANCE = 1e-12  # each shift-invert product's GMRES solve
@@ -101,14 +116,18 @@ def _smooth_and_decaying(solve: ProfileSolve, vector: np.ndarray, tolerance: flo
     mode's does). The rate is fitted where the eigenfunction stands above round-off and above the tail that the
     interval truncates: a mode decaying slowly far out still holds a little at the right end, and the periodic
     grid carries that onto the left end, where it bends the fitted rate off 1 (the grid's ends hold round-off for
-    a mode that decays fast, and then this changes nothing)."""
+    a mode that decays fast, and then this changes nothing). Where the tail has wrapped round above the whole of
+    the usual stretch, the rate is fitted on as much of the stretch up to ORIGIN_FIT_END as stands above it."""
     s, size = solve.grid.s, np.abs(vector) + 1e-300
     near = (s > solve.grid.left + 15) & (s < solve.grid.left + 28)
     far = (s > solve.grid.right - 40) & (s < solve.grid.right - 20)
     ends = max(size[:WRAP_ENDS].max(), size[-WRAP_ENDS:].max())
-    above_noise = near & (size > max(NOISE_FLOOR * size.max(), WRAP_MARGIN * ends))
-    if above_noise.sum() >= MIN_FIT_POINTS:
-        near = above_noise
+    above_noise = size > max(NOISE_FLOOR * size.max(), WRAP_MARGIN * ends)
+    nearer = (s > solve.grid.left + 15) & (s < ORIGIN_FIT_END) & above_noise
+    if (near & above_noise).sum() >= MIN_FIT_POINTS:
+        near = near & above_noise
+    elif nearer.sum() >= MIN_FIT_POINTS:
+        near = nearer
     toward_origin = np.polyfit(s[near], np.log(size[near]), 1)[0]
     far_out = np.polyfit(s[far], np.log(size[far]), 1)[0]
     return abs(toward_origin - 1) <= tolerance and (far_out < 0 or size[far].max() <= ROUND_OFF * size.max())
@@ -297,6 +316,12 @@ def own_class(equation: ProfileEquation, lam: float) -> PerturbationClass:
     )
 
 
+def check_right_end(interval: tuple[float, float], right: float | None) -> None:
+    """ValueError unless `right` (None: the run's own interval) lies beyond the interval's right end."""
+    if right is not None and right <= interval[1]:
+        raise ValueError(f"--right {right:g} must lie beyond the run's interval [{interval[0]:g}, {interval[1]:g}]")
+
+
 @dataclass
 class LogGridStability(Stability):
     """`blowup stability` on a log-grid run: the coarse and fine Newton solves of its profile, every perturbation
@@ -306,9 +331,43 @@ class LogGridStability(Stability):
     fine: ProfileSolve
     scan: bool = True  # the stretch between a class's resolved bound and its continuum edge scanned (`_scanned`)
     complex_scan: bool = False  # ... and the square of the complex plane above it (`plane_minima`)
+    tolerance: float | None = None  # the run's σ tolerance: a profile solved again (`widened`) must give its σ to it
 
     def with_complex_scan(self) -> LogGridStability:
         return replace(self, complex_scan=True)
+
+    def widened(self, right: float) -> LogGridStability:
+        """Both solves again on grids over [left, right] (`log_profile.widened`: a uniform grid's spacing kept, a
+        clustered one's at its front, WIDE_SPACING far from it, so that the points grow with the interval), refused
+        before any solve where the finer one would pass DENSE_POINTS (the other classes' dense spectra), and after
+        it where either solve does not converge to the run's σ."""
+        check_right_end((self.fine.grid.left, self.fine.grid.right), right)
+        far = (WIDE_SPACING * self.fine.grid.points / self.coarse.grid.points, WIDE_SPACING)
+        grids = [widened_grid(solve.grid, right, h) for solve, h in zip((self.coarse, self.fine), far)]
+        if grids[1].points > DENSE_POINTS:
+            spacing = (right - self.fine.grid.right) / (grids[1].points - self.fine.grid.points)
+            largest = self.fine.grid.right + (DENSE_POINTS - self.fine.grid.points) * spacing
+            raise ValueError(
+                f"--right {right:g} takes {grids[1].points} points at its far spacing, past the dense spectra's "
+                f"{DENSE_POINTS}: allowed up to about {largest:.0f}"
+            )
+        minutes = DENSE_SECONDS * sum(g.points**3 for g in grids) / 60
+        print(
+            f"the profile is solved again on [{self.fine.grid.left:g}, {right:g}] ({grids[0].points} and "
+            f"{grids[1].points} points) and their dense spectra taken "
+            f"({'about a minute' if minutes < 1.5 else f'about {minutes:.0f} minutes'})",
+            file=sys.stderr,
+        )
+        name = self.fine.equation.scalar_name
+        coarse, fine = (widened(solve, right, h) for solve, h in zip((self.coarse, self.fine), far))
+        for solve in (coarse, fine):
+            off = abs(solve.lam - self.fine.lam)
+            if not solve.converged or (self.tolerance is not None and off > self.tolerance):
+                raise ValueError(
+                    f"the profile solved again on [{solve.grid.left:g}, {right:g}] ({solve.grid.points} points) is not "
+                    f"the run's ({name} {solve.lam:.15g}, {off:.1e} off, converged {solve.converged}): no spectrum"
+                )
+        return replace(self, coarse=coarse, fine=fine)
 
     def analyse(self) -> Spectrum:
         started = time.perf_counter()
@@ -359,6 +418,7 @@ class LogGridStability(Stability):
             "n_reported": len(modes),
             "n_discarded": discarded,
             "grid_points": [self.coarse.grid.points, self.fine.grid.points],
+            "interval": [self.fine.grid.left, self.fine.grid.right],  # in s = log y
             equation.scalar_name: lam,
             "max_error": max((m.error for m in modes), default=None),
             "wall_time_s": time.perf_counter() - started,
@@ -496,7 +556,8 @@ def _summary(counts: dict, parities: list[str]) -> str:
     per_class = ", ".join(f"{counts['n_unstable_' + parity]} {parity}" for parity in parities)
     rough = counts["scan_not_smooth"]
     tails = "".join(
-        f"; a mode of the {parity} class below Re ν = {above:.4f} may be missed, its tail too long for the interval"
+        f"; a mode of the {parity} class below Re ν = {above:.4f} may be missed, its tail too long for the interval "
+        f"[{counts['interval'][0]:g}, {counts['interval'][1]:g}] (--right widens it)"
         for parity, above in counts["tail_shown_above_by_class"].items()
         if above > counts["resolved_above_by_class"][parity]
     )
