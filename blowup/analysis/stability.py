@@ -144,8 +144,8 @@ def main(argv: list[str]) -> int:
         "--right",
         type=right_end,
         default=None,
-        help="solve the profile again on an interval reaching this far (s = log y for log-grid equations) at the run's "
-        "far spacing and analyse it there: eigenfunctions that decay slowly, missed on the run's interval, show there",
+        help="solve the profile again on an interval reaching this far (s = log y for log-grid equations) and analyse "
+        "it there: eigenfunctions that decay slowly, missed on the run's interval, show there",
     )
     args = parser.parse_args(argv)
     console, done = Console(), 0
