@@ -153,7 +153,7 @@ def test_a_profile_widened_is_the_closed_form_on_the_wider_interval(a, grid, far
     equation, mapped = GCLMEquation(a), isinstance(grid, MappedLogGrid)
     alpha, p = closed_form(a, np.exp(grid.s))
     start = log_profile.newton(equation, p, alpha, grid)
-    wide = log_profile.widened(start, 60.0, far)
+    wide = log_profile.widened(start, log_profile.widened_grid(grid, 60.0, far))
     assert start.converged and wide.converged and (wide.grid.left, wide.grid.right) == (-40.0, 60.0)
     densest, far_out = (lambda g: np.diff(g.s).min()), (lambda g: g.s[-1] - g.s[-2])
     assert 0.9 * densest(grid) < densest(wide.grid) <= 1.01 * densest(grid)

@@ -552,16 +552,15 @@ def widened_grid(grid: LogGrid, right: float, far_spacing: float | None = None) 
     return MappedLogGrid(grid.left, right, fast_odd_size(int(round((wider.right - wider.left) / far))), fronts)
 
 
-def widened(solve: ProfileSolve, right: float, far_spacing: float | None = None) -> ProfileSolve:
-    """The same profile over [left, right], right beyond solve's interval (`widened_grid`), by Newton from solve's
+def widened(solve: ProfileSolve, grid: LogGrid) -> ProfileSolve:
+    """The same profile on `grid` (solve's widened, `widened_grid`), by Newton from solve's
     u translated to its normalisation (as `clustered`) and continued past solve's end by u's own decay over the
     last unit of s there (by zero where u has decayed below DECAYED of its largest). Where the profile has
     decayed to round-off a wider interval leaves it unchanged; what it changes is how far out eigenfunctions
     that decay slowly are seen (`blowup.solvers.log_stability.PerturbationClass.shown_above`)."""
     old = solve.grid
-    if right <= old.right:
-        raise ValueError(f"widened needs a right end beyond {old.right}, got {right}")
-    grid = widened_grid(old, right, far_spacing)
+    if grid.left != old.left or grid.right <= old.right:
+        raise ValueError(f"widened needs {old}'s interval extended to the right, got {grid}")
     at = grid.s + normalisation_offset(solve.q, old)
     start = values_at(solve.q, old, np.clip(at, old.left, old.right))
     past = at > old.s[-1]

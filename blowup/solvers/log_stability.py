@@ -359,7 +359,7 @@ class LogGridStability(Stability):
             file=sys.stderr,
         )
         name = self.fine.equation.scalar_name
-        coarse, fine = (widened(solve, right, h) for solve, h in zip((self.coarse, self.fine), far))
+        coarse, fine = (widened(solve, grid) for solve, grid in zip((self.coarse, self.fine), grids))
         for solve in (coarse, fine):
             off = abs(solve.lam - self.fine.lam)
             if not solve.converged or (self.tolerance is not None and off > self.tolerance):
