@@ -8,6 +8,12 @@ row each in a CSV.
     python3 scripts/pinn_study.py --ks 0 1 --extra equation=ccf equation.points=601 --out pinn_study_ccf.csv
     python3 scripts/pinn_study.py --ks 0 --extra equation=gclm equation.points=601 --out pinn_study_gclm.csv
     python3 scripts/pinn_study.py --ks 4 --threads null --out pinn_study_k4_two_threads.csv  # as a user runs it alone
+    python3 scripts/pinn_study.py --ks 1 --start equation=ccf --extra equation=ccf equation.points=601 \
+        equation.collocation=front --out pinn_study_ccf_front.csv  # each run from the default run of its seed
+
+With `--start OVERRIDES`, each study run starts from a default-mode run of its own (k, seed) with those overrides
+(`init_from`), trained first and kept beside it; the row's `extra` ends with "init_from=default(OVERRIDES)" and
+`start_wall_s` is that run's time.
 
 Each row: the network alone's λ error (gCLM's: α's), profile error and residual (and the refined result's, the
 reference it is measured against), wall time, the wall time at which |λ - λ_k| first fell to 1e-6 and 1e-9 (from
@@ -37,14 +43,31 @@ def first_time_below(metrics: pd.DataFrame, scalar: str, exact: float, level: fl
 
 
 def run(
-    mode: str, k: int, seed: int, sobolev: int, backend: str, extra: list, scratch: Path, timeout: float, threads: str
+    mode: str,
+    k: int,
+    seed: int,
+    sobolev: int,
+    backend: str,
+    extra: list,
+    scratch: Path,
+    timeout: float,
+    threads: str,
+    start: list | None = None,
 ) -> dict:
     run_dir = scratch / f"{mode}_k{k}_s{seed}_m{sobolev}_{backend}"
     study = ["experiment=pinn_study"] if mode == "study" else []
-    args = ["blowup", "train", f"profile={k}", f"seed={seed}", f"sobolev={sobolev}", f"backend={backend}"]
-    args += [*study, f"threads={threads}", "max_hours=null", "allow_not_converged=true", *extra]
-    args.append(f"hydra.run.dir={run_dir}")
+    common = [f"profile={k}", f"seed={seed}", f"threads={threads}", "max_hours=null"]
     row = {"mode": mode, "profile": k, "seed": seed, "sobolev": sobolev, "backend": backend, "extra": " ".join(extra)}
+    if start is not None:  # the default run of this (k, seed) first; the study run starts from its solution
+        start_dir = scratch / f"start_k{k}_s{seed}"
+        started = time.perf_counter()
+        subprocess.run(["blowup", "train", *common, *start, f"hydra.run.dir={start_dir}"], capture_output=True)
+        row["start_wall_s"] = time.perf_counter() - started
+        row["extra"] += f" init_from=default({' '.join(start)})"
+        extra = [*extra, f"init_from={start_dir}"]
+    args = ["blowup", "train", *common, f"sobolev={sobolev}", f"backend={backend}"]
+    args += [*study, "allow_not_converged=true", *extra]
+    args.append(f"hydra.run.dir={run_dir}")
     started = time.perf_counter()
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
@@ -85,6 +108,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides for every run, e.g. equation.stages=3")
     parser.add_argument("--out", default="pinn_study.csv", help="file name under results/")
     parser.add_argument("--runs", help="keep each run's directory under this folder (default: a temporary one)")
+    parser.add_argument("--start", nargs="*", help="start each run from a default run of its (k, seed) with these")
     opts = parser.parse_args()
     out = ROOT / "results" / opts.out
     if not out.parent.is_dir():  # found before the first run, not when its row is written minutes later
@@ -96,7 +120,9 @@ def main() -> None:
             for backend in opts.backends:
                 for m in opts.sobolev:
                     for k in opts.ks:
-                        row = run(opts.mode, k, seed, m, backend, opts.extra, scratch, opts.timeout, opts.threads)
+                        row = run(
+                            opts.mode, k, seed, m, backend, opts.extra, scratch, opts.timeout, opts.threads, opts.start
+                        )
                         print(json.dumps(row), flush=True)
                         same = (table[KEYS].astype(str) == pd.Series(row)[KEYS].astype(str)).all(axis=1)
                         table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)

@@ -436,3 +436,56 @@ def test_a_run_started_from_a_neighbour_finds_the_same_profile(tmp_path, run_blo
         alphas[name] = json.loads((tmp_path / name / "summary.json").read_text())["alpha"]
     assert "starting from" in run.stdout + run.stderr
     assert abs(alphas["walked"] - alphas["fresh"]) < 1e-12 and abs(alphas["fresh"] - 1) > 0.1
+
+
+def test_collocation_at_the_front_moves_the_networks_points_and_their_operators_with_them(compose_train):
+    """equation.collocation=front: after init_from the network's points cluster where the other run's profile has
+    its least transport speed (a = 1/2's closed form: far out, s = 77), as many as before, and every operator its
+    rows apply moves with them: the closed form satisfies the network's own residual rows at the new points, and
+    the guess phase's target is the closed form there. Rows left on the uniform points' operators fail by O(1)."""
+    import torch
+
+    from blowup.equations import build_problem
+
+    a = 0.5
+    cfg = compose_train("equation=gclm", f"equation.a={a}", "equation.points=601", "equation.collocation=front")
+    problem, other = build_problem(cfg), build_problem(cfg)
+    fine_grid = LogGrid.with_spacing(problem.grid.left, problem.grid.right, 0.01)
+    alpha, exact = exact_profile(a, fine_grid, peak=0.0)
+    fine = SimpleNamespace(q=exact, grid=fine_grid, lam=alpha, converged=False, equation=GCLMEquation(a))
+    other.newton_solves = lambda: (None, None, fine)
+    with pytest.raises(ConfigError, match="init_from's run has no converged profile"):  # no front to cluster at
+        problem.init_from(other)
+    fine.converged = True
+
+    def rows_on_the_closed_form() -> float:  # max |G/e| of the closed form through the network's rows at σ = α
+        _, p = exact_profile(a, problem.grid, peak=0.0)
+        u = torch.tensor(p).view(-1, 1)
+        e, log_slope = problem.envelope(problem.s, problem.lam)
+        with torch.no_grad():
+            return float((problem.network_residual(u, (problem.diff @ u) / e, e) * e).abs().max())
+
+    uniform_spacing = problem.grid.spacing
+    stale = {name: getattr(problem, name).clone() for name in ("hilbert", "diff", "shift_inverse")}
+    problem.init_from(other)
+    grid = problem.grid
+    assert isinstance(grid, MappedLogGrid) and grid.points == 601 and problem.s.shape == (601, 1)
+    speed = np.abs(GCLMEquation(a).linearise(exact, alpha, fine_grid).speed)
+    densest = grid.s[np.argmin(np.diff(grid.s))]
+    assert abs(densest - fine_grid.s[np.argmin(speed)]) < 0.05 and np.diff(grid.s).min() < uniform_spacing / 5
+    assert np.allclose(problem.s.flatten().numpy(), grid.s, rtol=0, atol=1e-15)
+    _, closed_form = exact_profile(a, grid, peak=0.0)
+    assert np.abs(problem.q_guess.flatten().numpy() - closed_form).max() < 1e-4 * closed_form.max()
+    assert problem.lam.item() == pytest.approx(alpha, abs=1e-12)
+    assert rows_on_the_closed_form() < 1e-6  # 8e-8: the closed form resolved at 601 points, not the rows
+    with torch.no_grad():
+        for name, matrix in stale.items():
+            getattr(problem, name).copy_(matrix)
+    assert rows_on_the_closed_form() > 1e-2
+
+
+def test_collocation_at_the_front_needs_a_run_to_take_it_from(gclm_defaults, overridden):
+    with pytest.raises(ConfigError, match="equation.collocation='front' is invalid: allowed uniform, or front with"):
+        validate(overridden(gclm_defaults, "equation.collocation=front"))
+    with pytest.raises(ConfigError, match="equation.collocation='clustered' is invalid"):
+        validate(overridden(gclm_defaults, "equation.collocation=clustered"))

@@ -31,9 +31,9 @@ from blowup.engine.derivatives import input_jet, memory_limit_gb
 from blowup.engine.models import MLP, ModelConfig, StageNetwork
 from blowup.errors import ConfigError, require, require_all
 from blowup.problem import MAX_STAGES, STAGE_PHASES, LaterStages, Problem
-from blowup.solvers.hilbert import LogGrid, interpolate, operator_matrices
+from blowup.solvers.hilbert import AnyLogGrid, LogGrid, MappedLogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
-from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile
+from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile, front
 from blowup.solvers.log_stability import LogGridStability, check_right_end
 from blowup.solvers.stages import StageTrial, begin_stage
 
@@ -65,6 +65,12 @@ def check_grids(cfg: DictConfig, eq, resolved, scalar: str) -> None:
         [
             (bracket, getattr(eq, bracket), 0 < lo < hi, "null (the profile's default) or [lo, hi], 0 < lo < hi"),
             ("points", eq.points, eq.points >= 21 and eq.points % 2 == 1, "an odd integer >= 21"),
+            (
+                "collocation",
+                eq.collocation,
+                eq.collocation == "uniform" or (eq.collocation == "front" and bool(cfg.get("init_from"))),
+                "uniform, or front with init_from=RUN_DIR (the points clustered at that run's profile's front)",
+            ),
             ("input_scale", eq.input_scale, eq.input_scale > 0, "a number > 0"),
             (
                 "scan_spacing",
@@ -126,6 +132,7 @@ class LogGridConfig:
 
     grid: tuple[float, float] | None = None  # s = log y; the profiles' tails must be round-off at both ends
     points: int = 301  # the network's collocation points on the grid (odd)
+    collocation: str = "uniform"  # ... uniform in s, or "front": clustered at init_from's profile's front
     input_scale: float = 20.0  # the network sees s / input_scale
     scan_spacing: float | None = None  # the grid on which the non-smooth family is followed to where it turns smooth
     scan_step: float = 0.02  # ... in steps of σ of this size from the network's σ
@@ -182,12 +189,10 @@ class LogGridProfile(LaterStages, Problem):
         self.stage_trial = StageTrial()  # optim.stage's damping, frequencies and trial steps, set by `study_phases`
         self.row_scale = 1.0  # the rows are divided by it: a later stage's scale in its phase
         self.lam_raw = nn.Parameter(torch.zeros(()))  # σ at the middle of its bracket
-        self.grid = LogGrid(*cfg.grid, cfg.points)
-        hilbert, diff = operator_matrices(self.grid)
+        self.grid: AnyLogGrid = LogGrid(*cfg.grid, cfg.points)
         dtype = torch.get_default_dtype()  # the network trains in the run's dtype; Newton is float64 throughout
-        self.register_buffer("hilbert", torch.tensor(hilbert, dtype=dtype))
-        self.register_buffer("diff", torch.tensor(diff, dtype=dtype))
-        self.register_buffer("s", torch.tensor(self.grid.s, dtype=dtype).view(-1, 1))
+        for name, values in self.collocation_operators(self.grid).items():
+            self.register_buffer(name, torch.tensor(values, dtype=dtype))
         self.register_buffer("origin", torch.zeros(1, 1))
         u_guess = self.equation.rough(0.5 * (self.lam_lo + self.lam_hi), self.grid)
         self.register_buffer("q_guess", torch.tensor(u_guess, dtype=dtype).view(-1, 1))
@@ -210,13 +215,38 @@ class LogGridProfile(LaterStages, Problem):
     def solution_columns(self, u: np.ndarray, grid: LogGrid, scalar: float) -> dict[str, np.ndarray]:
         """solution.csv's physical columns (y, the profile, its transforms) on `grid`."""
 
+    def collocation_operators(self, grid: AnyLogGrid) -> dict[str, np.ndarray]:
+        """The network's points on `grid` and the dense operators its rows apply there (buffers of these names);
+        an equation whose rows need more adds them."""
+        hilbert, diff = operator_matrices(grid)
+        return {"hilbert": hilbert, "diff": diff, "s": grid.s.reshape(-1, 1)}
+
+    def collocate(self, grid: AnyLogGrid) -> None:
+        """The network's points moved to `grid` (as many as before), its operators with them."""
+        self.grid = grid
+        with torch.no_grad():
+            for name, values in self.collocation_operators(grid).items():
+                getattr(self, name).copy_(torch.tensor(values))
+
     def init_from(self, other: Problem, network: bool = True) -> None:
         """The other run's network; its refined profile as the family scan's start and the guess phase's target, and σ
         at that profile's (moved into this run's bracket; at the other network's σ where its Newton did not
         converge). A run started from another's solution begins in its basin: a parameter walked by hand starts each
         run from the last one's profile, and a PINN study's network for a profile its phases do not find from the
-        rough guess (CCF's profile 1) is fitted to the refined profile first."""
+        rough guess (CCF's profile 1) is fitted to the refined profile first. With `collocation: front` the
+        network's points are clustered at that profile's front (`log_profile.front`: the width Newton's clustered
+        grids take): a front steeper than the uniform points resolve leaves the network's loss without a minimum
+        at the profile, and Newton on the same points misses it too (CCF's profile 1: README, "CCF's network in the
+        study")."""
         _, _, fine = other.newton_solves()
+        if self.cfg.collocation == "front":
+            if not fine.converged:
+                raise ConfigError(
+                    "equation.collocation='front' is invalid here: init_from's run has no converged profile to "
+                    "cluster at; allowed uniform, or front from a run whose Newton converged"
+                )
+            centre, width = front(fine)
+            self.collocate(MappedLogGrid(*self.cfg.grid, self.cfg.points, ((centre, width, 1 / width),)))
         if fine.converged:
             self.start_profile = (fine.q, fine.grid, fine.lam)
             with torch.no_grad():

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
@@ -23,7 +22,7 @@ from blowup.equations.gclm.profile import GCLMEquation, exact_profile
 from blowup.equations.log_grid import LogGridConfig, LogGridProfile, check_grids, study_phases
 from blowup.errors import require
 from blowup.problem import typed_equation_config
-from blowup.solvers.hilbert import LogGrid, hilbert_over_y, shifted_derivative_inverse
+from blowup.solvers.hilbert import AnyLogGrid, LogGrid, hilbert_over_y, shifted_derivative_inverse
 
 CCF_MEMBER = -1.0  # the a at which gCLM is CCF
 A_COLLAPSE = 0.68  # profile 0's a at most: its α vanishes at a_c ≈ 0.689 (Lushnikov, Silantyev, Siegel 2010.01201)
@@ -97,8 +96,11 @@ class GCLM(LogGridProfile):
         cfg = with_defaults(cfg, profile)
         self.equation = GCLMEquation(cfg.a)
         super().__init__(cfg, profile, sobolev, backend, cfg.alpha_bracket, cfg.entry_alpha, cfg.alpha_tolerance)
-        shift_inverse = shifted_derivative_inverse(np.eye(self.grid.points), self.grid)
-        self.register_buffer("shift_inverse", torch.tensor(shift_inverse, dtype=torch.get_default_dtype()))
+
+    def collocation_operators(self, grid: AnyLogGrid) -> dict[str, np.ndarray]:
+        """U/ξ's (I + d/ds)⁻¹ too."""
+        shift_inverse = shifted_derivative_inverse(np.eye(grid.points), grid)
+        return super().collocation_operators(grid) | {"shift_inverse": shift_inverse}
 
     def far_rate(self, alpha: Tensor) -> Tensor:
         return 1 / alpha  # Ω + αξΩ' ~ 0 far out: Ω ~ ξ^(-1/α)
