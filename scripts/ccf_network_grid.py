@@ -25,7 +25,7 @@ import pandas as pd
 
 from blowup.equations.ccf.profile import CCF_EQUATION
 from blowup.solvers.hilbert import LogGrid, MappedLogGrid
-from blowup.solvers.log_profile import front, newton
+from blowup.solvers.log_profile import front_cluster, newton
 
 
 def main() -> None:
@@ -45,8 +45,8 @@ def main() -> None:
     resolved = LogGrid(*interval, opts.reference)
     reference = newton(CCF_EQUATION, start(resolved), lam, resolved)
     grids = [("uniform", LogGrid(*interval, n)) for n in opts.uniform]
-    centre, width = front(reference)  # as equation.collocation=front places the network's points
-    grids += [("front", MappedLogGrid(*interval, n, ((centre, width, 1 / width),))) for n in opts.front]
+    fronts = front_cluster(reference)  # as equation.collocation=front places the network's points
+    grids += [("front", MappedLogGrid(*interval, n, fronts)) for n in opts.front]
     rows = []
     for collocation, grid in grids:
         started = time.perf_counter()

@@ -36,11 +36,10 @@ def one(work: Path, points: int, dense: bool, offset: float, offgrid: bool) -> d
     from blowup.equations.ccf.profile import CCF_EQUATION
     from blowup.solvers import hilbert
     from blowup.solvers.hilbert import MappedLogGrid
-    from blowup.solvers.log_profile import front, load_solve, newton, normalised_start
+    from blowup.solvers.log_profile import front_cluster, load_solve, newton, normalised_start
 
     uniform, _ = load_solve(work / "profile2.npz", CCF_EQUATION)
-    centre, width = front(uniform)
-    grid = MappedLogGrid(uniform.grid.left, uniform.grid.right, points, ((centre, width, 1 / width),))
+    grid = MappedLogGrid(uniform.grid.left, uniform.grid.right, points, front_cluster(uniform))
     start = normalised_start(uniform, grid)
     clock = time.perf_counter()
     if not dense:

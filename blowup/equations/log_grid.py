@@ -33,7 +33,7 @@ from blowup.errors import ConfigError, require, require_all
 from blowup.problem import MAX_STAGES, STAGE_PHASES, LaterStages, Problem
 from blowup.solvers.hilbert import AnyLogGrid, LogGrid, MappedLogGrid, interpolate, operator_matrices
 from blowup.solvers.log_branch import ParameterBranch
-from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile, front
+from blowup.solvers.log_profile import FamilyScan, ProfileEquation, ProfileSolve, clustered, find_profile, front_cluster
 from blowup.solvers.log_stability import LogGridStability, check_right_end
 from blowup.solvers.stages import StageTrial, begin_stage
 
@@ -234,8 +234,8 @@ class LogGridProfile(LaterStages, Problem):
         converge). A run started from another's solution begins in its basin: a parameter walked by hand starts each
         run from the last one's profile, and a PINN study's network for a profile its phases do not find from the
         rough guess (CCF's profile 1) is fitted to the refined profile first. With `collocation: front` the
-        network's points are clustered at that profile's front (`log_profile.front`: the width Newton's clustered
-        grids take): a front steeper than the uniform points resolve leaves the network's loss without a minimum
+        network's points are clustered at that profile's front (`log_profile.front_cluster`: as Newton's
+        clustered grids): a front steeper than the uniform points resolve leaves the network's loss without a minimum
         at the profile, and Newton on the same points misses it too (CCF's profile 1: README, "CCF's network in the
         study")."""
         _, _, fine = other.newton_solves()
@@ -245,8 +245,7 @@ class LogGridProfile(LaterStages, Problem):
                     "equation.collocation='front' is invalid here: init_from's run has no converged profile to "
                     "cluster at; allowed uniform, or front from a run whose Newton converged"
                 )
-            centre, width = front(fine)
-            self.collocate(MappedLogGrid(*self.cfg.grid, self.cfg.points, ((centre, width, 1 / width),)))
+            self.collocate(MappedLogGrid(*self.cfg.grid, self.cfg.points, front_cluster(fine)))
         if fine.converged:
             self.start_profile = (fine.q, fine.grid, fine.lam)
             with torch.no_grad():

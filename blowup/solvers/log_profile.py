@@ -588,10 +588,16 @@ def front(solve: ProfileSolve) -> tuple[float, float]:
     return float(solve.grid.s[least]), min(CLUSTER_WIDTH * float(speed[least]), peak)
 
 
+def front_cluster(solve: ProfileSolve) -> tuple[tuple[float, float, float]]:
+    """A `MappedLogGrid`'s fronts clustering at solve's `front`: its centre and width, strength 1/width (the grid
+    about 1 + 1/width times denser there)."""
+    centre, width = front(solve)
+    return ((centre, width, 1 / width),)
+
+
 def clustered_grid(solve: ProfileSolve, points: int) -> MappedLogGrid:
     """A grid of `points` (the next count FFTs take fast) over solve's interval, clustered at its `front`."""
-    centre, width = front(solve)
-    return MappedLogGrid(solve.grid.left, solve.grid.right, fast_odd_size(points), ((centre, width, 1 / width),))
+    return MappedLogGrid(solve.grid.left, solve.grid.right, fast_odd_size(points), front_cluster(solve))
 
 
 def front_moved(solve: ProfileSolve) -> bool:
