@@ -61,9 +61,11 @@ def run(
     if start is not None:  # the default run of this (k, seed) first; the study run starts from its solution
         start_dir = scratch / f"start_k{k}_s{seed}"
         started = time.perf_counter()
-        subprocess.run(["blowup", "train", *common, *start, f"hydra.run.dir={start_dir}"], capture_output=True)
+        began = subprocess.run(["blowup", "train", *common, *start, f"hydra.run.dir={start_dir}"], capture_output=True)
         row["start_wall_s"] = time.perf_counter() - started
         row["extra"] += f" init_from=default({' '.join(start)})"
+        if began.returncode != 0:  # no completed solution to start from: the study run would only be refused
+            return row | {"exit_code": began.returncode, "status": f"start run failed ({start_dir})"}
         extra = [*extra, f"init_from={start_dir}"]
     args = ["blowup", "train", *common, f"sobolev={sobolev}", f"backend={backend}"]
     args += [*study, "allow_not_converged=true", *extra]

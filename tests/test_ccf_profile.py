@@ -15,11 +15,12 @@ from blowup.equations.ccf.profile import (
     solve_profile,
 )
 from blowup.solvers.hilbert import LogGrid, hilbert_over_y, interpolate
-from blowup.solvers.log_profile import DIVERGED, _ProfileSystem, family_tangent, householder_lstsq
+from blowup.solvers.log_profile import DIVERGED, _ProfileSystem, _scan_from_entry, family_tangent, householder_lstsq
 
 # Wang, Lai, Gómez-Serrano, Buckmaster et al., arXiv 2509.14185, Fig. 2: the stable and 1st unstable profiles
 PUBLISHED_STABLE = 1.1807776628998
 PUBLISHED_FIRST_UNSTABLE = 0.6057337012032
+PUBLISHED_SECOND_UNSTABLE = 0.4713248638620  # its table's value (arXiv 2509.14185, Fig. 3b)
 GRID = LogGrid.with_spacing(-40.0, 80.0, 0.2)
 
 
@@ -103,6 +104,24 @@ def test_the_first_unstable_profile_from_the_family(first_unstable_ccf_profile):
         interpolate(scan.smooth.q, scan.smooth.grid, coarse.grid.points)[0], scan.smooth.lam, coarse.grid, dense=True
     )
     assert dense.converged and abs(dense.lam - coarse.lam) < 1e-13  # the matrix-free solve's λ, to round-off
+
+
+@pytest.mark.slow  # profile 2's family on its 19201-point scanning grid: about two minutes
+def test_a_start_at_the_second_unstable_profile_that_the_scanning_grid_does_not_resolve_reenters_the_family():
+    """A start at profile 2's λ (init_from's refined profile; here the scanning grid's own smooth member moved to
+    0.4713, which lands on the same branch) is a member whose branch Newton loses or leaves at every step up (for
+    a steeper member with the same sign of the defect): followed from it, the family turns smooth nowhere in the
+    bracket. With reenter, the family is entered at 0.7 as from a rough start and turns smooth within the scanning
+    grid's error of the published 0.4713248638620, where the default run finds it."""
+    grid, bracket, entry = LogGrid.with_spacing(-36.0, 60.0, 0.005), (0.46, 0.48), 0.7
+    entered = _scan_from_entry(CCF_EQUATION, grid, bracket, 0.02, entry)  # the default run's path
+    assert entered.smooth is not None and abs(entered.smooth.lam - PUBLISHED_SECOND_UNSTABLE) < 2e-4
+    start = newton(entered.smooth.q, 0.4713, grid, smooth=False, tolerance=1e-5)
+    assert start.converged and smoothness_defect(start.q, 0.4713, grid) < 0
+    followed = smooth_in_bracket(start.q, 0.4713, grid, bracket, 0.02, entry)
+    assert followed.smooth is None and followed.covered[0] < 0.4713 < followed.covered[1]
+    reentered = smooth_in_bracket(start.q, 0.4713, grid, bracket, 0.02, entry, reenter=True)
+    assert reentered.smooth is not None and abs(reentered.smooth.lam - PUBLISHED_SECOND_UNSTABLE) < 2e-4
 
 
 @pytest.mark.parametrize("smooth", [True, False])

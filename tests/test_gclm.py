@@ -484,6 +484,31 @@ def test_collocation_at_the_front_moves_the_networks_points_and_their_operators_
     assert rows_on_the_closed_form() > 1e-2
 
 
+def test_a_run_started_from_another_refines_once_whatever_its_network_does(compose_train, monkeypatch):
+    """From init_from's profile the refinement does not depend on the network (its start and σ are that profile's):
+    done once a run, not again at every acceptance check; a run's own network is refined again when it changes."""
+    import torch
+
+    import blowup.equations.log_grid as log_grid
+    from blowup.equations import build_problem
+
+    calls = []
+    monkeypatch.setattr(log_grid, "find_profile", lambda *args, **kwargs: calls.append(kwargs) or (None, None, None))
+    cfg = compose_train("equation=gclm", "equation.a=0.5")
+    problem, other, fresh = build_problem(cfg), build_problem(cfg), build_problem(cfg)
+    fine_grid = LogGrid.with_spacing(problem.grid.left, problem.grid.right, 0.01)
+    alpha, exact = exact_profile(0.5, fine_grid, peak=0.0)
+    fine = SimpleNamespace(q=exact, grid=fine_grid, lam=alpha, converged=True, equation=GCLMEquation(0.5))
+    other.newton_solves = lambda: (None, None, fine)
+    problem.init_from(other)
+    for trained in (problem, fresh):
+        for _ in range(2):
+            trained.newton_solves()
+            with torch.no_grad():
+                trained.lam_raw.add_(0.1)  # the network moved, as between two acceptance checks
+    assert [kwargs["reenter"] for kwargs in calls] == [True, False, False]
+
+
 def test_collocation_at_the_front_needs_a_run_to_take_it_from(gclm_defaults, overridden):
     with pytest.raises(ConfigError, match="equation.collocation='front' is invalid: allowed uniform, or front with"):
         validate(overridden(gclm_defaults, "equation.collocation=front"))

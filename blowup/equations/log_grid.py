@@ -166,6 +166,7 @@ class LogGridProfile(LaterStages, Problem):
     judges_results = True  # Newton from the network says when the network is in the profile's basin
     equation: ProfileEquation
     start_profile: tuple[np.ndarray, LogGrid, float] | None = None  # init_from's refined profile (u, grid, σ)
+    refined_from_start: tuple[FamilyScan, ProfileSolve, ProfileSolve] | None = None  # `newton_solves` from it
     unknown_name = "q"  # solution.csv's column of the unknown u (and its `_network` twin)
     nonlocal_terms = ("residual", "smoothness")  # the Hilbert transform: every row needs u at every point
     title = "profile"
@@ -229,12 +230,13 @@ class LogGridProfile(LaterStages, Problem):
                 getattr(self, name).copy_(torch.tensor(values))
 
     def init_from(self, other: Problem, network: bool = True) -> None:
-        """The other run's network; its refined profile as the family scan's start and the guess phase's target, and σ
-        at that profile's (moved into this run's bracket; at the other network's σ where its Newton did not
-        converge). A run started from another's solution begins in its basin: a parameter walked by hand starts each
-        run from the last one's profile, and a PINN study's network for a profile its phases do not find from the
-        rough guess (CCF's profile 1) is fitted to the refined profile first. With `collocation: front` the
-        network's points are clustered at that profile's front (`log_profile.front_cluster`: as Newton's
+        """The other run's network; its refined profile as the family scan's start (and the family entered as from a
+        rough start where the scan from it finds no smooth member: `smooth_in_bracket`'s reenter) and the guess
+        phase's target, and σ at that profile's (moved into this run's bracket; at the other network's σ where its
+        Newton did not converge). A run started from another's solution begins in its basin: a parameter walked by
+        hand starts each run from the last one's profile, and a PINN study's network for a profile its phases do not
+        find from the rough guess (CCF's profile 1) is fitted to the refined profile first. With `collocation: front`
+        the network's points are clustered at that profile's front (`log_profile.front_cluster`: as Newton's
         clustered grids): a front steeper than the uniform points resolve leaves the network's loss without a minimum
         at the profile, and Newton on the same points misses it too (CCF's profile 1: README, "CCF's network in the
         study")."""
@@ -247,7 +249,7 @@ class LogGridProfile(LaterStages, Problem):
                 )
             self.collocate(MappedLogGrid(*self.cfg.grid, self.cfg.points, front_cluster(fine)))
         if fine.converged:
-            self.start_profile = (fine.q, fine.grid, fine.lam)
+            self.start_profile, self.refined_from_start = (fine.q, fine.grid, fine.lam), None
             with torch.no_grad():
                 self.q_guess.copy_(torch.tensor(self.start_profile_at(self.grid.s)).view(-1, 1))
         if network:
@@ -474,8 +476,9 @@ class LogGridProfile(LaterStages, Problem):
         return q.flatten().cpu().double().numpy()
 
     def newton_solves(self) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
-        """The family followed from the network's u and σ, Newton on the coarse grid from where it turned smooth,
-        then on the fine grid from that (`find_profile`)."""
+        """The family followed from the network's u and σ (or from init_from's profile, whatever the network's
+        state), Newton on the coarse grid from where it turned smooth, then on the fine grid from that
+        (`find_profile`)."""
 
         def start(grid: LogGrid) -> np.ndarray:
             return self.network_q(grid.s) if self.start_profile is None else self.start_profile_at(grid.s)
@@ -491,9 +494,14 @@ class LogGridProfile(LaterStages, Problem):
                 self.cfg.scan_step,
                 self.cfg.newton_spacing,
                 self.entry,
+                reenter=self.start_profile is not None,  # init_from's profile, not the network, starts the scan
             )
 
-        return self.once_per_state("newton", compute)
+        if self.start_profile is None:
+            return self.once_per_state("newton", compute)
+        if self.refined_from_start is None:  # init_from's profile alone starts it: one refinement a run, not one
+            self.refined_from_start = compute()  # per acceptance check, each the same (minutes for CCF's profile 2)
+        return self.refined_from_start
 
     def evaluate(self) -> dict:
         scan, coarse, fine = self.newton_solves()

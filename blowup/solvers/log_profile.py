@@ -399,6 +399,7 @@ def smooth_in_bracket(
     bracket: tuple[float, float],
     step: float,
     entry: float | None = None,
+    reenter: bool = False,
 ) -> FamilyScan:
     """The family's member nearest to σ whose smoothness defect vanishes, searched within `bracket`: a rough
     start for Newton with the smoothness row.
@@ -410,12 +411,23 @@ def smooth_in_bracket(
     Newton's basin), it is entered at `entry` (default: the bracket's upper end) from the equation's rough
     start and followed down to the bracket's upper end. That scan does not depend on (u, σ): it is done once
     per equation, grid, bracket, step and entry (a run asks for it at every acceptance check). The grid only
-    has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's tolerance."""
+    has to give the defect's sign: members are accepted at FAMILY_TOLERANCE, not at the profile's tolerance.
+
+    reenter: where the family followed from (u, σ) turns smooth nowhere in the bracket, it is entered at `entry` as
+    well, for a start that is another run's refined profile (`init_from`) and so judges no network. Such a profile
+    can be steeper than the scanning grid resolves: CCF's profile 2 (front width 0.010, scanning spacing 0.005),
+    resampled there, is the member of a branch that Newton loses or leaves at every step up (for a steeper member
+    whose defect keeps the start's sign) and loses a quarter step below; entered from above, the grid's family
+    turns smooth at the profile."""
     lo, hi = bracket
     first = _member(equation, q, min(max(lam, lo), hi), grid)
-    if first is not None:
-        return _follow(equation, first, grid, bracket, step)
-    return _scan_from_entry(equation, grid, bracket, step, entry)
+    if first is None:
+        return _scan_from_entry(equation, grid, bracket, step, entry)
+    followed = _follow(equation, first, grid, bracket, step)
+    if followed.smooth is not None or not reenter:
+        return followed
+    entered = _scan_from_entry(equation, grid, bracket, step, entry)
+    return entered if entered.smooth is not None else followed
 
 
 def _member(equation: ProfileEquation, start: np.ndarray, at: float, grid: LogGrid) -> ProfileSolve | None:
@@ -449,12 +461,18 @@ def _follow(
 
     def advance(last: ProfileSolve, direction: int) -> ProfileSolve | None:
         """The next member in a direction, the step halved (STEP_HALVINGS times at most) where Newton loses the
-        family: its members change faster as their fronts steepen."""
+        family: its members change faster as their fronts steepen. A step cut to the bracket's edge is tried once:
+        Newton from the same start loses the same member again."""
+        tried = set()
         for halving in range(STEP_HALVINGS + 1):
             nxt = min(max(last.lam + direction * step / 2**halving, lo), hi)
-            found = member(last.q, nxt) if nxt != last.lam else None
-            if found is not None or nxt == last.lam:
-                return found
+            if nxt == last.lam:
+                return None
+            if nxt not in tried:
+                tried.add(nxt)
+                found = member(last.q, nxt)
+                if found is not None:
+                    return found
         return None
 
     ends, lowest, covered = {+1: first, -1: first}, first, [first.lam, first.lam]
@@ -502,14 +520,16 @@ def find_profile(
     scan_step: float,
     newton_spacing: tuple[float, float],
     entry: float | None = None,
+    reenter: bool = False,
 ) -> tuple[FamilyScan, ProfileSolve, ProfileSolve]:
     """The smooth profile in `bracket` nearest to (start, σ), as a run finds it: the family followed to where it
     turns smooth on a scanning grid, then Newton on the coarse and the fine grid of `newton_spacing` over
     `interval`; the fine solve's σ minus the coarse one's is the error estimate. `start(grid)` gives the
     starting u on a grid (a network's, or the equation's rough start); `entry` where the family is entered if
-    not there (`smooth_in_bracket`)."""
+    not there, and with `reenter` also where the family followed from the start does not turn smooth
+    (`smooth_in_bracket`)."""
     scan_grid = LogGrid.with_spacing(*interval, scan_spacing)
-    scan = smooth_in_bracket(equation, start(scan_grid), lam, scan_grid, bracket, scan_step, entry)
+    scan = smooth_in_bracket(equation, start(scan_grid), lam, scan_grid, bracket, scan_step, entry, reenter)
     coarse_grid, fine_grid = (LogGrid.with_spacing(*interval, h) for h in newton_spacing)
     if scan.smooth is None:
         nothing = ProfileSolve(lam, start(coarse_grid), coarse_grid, 0, False, equation=equation)
