@@ -13,7 +13,8 @@ row each in a CSV.
 
 With `--start OVERRIDES`, each study run starts from a default-mode run of its own (k, seed) with those overrides
 (`init_from`), trained first and kept beside it; the row's `extra` ends with "init_from=default(OVERRIDES)" and
-`start_wall_s` is that run's time.
+`start_wall_s` is that run's time. A start run that fails ends its row: status "start run failed (DIR): " and its
+error's last line, no study run.
 
 Each row: the network alone's λ error (gCLM's: α's), profile error and residual (and the refined result's, the
 reference it is measured against), wall time, the wall time at which |λ - λ_k| first fell to 1e-6 and 1e-9 (from
@@ -61,11 +62,13 @@ def run(
     if start is not None:  # the default run of this (k, seed) first; the study run starts from its solution
         start_dir = scratch / f"start_k{k}_s{seed}"
         started = time.perf_counter()
-        began = subprocess.run(["blowup", "train", *common, *start, f"hydra.run.dir={start_dir}"], capture_output=True)
+        command = ["blowup", "train", *common, *start, f"hydra.run.dir={start_dir}"]
+        began = subprocess.run(command, capture_output=True, text=True)
         row["start_wall_s"] = time.perf_counter() - started
         row["extra"] += f" init_from=default({' '.join(start)})"
         if began.returncode != 0:  # no completed solution to start from: the study run would only be refused
-            return row | {"exit_code": began.returncode, "status": f"start run failed ({start_dir})"}
+            why = (began.stderr.strip().splitlines() or ["no message"])[-1]  # the CLI's one line, or a traceback's last
+            return row | {"exit_code": began.returncode, "status": f"start run failed ({start_dir}): {why}"}
         extra = [*extra, f"init_from={start_dir}"]
     args = ["blowup", "train", *common, f"sobolev={sobolev}", f"backend={backend}"]
     args += [*study, "allow_not_converged=true", *extra]

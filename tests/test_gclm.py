@@ -420,6 +420,27 @@ def test_init_from_fits_the_guess_to_the_other_runs_profile_and_starts_sigma_at_
     assert problem.lam.item() == pytest.approx(alpha, abs=1e-12)
 
 
+def test_the_guess_target_holds_the_profile_relative_to_its_envelope_where_the_start_is_at_round_off(compose_train):
+    """The guess phase fits u/e. A start as Newton leaves it carries round-off far out (here 1e-16 of its largest,
+    added) and ends short of this run's grid; its u/e must still be the profile's: at a = 0 with v = 1,
+    u/e = 2(1 + ξ²)/(ξ² + 1) = 2 at every s (e at α = 1), the closed form's own."""
+    import torch
+
+    from blowup.equations import build_problem
+
+    cfg = compose_train("equation=gclm", "equation.a=0", "equation.points=101", "equation.model.width=8")
+    problem, other = build_problem(cfg), build_problem(cfg)
+    start_grid = LogGrid.with_spacing(problem.grid.left + 4, problem.grid.right - 4, 1e-3)
+    alpha, exact = exact_profile(0.0, start_grid, peak=0.0)
+    noisy = exact + 1e-16 * exact.max() * np.random.default_rng(0).standard_normal(exact.shape)
+    fine = SimpleNamespace(q=noisy, grid=start_grid, lam=alpha, converged=True)
+    other.newton_solves = lambda: (None, None, fine)
+    problem.init_from(other)
+    e, _ = problem.envelope(problem.s, torch.tensor(alpha))
+    w = (problem.q_guess / e).flatten().numpy()
+    assert np.abs(w - 2).max() < 1e-5  # interpolation and the trusted floor; u/e of round-off misses by O(1)
+
+
 @pytest.mark.slow
 def test_a_run_started_from_a_neighbour_finds_the_same_profile(tmp_path, run_blowup):
     """a = 0.1 from the a = 0 run's network and profile, and from scratch: the same α (a sweep that walks a by

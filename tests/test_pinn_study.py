@@ -2,6 +2,9 @@
 what the first network left, and the network's own figures lead the console, summary.json and `blowup report`."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -310,3 +313,19 @@ def test_a_log_grid_study_fits_a_later_stage_and_reports_what_each_stage_bought(
     assert summary["lambda_error_network"] == pytest.approx(reported["lambda_error"], abs=1e-15)
     assert summary["residual_max_network"] == reported["residual_max"]  # the figure the keep rule compares
     assert second["kept"] == (second["residual_max"] < first["residual_max"])
+
+
+def test_the_study_scripts_row_for_a_start_run_that_fails_says_why_and_no_study_run_follows(tmp_path):
+    """scripts/pinn_study.py --start: a start run that exits non-zero (here refused at its config) ends its row with
+    the start run's own error line; the study run, which init_from's check would only refuse, is not made."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pinn_study.py"
+    out, runs = tmp_path / "rows.csv", tmp_path / "runs"
+    args = ["--ks", "2", "--seeds", "0", "--start", "equation=ccf", "equation.points=600"]
+    args += ["--extra", "equation=ccf", "--out", str(out), "--runs", str(runs)]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = pd.read_csv(out).to_dict("records")
+    assert row["exit_code"] == 2 and pd.isna(row.get("wall_s"))
+    assert row["status"].startswith(f"start run failed ({runs / 'start_k2_s0'}): ")
+    assert "equation.points=600 is invalid: allowed an odd integer" in row["status"]
+    assert not any(runs.glob("study_*"))

@@ -145,6 +145,10 @@ class LogGridConfig:
     # null: three times Newton's fine grid
 
 
+TRUSTED_FRACTION = 1e-10  # a refined profile's values below this fraction of its largest are taken as round-off
+# (Newton's u is accurate to ~1e-17 absolute far out: 1e-7 relative at this floor)
+
+
 class ScaledInput(nn.Module):
     """w(s) = MLP(s / scale), on tensors and jets alike."""
 
@@ -251,7 +255,7 @@ class LogGridProfile(LaterStages, Problem):
         if fine.converged:
             self.start_profile, self.refined_from_start = (fine.q, fine.grid, fine.lam), None
             with torch.no_grad():
-                self.q_guess.copy_(torch.tensor(self.start_profile_at(self.grid.s)).view(-1, 1))
+                self.q_guess.copy_(torch.tensor(self.guess_target(self.grid.s)).view(-1, 1))
         if network:
             super().init_from(other, network)
             lam = min(max(fine.lam if fine.converged else other.lam.item(), self.lam_lo), self.lam_hi)
@@ -263,6 +267,21 @@ class LogGridProfile(LaterStages, Problem):
         """init_from's refined profile at the points s (0 outside its grid, where it has decayed)."""
         u, grid, _ = self.start_profile
         return np.interp(s, grid.s, u, left=0.0, right=0.0)
+
+    def guess_target(self, s: np.ndarray) -> np.ndarray:
+        """init_from's refined profile at the points s as the guess phase fits it, continued by the envelope's decay
+        (w = u/e held at its last trusted value) where the profile is at round-off or off its grid. The fit weighs
+        u relative to e, and far out Newton's u is accurate only to round-off of its largest value while e decays on:
+        there u/e is noise (CCF's profile 2: w 4 to 8 at the right end where it is 1.09), which no network fits and
+        whose misfit dominated the guess phase's loss; the envelope, built on the far field, carries the decay."""
+        u, grid, scalar = self.start_profile
+        trusted = np.flatnonzero(np.abs(u) > TRUSTED_FRACTION * np.abs(u).max())
+        edge = np.clip(s, grid.s[trusted[0]], grid.s[trusted[-1]])
+
+        def envelope(x: np.ndarray) -> np.ndarray:
+            return self.envelope(torch.tensor(x, dtype=torch.float64), torch.tensor(scalar))[0].numpy()
+
+        return np.interp(edge, grid.s, u) / envelope(edge) * envelope(s)
 
     def continued(self) -> dict[str, tuple[float, Callable[[float], ProfileEquation]]]:
         """The equation's parameters `blowup continue` can follow: config key -> (its value, the equation at
