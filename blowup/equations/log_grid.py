@@ -281,7 +281,7 @@ class LogGridProfile(LaterStages, Problem):
         def envelope(x: np.ndarray) -> np.ndarray:
             return self.envelope(torch.tensor(x, dtype=torch.float64), torch.tensor(scalar))[0].numpy()
 
-        return np.interp(edge, grid.s, u) / envelope(edge) * envelope(s)
+        return self.start_profile_at(edge) / envelope(edge) * envelope(s)
 
     def continued(self) -> dict[str, tuple[float, Callable[[float], ProfileEquation]]]:
         """The equation's parameters `blowup continue` can follow: config key -> (its value, the equation at
